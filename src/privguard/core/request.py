@@ -1,0 +1,33 @@
+"""RequestView: the facts an adapter extracted from one request.
+
+Header names are lower case; repeated fields are joined with ``", "`` in order
+(RFC 9110 §5.3), so nothing is lost the way ``dict(headers)`` would lose it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["RequestView"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """Method, path, scheme, host, socket peer and the headers privguard consults."""
+
+    method: str
+    path: str
+    scheme: str = "http"
+    host: str = ""
+    peer: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """Value of a (lower-case) header, or ``None``."""
+        return self.headers.get(name)
+
+    @property
+    def is_https(self) -> bool:
+        """True for ``https`` requests."""
+        return self.scheme == "https"

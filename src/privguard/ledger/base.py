@@ -1,0 +1,580 @@
+"""What a consent receipt is, how receipts chain, and what every ledger back-end offers.
+
+This module decides:
+
+* which facts a receipt may hold (:class:`ReceiptDraft` refuses a full IP
+  address, a raw User-Agent string or an unknown method/age status, so a
+  birth date or a full address can never reach a row);
+* how a receipt is hashed: SHA-256 over canonical JSON of *every* stored field
+  (``seq`` and ``prev_hash`` included, only ``hash`` itself left out), so no
+  column can change unnoticed (:func:`hash_receipt`);
+* how a stored row is read back: strictly (:func:`receipt_from_row`); a value
+  that is not in its canonical stored form is itself a sign of tampering;
+* how a chain is checked (:func:`verify_chain`): gap-free ``seq`` from the
+  anchor, each ``prev_hash`` equal to the previous ``hash`` (``"0" * 64``
+  before the first receipt, or the anchor left behind by a purge), each
+  ``hash`` recomputed, and the last receipt equal to the recorded chain head;
+* which prefix of the chain a purge may delete (:func:`purge_boundary`):
+  only a run of receipts from the start, so what is kept still verifies.
+
+Back-ends (``sqlite.py``, ``postgres.py``) only store and fetch; the rules live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "AGE_STATUSES",
+    "CATEGORIES",
+    "COLUMNS",
+    "GENESIS_HASH",
+    "METHODS",
+    "ChainHead",
+    "Ledger",
+    "Receipt",
+    "ReceiptDraft",
+    "StatsRow",
+    "VerifyResult",
+    "canonical_json",
+    "draft_from_json",
+    "draft_to_json",
+    "hash_receipt",
+    "make_receipt",
+    "purge_boundary",
+    "receipt_from_row",
+    "receipt_to_row",
+    "stats_rows",
+    "verify_chain",
+]
+
+#: ``prev_hash`` of the first receipt of a ledger that was never purged.
+GENESIS_HASH = "0" * 64
+
+#: How a choice was made.
+METHODS = frozenset({"banner", "form", "json", "age", "gpc"})
+#: Age answers a receipt may carry (never a birth date).
+AGE_STATUSES = frozenset({"unknown", "adult", "minor"})
+#: Consent categories of the policy, in display order.
+CATEGORIES = ("necessary", "functionality", "performance", "marketing")
+
+#: Stored columns, in table order. Every one of them is covered by the hash
+#: except ``hash`` itself.
+COLUMNS = (
+    "seq",
+    "id",
+    "ts",
+    "policy_version",
+    "granted",
+    "denied",
+    "method",
+    "regime",
+    "country",
+    "gpc",
+    "dnt",
+    "ip",
+    "ua_family",
+    "age_status",
+    "prev_hash",
+    "hash",
+)
+
+_MAX_TEXT = 128
+_MAX_UA_FAMILY = 64
+_HEX = frozenset("0123456789abcdef")
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError("receipt ts must be an aware datetime (UTC)")
+    return ts.astimezone(UTC)
+
+
+def _check_ip(ip: str) -> None:
+    """Refuse anything that is not an already truncated address."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise ValueError(f"receipt ip {ip!r} is not an IP address") from None
+    if str(addr) != ip:
+        raise ValueError(f"receipt ip {ip!r} is not in canonical form")
+    if isinstance(addr, ipaddress.IPv4Address):
+        host_bits = int(addr) & 0xFF  # a /24 or shorter prefix zeroes the last byte
+    else:
+        host_bits = int(addr) & ((1 << 64) - 1)  # a /64 or shorter zeroes the interface id
+    if host_bits:
+        raise ValueError(f"receipt ip {ip!r} is not truncated; store only the truncated address")
+
+
+def _check_text(name: str, value: object, *, optional: bool = False, limit: int = _MAX_TEXT) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValueError(f"receipt {name} must be a non-empty string of at most {limit} characters")
+    if any(ch < " " for ch in value):
+        raise ValueError(f"receipt {name} must not contain control characters")
+
+
+def _categories(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ValueError(f"receipt {name} must be a sequence of category names, not a string")
+    out = tuple(sorted(set(values)))
+    for value in out:
+        _check_text(name, value, limit=32)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDraft:
+    """One consent choice, as the consent/age endpoints describe it.
+
+    The draft holds only what may be stored: ``ip`` must already be truncated
+    (an IPv4 address with a zero last byte, an IPv6 address with a zero
+    interface identifier), ``ua_family`` is a family name such as ``"Chrome"``
+    (never the raw User-Agent), and the age is ``age_status`` alone (never a
+    birth date). ``granted``/``denied`` are normalised to sorted tuples; ``ts``
+    to UTC. Anything else raises :class:`ValueError` at construction.
+    """
+
+    id: str
+    ts: datetime
+    policy_version: str
+    granted: tuple[str, ...]
+    denied: tuple[str, ...]
+    method: str
+    regime: str
+    country: str | None
+    gpc: bool
+    dnt: bool
+    ip: str | None
+    ua_family: str | None
+    age_status: str = "unknown"
+
+    def __post_init__(self) -> None:
+        _check_text("id", self.id, limit=64)
+        object.__setattr__(self, "ts", _utc(self.ts))
+        _check_text("policy_version", self.policy_version, limit=64)
+        granted = _categories("granted", self.granted)
+        denied = _categories("denied", self.denied)
+        if set(granted) & set(denied):
+            raise ValueError("a category cannot be both granted and denied")
+        object.__setattr__(self, "granted", granted)
+        object.__setattr__(self, "denied", denied)
+        if self.method not in METHODS:
+            raise ValueError(f"receipt method must be one of {sorted(METHODS)}")
+        _check_text("regime", self.regime, limit=32)
+        _check_text("country", self.country, optional=True, limit=8)
+        if not isinstance(self.gpc, bool) or not isinstance(self.dnt, bool):
+            raise ValueError("receipt gpc and dnt must be booleans")
+        if self.ip is not None:
+            _check_ip(self.ip)
+        _check_text("ua_family", self.ua_family, optional=True, limit=_MAX_UA_FAMILY)
+        if self.ua_family is not None and ("(" in self.ua_family or "/" in self.ua_family):
+            raise ValueError("receipt ua_family must be a family name, not a User-Agent string")
+        if self.age_status not in AGE_STATUSES:
+            raise ValueError(f"receipt age_status must be one of {sorted(AGE_STATUSES)}")
+
+
+_DRAFT_FIELDS = tuple(f.name for f in fields(ReceiptDraft))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A stored receipt: the draft's fields plus its place in the hash chain.
+
+    ``seq`` is the 1-based position in the chain, ``prev_hash`` the ``hash`` of
+    the receipt before it (or of the purge anchor, or :data:`GENESIS_HASH`),
+    and ``hash`` the SHA-256 of the canonical JSON of all other fields.
+    """
+
+    seq: int
+    id: str
+    ts: datetime
+    policy_version: str
+    granted: tuple[str, ...]
+    denied: tuple[str, ...]
+    method: str
+    regime: str
+    country: str | None
+    gpc: bool
+    dnt: bool
+    ip: str | None
+    ua_family: str | None
+    age_status: str
+    prev_hash: str
+    hash: str
+
+    @property
+    def draft(self) -> ReceiptDraft:
+        """The draft this receipt was made from."""
+        return ReceiptDraft(**{name: getattr(self, name) for name in _DRAFT_FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt as a JSON-ready mapping (``ts`` as an ISO 8601 string)."""
+        out = {name: getattr(self, name) for name in COLUMNS}
+        out["ts"] = format_ts(self.ts)
+        out["granted"] = list(self.granted)
+        out["denied"] = list(self.denied)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where the chain currently ends, and where it starts after purges.
+
+    ``seq``/``hash`` belong to the newest receipt (or equal the anchor when the
+    ledger is empty); ``anchor_seq``/``anchor_hash`` are those of the last
+    purged receipt (``0`` and :data:`GENESIS_HASH` when nothing was purged).
+    """
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+    anchor_seq: int = 0
+    anchor_hash: str = GENESIS_HASH
+    purged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of :meth:`Ledger.verify`.
+
+    ``checked`` counts receipts that passed before the first bad one;
+    ``first_bad_seq``/``first_bad_id`` name that receipt (``None`` when the
+    chain is whole, or when the break is after the last receipt); ``reason``
+    says what is wrong in one line.
+    """
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    first_bad_id: str | None = None
+    reason: str = ""
+
+    @property
+    def first_bad(self) -> str | None:
+        """``"seq 12 (id …)"`` for messages, or ``None``."""
+        if self.first_bad_seq is None:
+            return None
+        return f"seq {self.first_bad_seq} (id {self.first_bad_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Choices for one month, regime and category: how often granted / denied."""
+
+    month: str
+    regime: str
+    category: str
+    granted: int
+    denied: int
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """A hash-chained, append-only store of consent receipts."""
+
+    def append(self, draft: ReceiptDraft) -> Receipt:
+        """Store one receipt at the head of the chain (idempotent per receipt id)."""
+        ...
+
+    def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
+        """Store several receipts in order, in one transaction."""
+        ...
+
+    def iter_receipts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        receipt_id: str | None = None,
+    ) -> Iterator[Receipt]:
+        """Receipts in chain order, filtered by ``since <= ts < until`` and id."""
+        ...
+
+    def verify(self) -> VerifyResult:
+        """Check the whole chain."""
+        ...
+
+    def purge(self, older_than: timedelta, now: datetime) -> int:
+        """Delete receipts older than ``now - older_than``; return how many."""
+        ...
+
+    def stats(self, since: datetime | None = None, until: datetime | None = None) -> list[StatsRow]:
+        """Choices per month, regime and category."""
+        ...
+
+    def head(self) -> ChainHead:
+        """The current chain head and purge anchor."""
+        ...
+
+    def close(self) -> None:
+        """Release every connection."""
+        ...
+
+
+# -- canonical forms -------------------------------------------------------------------
+
+
+def format_ts(ts: datetime) -> str:
+    """The one stored/hashed text form of a time: UTC, microseconds, ``+00:00``."""
+    return _utc(ts).isoformat(timespec="microseconds")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, key-sorted JSON: the byte-exact form that is hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _hash_payload(seq: int, draft: ReceiptDraft, prev_hash: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+    payload["ts"] = format_ts(draft.ts)
+    payload["granted"] = list(draft.granted)
+    payload["denied"] = list(draft.denied)
+    payload["seq"] = seq
+    payload["prev_hash"] = prev_hash
+    return payload
+
+
+def hash_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> str:
+    """SHA-256 (hex) over every stored field of the receipt except ``hash``."""
+    data = canonical_json(_hash_payload(seq, draft, prev_hash)).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> Receipt:
+    """Chain ``draft`` after a receipt whose hash is ``prev_hash``."""
+    values = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+    return Receipt(
+        seq=seq, prev_hash=prev_hash, hash=hash_receipt(seq, draft, prev_hash), **values
+    )
+
+
+def receipt_to_row(receipt: Receipt, *, ts_as_text: bool, bool_as_int: bool) -> tuple[Any, ...]:
+    """The values stored for ``receipt``, in :data:`COLUMNS` order."""
+    row: list[Any] = []
+    for name in COLUMNS:
+        value = getattr(receipt, name)
+        if name == "ts":
+            value = format_ts(value) if ts_as_text else value
+        elif name in ("granted", "denied"):
+            value = canonical_json(list(value))
+        elif name in ("gpc", "dnt") and bool_as_int:
+            value = int(value)
+        row.append(value)
+    return tuple(row)
+
+
+class MalformedRow(ValueError):
+    """A stored row whose values are not in their canonical form."""
+
+    def __init__(self, seq: object, receipt_id: object, column: str, detail: str) -> None:
+        self.seq = seq if isinstance(seq, int) else None
+        self.receipt_id = receipt_id if isinstance(receipt_id, str) else None
+        self.column = column
+        super().__init__(f"column {column!r} is malformed: {detail}")
+
+
+def _strict_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{value!r} is not 0/1/true/false")
+
+
+def _strict_ts(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a timestamp")
+    ts = datetime.fromisoformat(value)
+    if format_ts(ts) != value:
+        raise ValueError(f"{value!r} is not in canonical form")
+    return _utc(ts)
+
+
+def _strict_categories(value: object) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not JSON text")
+    items = json.loads(value)
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{value!r} is not a JSON list of names")
+    if canonical_json(sorted(set(items))) != value:
+        raise ValueError(f"{value!r} is not in canonical form")
+    return tuple(items)
+
+
+def _strict_hash(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+        raise ValueError(f"{value!r} is not a SHA-256 hex digest")
+    return value
+
+
+def receipt_from_row(row: Sequence[Any]) -> Receipt:
+    """Decode a stored row (in :data:`COLUMNS` order), refusing non-canonical values.
+
+    Raises :class:`MalformedRow` naming the column, so :func:`verify_chain`
+    can report it as tampering.
+    """
+    values = dict(zip(COLUMNS, row, strict=True))
+    seq, rid = values["seq"], values["id"]
+    decoders = {
+        "ts": _strict_ts,
+        "granted": _strict_categories,
+        "denied": _strict_categories,
+        "gpc": _strict_bool,
+        "dnt": _strict_bool,
+        "prev_hash": _strict_hash,
+        "hash": _strict_hash,
+    }
+    decoded: dict[str, Any] = {}
+    for name in COLUMNS:
+        raw = values[name]
+        try:
+            if name == "seq":
+                if type(raw) is not int or raw < 1:
+                    raise ValueError(f"{raw!r} is not a positive integer")
+                decoded[name] = raw
+            elif name in decoders:
+                decoded[name] = decoders[name](raw)
+            else:
+                if raw is not None and not isinstance(raw, str):
+                    raise ValueError(f"{raw!r} is not text")
+                decoded[name] = raw
+        except ValueError as exc:
+            raise MalformedRow(seq, rid, name, str(exc)) from None
+    try:
+        draft = ReceiptDraft(**{name: decoded[name] for name in _DRAFT_FIELDS})
+    except (TypeError, ValueError) as exc:
+        raise MalformedRow(seq, rid, "receipt", str(exc)) from None
+    if draft.granted != decoded["granted"] or draft.denied != decoded["denied"]:
+        raise MalformedRow(seq, rid, "granted", "categories are not sorted")
+    return Receipt(**decoded)
+
+
+def draft_to_json(draft: ReceiptDraft) -> str:
+    """One spool line (without the newline) for ``draft``."""
+    payload: dict[str, Any] = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+    payload["ts"] = format_ts(draft.ts)
+    payload["granted"] = list(draft.granted)
+    payload["denied"] = list(draft.denied)
+    return canonical_json(payload)
+
+
+def draft_from_json(line: str) -> ReceiptDraft:
+    """Parse a spool line written by :func:`draft_to_json` (``ValueError`` if it is not one)."""
+    data = json.loads(line)
+    if not isinstance(data, Mapping) or set(data) != set(_DRAFT_FIELDS):
+        raise ValueError("not a receipt draft")
+    values = dict(data)
+    values["ts"] = datetime.fromisoformat(values["ts"])
+    values["granted"] = tuple(values["granted"])
+    values["denied"] = tuple(values["denied"])
+    return ReceiptDraft(**values)
+
+
+# -- chain rules -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _ChainCheck:
+    """Running state of :func:`verify_chain`."""
+
+    expected_seq: int
+    expected_prev: str
+    checked: int = 0
+    last: Receipt | None = field(default=None)
+
+
+def verify_chain(rows: Iterable[Sequence[Any]], head: ChainHead) -> VerifyResult:
+    """Check stored rows (in ``seq`` order) against each other and the chain head."""
+    state = _ChainCheck(expected_seq=head.anchor_seq + 1, expected_prev=head.anchor_hash)
+    for row in rows:
+        try:
+            receipt = receipt_from_row(row)
+        except MalformedRow as exc:
+            return VerifyResult(False, state.checked, exc.seq, exc.receipt_id, str(exc))
+        bad = _check_link(receipt, state)
+        if bad:
+            return VerifyResult(False, state.checked, receipt.seq, receipt.id, bad)
+        state.checked += 1
+        state.expected_seq = receipt.seq + 1
+        state.expected_prev = receipt.hash
+        state.last = receipt
+    if state.expected_seq - 1 != head.seq or state.expected_prev != head.hash:
+        return VerifyResult(
+            False,
+            state.checked,
+            None,
+            None,
+            f"chain ends at seq {state.expected_seq - 1} but its recorded head is seq "
+            f"{head.seq}: receipts after the last one were removed or the head was altered",
+        )
+    return VerifyResult(True, state.checked)
+
+
+def _check_link(receipt: Receipt, state: _ChainCheck) -> str:
+    if receipt.seq != state.expected_seq:
+        return (
+            f"expected seq {state.expected_seq}, found seq {receipt.seq}: "
+            "a receipt was removed or renumbered"
+        )
+    if receipt.prev_hash != state.expected_prev:
+        return "prev_hash does not match the previous receipt's hash"
+    draft = receipt.draft
+    if hash_receipt(receipt.seq, draft, receipt.prev_hash) != receipt.hash:
+        return "hash does not match the receipt's content: a stored value was changed"
+    return ""
+
+
+def purge_boundary(ts_in_seq_order: Iterable[tuple[int, datetime]], cutoff: datetime) -> int:
+    """The last ``seq`` a purge may delete: the end of the leading run older than ``cutoff``.
+
+    Receipts replayed from a spool can be older than ones stored before them;
+    a purge only ever removes a prefix of the chain so that the rest still
+    verifies from the anchor. Returns 0 when nothing may go.
+    """
+    boundary = 0
+    for seq, ts in ts_in_seq_order:
+        if ts >= cutoff:
+            break
+        boundary = seq
+    return boundary
+
+
+def stats_rows(receipts: Iterable[Receipt]) -> list[StatsRow]:
+    """Count grants and denials per month (``YYYY-MM``, UTC), regime and category."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for receipt in receipts:
+        month = receipt.ts.strftime("%Y-%m")
+        for category in receipt.granted:
+            counts.setdefault((month, receipt.regime, category), [0, 0])[0] += 1
+        for category in receipt.denied:
+            counts.setdefault((month, receipt.regime, category), [0, 0])[1] += 1
+    order = {name: index for index, name in enumerate(CATEGORIES)}
+    keys = sorted(counts, key=lambda k: (k[0], k[1], order.get(k[2], len(order)), k[2]))
+    return [StatsRow(m, r, c, counts[(m, r, c)][0], counts[(m, r, c)][1]) for m, r, c in keys]
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC (for callers at the edge; the rules take time as input)."""
+    return datetime.now(UTC)
+
+
+def as_utc(ts: datetime) -> datetime:
+    """``ts`` in UTC; naive values are taken as UTC (CLI dates)."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
+
+
+def check_cutoff(older_than: timedelta, now: datetime) -> datetime:
+    """``now - older_than``, refusing a negative age."""
+    if older_than < timedelta(0):
+        raise ValueError("older_than must not be negative")
+    return _utc(now) - older_than

@@ -1,0 +1,353 @@
+"""The embedded consent ledger: one SQLite file, WAL, one connection per thread.
+
+Decides how receipts live in SQLite:
+
+* URL form ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
+  ``sqlite:///:memory:``; optional ``?timeout=SECONDS`` (how long a writer
+  waits for the file lock before the append fails with
+  :class:`~privguard.errors.LedgerError` and the receipt is spooled; default 5).
+* Schema version in ``PRAGMA user_version``; a newer file is refused.
+* Appends are serialised across threads *and* processes with
+  ``BEGIN IMMEDIATE``: the chain head is read and advanced inside the write
+  lock, so concurrent writers keep one chain. ``synchronous=FULL``: a receipt
+  is proof, it must survive a power cut once ``append`` has returned.
+* ``:memory:`` ledgers (tests, demos) share one connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from privguard.errors import ConfigError, LedgerError
+from privguard.ledger.base import (
+    COLUMNS,
+    GENESIS_HASH,
+    ChainHead,
+    Receipt,
+    ReceiptDraft,
+    StatsRow,
+    VerifyResult,
+    check_cutoff,
+    format_ts,
+    make_receipt,
+    purge_boundary,
+    receipt_from_row,
+    receipt_to_row,
+    stats_rows,
+    verify_chain,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteLedger", "parse_sqlite_url"]
+
+#: Version written to ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+_DEFAULT_TIMEOUT = 5.0
+
+_SCHEMA = (
+    """
+    CREATE TABLE privguard_receipts (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        ts TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        granted TEXT NOT NULL,
+        denied TEXT NOT NULL,
+        method TEXT NOT NULL,
+        regime TEXT NOT NULL,
+        country TEXT,
+        gpc INTEGER NOT NULL,
+        dnt INTEGER NOT NULL,
+        ip TEXT,
+        ua_family TEXT,
+        age_status TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX privguard_receipts_ts ON privguard_receipts (ts)",
+    """
+    CREATE TABLE privguard_ledger_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        anchor_seq INTEGER NOT NULL,
+        anchor_hash TEXT NOT NULL,
+        purged INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO privguard_ledger_head VALUES (1, 0, ?, 0, ?, 0)",
+)
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM privguard_receipts"
+_INSERT = (
+    f"INSERT INTO privguard_receipts ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+
+
+def parse_sqlite_url(url: str) -> tuple[str, float]:
+    """``(path, timeout)`` from a ``sqlite:///…`` URL; ``ConfigError(option="ledger")`` if bad."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+        raise ConfigError("ledger", f"{url!r} is not a sqlite:///path URL")
+    path = parts.path[1:]
+    if not path:
+        raise ConfigError("ledger", f"{url!r} names no database file")
+    timeout = _DEFAULT_TIMEOUT
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key != "timeout":
+            raise ConfigError("ledger", f"unknown sqlite URL parameter {key!r} (valid: timeout)")
+        try:
+            timeout = float(values[-1])
+        except ValueError:
+            raise ConfigError("ledger", f"timeout {values[-1]!r} is not a number") from None
+        if not 0 <= timeout <= 600:
+            raise ConfigError("ledger", "timeout must be between 0 and 600 seconds")
+    return path, timeout
+
+
+class SQLiteLedger:
+    """A :class:`~privguard.ledger.base.Ledger` in one SQLite file.
+
+    :param url: ``sqlite:///path.db`` (see the module docstring).
+    :param create: create the file and schema when missing; with ``False`` a
+        missing file raises :class:`LedgerError` (the CLI reads, it never creates).
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.path, self.timeout = parse_sqlite_url(url)
+        self._memory = self.path == ":memory:"
+        self._create = create
+        self._lock = threading.RLock()  # guards the bookkeeping (and the memory connection)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._ready = False
+        if not self._memory and not create and not Path(self.path).is_file():
+            raise LedgerError(f"no ledger database at {self.path}")
+        with self._connection() as conn:
+            self._ensure_schema(conn)
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
+        self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (the shared one, locked, for ``:memory:``)."""
+        with self._lock:
+            if self._closed:
+                raise LedgerError("ledger is closed")
+            if self._memory:
+                conn = self._connections[0] if self._connections else self._connect()
+            else:
+                conn = getattr(self._local, "conn", None)
+                if conn is None:
+                    conn = self._local.conn = self._connect()
+        if self._memory:
+            with self._lock:
+                yield conn
+        else:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._connection() as conn:
+            try:
+                conn.execute(begin)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger {self.path} is unavailable: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise LedgerError(f"ledger {self.path} failed: {exc}") from exc
+                raise
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    for statement in _SCHEMA:
+                        params = (GENESIS_HASH, GENESIS_HASH) if "?" in statement else ()
+                        conn.execute(statement, params)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot prepare ledger {self.path}: {exc}") from exc
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"ledger {self.path} has schema version {version}; "
+                f"this privguard understands up to {SCHEMA_VERSION}"
+            )
+
+    # -- chain -------------------------------------------------------------------------
+
+    @staticmethod
+    def _head(conn: sqlite3.Connection) -> ChainHead:
+        row = conn.execute(
+            "SELECT seq, hash, anchor_seq, anchor_hash, purged FROM privguard_ledger_head"
+        ).fetchone()
+        if row is None:
+            raise LedgerError("ledger chain head is missing")
+        return ChainHead(*row)
+
+    def head(self) -> ChainHead:
+        """The current chain head and purge anchor."""
+        with self._transaction("BEGIN") as conn:
+            return self._head(conn)
+
+    def append(self, draft: ReceiptDraft) -> Receipt:
+        """Store ``draft`` at the head of the chain; an already stored id returns that receipt."""
+        return self.append_many((draft,))[0]
+
+    def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
+        """Store ``drafts`` in order in one ``BEGIN IMMEDIATE`` transaction."""
+        if not drafts:
+            return []
+        out: list[Receipt] = []
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            head = self._head(conn)
+            seq, prev = head.seq, head.hash
+            batch: dict[str, Receipt] = {}
+            for draft in drafts:
+                known = batch.get(draft.id) or self._by_id(conn, draft.id)
+                if known is not None:
+                    out.append(known)
+                    continue
+                seq += 1
+                receipt = make_receipt(seq, draft, prev)
+                conn.execute(_INSERT, receipt_to_row(receipt, ts_as_text=True, bool_as_int=True))
+                prev = receipt.hash
+                batch[draft.id] = receipt
+                out.append(receipt)
+            if batch:
+                conn.execute(
+                    "UPDATE privguard_ledger_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev)
+                )
+        return out
+
+    @staticmethod
+    def _by_id(conn: sqlite3.Connection, receipt_id: str) -> Receipt | None:
+        row = conn.execute(f"{_SELECT} WHERE id = ?", (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row is not None else None
+
+    def iter_receipts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        receipt_id: str | None = None,
+    ) -> Iterator[Receipt]:
+        """Receipts in chain order with ``since <= ts < until`` (and the given id)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(format_ts(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(format_ts(until))
+        if receipt_id is not None:
+            clauses.append("id = ?")
+            params.append(receipt_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._transaction("BEGIN") as conn:
+            cursor = conn.execute(f"{_SELECT}{where} ORDER BY seq", params)
+            try:
+                for row in cursor:
+                    yield receipt_from_row(row)
+            finally:
+                cursor.close()
+
+    def verify(self) -> VerifyResult:
+        """Check the whole chain in one read snapshot."""
+        with self._transaction("BEGIN") as conn:
+            head = self._head(conn)
+            cursor = conn.execute(f"{_SELECT} ORDER BY seq")
+            try:
+                return verify_chain(cursor, head)
+            finally:
+                cursor.close()
+
+    def purge(self, older_than: timedelta, now: datetime) -> int:
+        """Delete the leading receipts older than ``now - older_than``; anchor the rest."""
+        cutoff = check_cutoff(older_than, now)
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            rows = conn.execute("SELECT seq, ts FROM privguard_receipts ORDER BY seq")
+            boundary = purge_boundary(
+                ((seq, datetime.fromisoformat(ts)) for seq, ts in rows), cutoff
+            )
+            if not boundary:
+                return 0
+            (anchor_hash,) = conn.execute(
+                "SELECT hash FROM privguard_receipts WHERE seq = ?", (boundary,)
+            ).fetchone()
+            deleted = conn.execute(
+                "DELETE FROM privguard_receipts WHERE seq <= ?", (boundary,)
+            ).rowcount
+            conn.execute(
+                "UPDATE privguard_ledger_head SET anchor_seq = ?, anchor_hash = ?, "
+                "purged = purged + ? WHERE id = 1",
+                (boundary, anchor_hash, deleted),
+            )
+            return int(deleted)
+
+    def stats(self, since: datetime | None = None, until: datetime | None = None) -> list[StatsRow]:
+        """Choices per month, regime and category."""
+        return stats_rows(self.iter_receipts(since=since, until=until))
+
+    def close(self) -> None:
+        """Close every connection this ledger opened, in any thread."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def __enter__(self) -> SQLiteLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteLedger({self.url!r})"
