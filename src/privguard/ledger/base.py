@@ -14,8 +14,9 @@ This module decides:
   anchor, each ``prev_hash`` equal to the previous ``hash`` (``"0" * 64``
   before the first receipt, or the anchor left behind by a purge), each
   ``hash`` recomputed, and the last receipt equal to the recorded chain head;
-* which prefix of the chain a purge may delete (:func:`purge_boundary`):
-  only a run of receipts from the start, so what is kept still verifies.
+* that a purge deletes only a prefix of the chain (up to the first receipt
+  that is still young enough) and records where it cut, so what is kept
+  still verifies from that anchor.
 
 Back-ends (``sqlite.py``, ``postgres.py``) only store and fetch; the rules live here.
 """
@@ -46,8 +47,9 @@ __all__ = [
     "draft_from_json",
     "draft_to_json",
     "hash_receipt",
+    "ledger_kind",
     "make_receipt",
-    "purge_boundary",
+    "open_ledger",
     "receipt_from_row",
     "receipt_to_row",
     "stats_rows",
@@ -112,7 +114,9 @@ def _check_ip(ip: str) -> None:
         raise ValueError(f"receipt ip {ip!r} is not truncated; store only the truncated address")
 
 
-def _check_text(name: str, value: object, *, optional: bool = False, limit: int = _MAX_TEXT) -> None:
+def _check_text(
+    name: str, value: object, *, optional: bool = False, limit: int = _MAX_TEXT
+) -> None:
     if value is None and optional:
         return
     if not isinstance(value, str) or not value or len(value) > limit:
@@ -349,9 +353,7 @@ def hash_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> str:
 def make_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> Receipt:
     """Chain ``draft`` after a receipt whose hash is ``prev_hash``."""
     values = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
-    return Receipt(
-        seq=seq, prev_hash=prev_hash, hash=hash_receipt(seq, draft, prev_hash), **values
-    )
+    return Receipt(seq=seq, prev_hash=prev_hash, hash=hash_receipt(seq, draft, prev_hash), **values)
 
 
 def receipt_to_row(receipt: Receipt, *, ts_as_text: bool, bool_as_int: bool) -> tuple[Any, ...]:
@@ -532,21 +534,6 @@ def _check_link(receipt: Receipt, state: _ChainCheck) -> str:
     return ""
 
 
-def purge_boundary(ts_in_seq_order: Iterable[tuple[int, datetime]], cutoff: datetime) -> int:
-    """The last ``seq`` a purge may delete: the end of the leading run older than ``cutoff``.
-
-    Receipts replayed from a spool can be older than ones stored before them;
-    a purge only ever removes a prefix of the chain so that the rest still
-    verifies from the anchor. Returns 0 when nothing may go.
-    """
-    boundary = 0
-    for seq, ts in ts_in_seq_order:
-        if ts >= cutoff:
-            break
-        boundary = seq
-    return boundary
-
-
 def stats_rows(receipts: Iterable[Receipt]) -> list[StatsRow]:
     """Count grants and denials per month (``YYYY-MM``, UTC), regime and category."""
     counts: dict[tuple[str, str, str], list[int]] = {}
@@ -578,3 +565,56 @@ def check_cutoff(older_than: timedelta, now: datetime) -> datetime:
     if older_than < timedelta(0):
         raise ValueError("older_than must not be negative")
     return _utc(now) - older_than
+
+
+# -- opening ---------------------------------------------------------------------------
+
+_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+
+
+def ledger_kind(url: object) -> str:
+    """``"sqlite"`` or ``"postgresql"`` for a ledger URL (no I/O).
+
+    Raises ``ConfigError(option="ledger")`` for anything else, including a URL
+    whose parameters the back-end would refuse.
+    """
+    from privguard.errors import ConfigError
+
+    if not isinstance(url, str) or ":" not in url:
+        raise ConfigError(
+            "ledger", f"{url!r} is not a ledger URL (sqlite:///path.db or postgresql://…)"
+        )
+    kind = _SCHEMES.get(url.split(":", 1)[0].lower())
+    if kind is None:
+        raise ConfigError(
+            "ledger", f"unsupported ledger URL scheme in {url!r} (use sqlite:// or postgresql://)"
+        )
+    if kind == "sqlite":
+        from privguard.ledger.sqlite import parse_sqlite_url
+
+        parse_sqlite_url(url)
+    else:
+        try:
+            from privguard.ledger.postgres import check_postgres_url
+        except ImportError:
+            raise ConfigError(
+                "ledger", "a postgresql:// ledger needs psycopg: pip install 'privguard[postgres]'"
+            ) from None
+        check_postgres_url(url)
+    return kind
+
+
+def open_ledger(url: str, *, create: bool = True) -> Ledger:
+    """Open the ledger at ``url``: ``sqlite:///path.db``, ``sqlite:///:memory:`` or ``postgresql://…``.
+
+    A bad URL raises ``ConfigError(option="ledger")``; an unreachable database
+    raises :class:`~privguard.errors.LedgerError`. With ``create=False`` a
+    missing ledger is an error instead of being created.
+    """
+    if ledger_kind(url) == "sqlite":
+        from privguard.ledger.sqlite import SQLiteLedger
+
+        return SQLiteLedger(url, create=create)
+    from privguard.ledger.postgres import PostgresLedger
+
+    return PostgresLedger(url, create=create)

@@ -37,7 +37,6 @@ from privguard.ledger.base import (
     check_cutoff,
     format_ts,
     make_receipt,
-    purge_boundary,
     receipt_from_row,
     receipt_to_row,
     stats_rows,
@@ -311,15 +310,19 @@ class SQLiteLedger:
         """Delete the leading receipts older than ``now - older_than``; anchor the rest."""
         cutoff = check_cutoff(older_than, now)
         with self._transaction("BEGIN IMMEDIATE") as conn:
-            rows = conn.execute("SELECT seq, ts FROM privguard_receipts ORDER BY seq")
-            boundary = purge_boundary(
-                ((seq, datetime.fromisoformat(ts)) for seq, ts in rows), cutoff
-            )
-            if not boundary:
+            head = self._head(conn)
+            (first_kept,) = conn.execute(
+                "SELECT min(seq) FROM privguard_receipts WHERE ts >= ?", (format_ts(cutoff),)
+            ).fetchone()
+            boundary = head.seq if first_kept is None else first_kept - 1
+            if boundary <= head.anchor_seq:
                 return 0
-            (anchor_hash,) = conn.execute(
+            found = conn.execute(
                 "SELECT hash FROM privguard_receipts WHERE seq = ?", (boundary,)
             ).fetchone()
+            if found is None:
+                raise LedgerError(f"receipt seq {boundary} is missing; run `ledger verify`")
+            anchor_hash = found[0]
             deleted = conn.execute(
                 "DELETE FROM privguard_receipts WHERE seq <= ?", (boundary,)
             ).rowcount

@@ -1,0 +1,31 @@
+"""The consent ledger: hash-chained proof of every consent choice.
+
+``open_ledger(url)`` gives a :class:`Ledger` (SQLite or PostgreSQL);
+:class:`LedgerWriter` is what the middleware holds: it stores receipts from a
+background thread and spools them locally while the database is down.
+This package only re-exports; the rules live in :mod:`privguard.ledger.base`.
+"""
+
+from privguard.ledger.base import GENESIS_HASH as GENESIS_HASH
+from privguard.ledger.base import ChainHead as ChainHead
+from privguard.ledger.base import Ledger as Ledger
+from privguard.ledger.base import Receipt as Receipt
+from privguard.ledger.base import ReceiptDraft as ReceiptDraft
+from privguard.ledger.base import StatsRow as StatsRow
+from privguard.ledger.base import VerifyResult as VerifyResult
+from privguard.ledger.base import hash_receipt as hash_receipt
+from privguard.ledger.base import open_ledger as open_ledger
+from privguard.ledger.writer import LedgerWriter as LedgerWriter
+
+__all__ = [
+    "GENESIS_HASH",
+    "ChainHead",
+    "Ledger",
+    "LedgerWriter",
+    "Receipt",
+    "ReceiptDraft",
+    "StatsRow",
+    "VerifyResult",
+    "hash_receipt",
+    "open_ledger",
+]
