@@ -1,0 +1,290 @@
+"""``privguard ledger verify|export|purge|stats``: the ledger for auditors and DPOs.
+
+Decides what the ledger commands accept and how they exit:
+
+* the ledger comes from ``--ledger URL`` (after the action) or ``PRIVGUARD_LEDGER``;
+  a missing, malformed or unreachable ledger is one line on stderr and exit 2,
+  and the commands never create a ledger that is not there;
+* ``verify`` exits 0 when the whole chain holds, 1 naming the first bad receipt;
+* ``export`` writes JSON lines (or ``--format csv``) filtered by ``--since`` /
+  ``--until`` (ISO dates or times, UTC when naive; a date-only ``--until``
+  includes that day) and ``--id`` (a visitor's access request: exit 1 when that
+  receipt does not exist);
+* ``purge --older-than AGE`` takes ``d``ays, ``w``eeks, ``m``onths (calendar
+  months, not minutes) or ``y``ears; the default ``12m`` is the policy's retention;
+* ``stats`` prints choices per month, regime and category, or ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from typing import IO, Any
+
+from privguard.errors import ConfigError, LedgerError
+from privguard.ledger.base import COLUMNS, Ledger, open_ledger
+
+__all__ = ["DEFAULT_RETENTION", "parse_age", "register"]
+
+#: ``purge`` default: the policy keeps receipts for 12 months.
+DEFAULT_RETENTION = "12m"
+ENV_VAR = "PRIVGUARD_LEDGER"
+
+_AGE = re.compile(r"^\s*(\d{1,5})\s*([dwmy])\s*$", re.IGNORECASE)
+
+
+def _minus_months(now: datetime, months: int) -> datetime:
+    index = now.year * 12 + (now.month - 1) - months
+    year, month = divmod(index, 12)
+    month += 1
+    if year < 1:
+        raise ValueError("age reaches before year 1")
+    next_first = date(year + (month == 12), month % 12 + 1, 1)
+    last_day = (next_first - timedelta(days=1)).day
+    return now.replace(year=year, month=month, day=min(now.day, last_day))
+
+
+def parse_age(text: str, now: datetime) -> timedelta:
+    """``"12m"`` → the time between ``now`` and the same moment 12 calendar months earlier.
+
+    Units: ``d`` days, ``w`` weeks, ``m`` months, ``y`` years. ``ValueError`` otherwise.
+    """
+    match = _AGE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an age like 365d, 52w, 12m or 1y")
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    if unit == "d":
+        return timedelta(days=amount)
+    if unit == "w":
+        return timedelta(weeks=amount)
+    months = amount if unit == "m" else amount * 12
+    return now - _minus_months(now, months)
+
+
+def _age_arg(text: str) -> str:
+    try:
+        parse_age(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _parse_when(text: str, *, end_of_day: bool) -> datetime:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            day = date.fromisoformat(text.strip())
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date (2026-01-31) or time (2026-01-31T12:00:00+00:00)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _since_arg(text: str) -> datetime:
+    return _parse_when(text, end_of_day=False)
+
+
+def _until_arg(text: str) -> datetime:
+    return _parse_when(text, end_of_day=True)
+
+
+def _fail(message: str) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"privguard ledger: error: {first}", file=sys.stderr)
+    return 2
+
+
+@contextlib.contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[Ledger]:
+    url = args.ledger or os.environ.get(ENV_VAR)
+    if not url:
+        raise ConfigError("ledger", f"no ledger given: use --ledger URL or set {ENV_VAR}")
+    ledger = open_ledger(url, create=False)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _guarded(action: Any) -> Any:
+    """Turn a missing/bad/unreachable ledger into one line on stderr and exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with _opened(args) as ledger:
+                return int(action(ledger, args))
+        except (ConfigError, LedgerError, OSError) as exc:
+            return _fail(str(exc))
+
+    run.__doc__ = action.__doc__
+    return run
+
+
+def _verify(ledger: Ledger, args: argparse.Namespace) -> int:
+    """Check the whole hash chain."""
+    result = ledger.verify()
+    if result.ok:
+        head = ledger.head()
+        anchor = f", after {head.purged} purged" if head.purged else ""
+        print(f"ledger ok: {result.checked} receipt(s) verified{anchor}")
+        return 0
+    where = result.first_bad or f"after seq {result.checked}"
+    print(
+        f"ledger BROKEN at {where}: {result.reason} ({result.checked} receipt(s) verified before)"
+    )
+    return 1
+
+
+def _export(ledger: Ledger, args: argparse.Namespace) -> int:
+    """Write receipts as JSON lines or CSV."""
+    receipts = ledger.iter_receipts(since=args.since, until=args.until, receipt_id=args.id)
+    with _output(args.output) as out:
+        count = 0
+        if args.format == "csv":
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for receipt in receipts:
+                row = receipt.to_json()
+                row["granted"] = " ".join(receipt.granted)
+                row["denied"] = " ".join(receipt.denied)
+                writer.writerow(_csv_value(row[name]) for name in COLUMNS)
+                count += 1
+        else:
+            for receipt in receipts:
+                out.write(json.dumps(receipt.to_json(), ensure_ascii=False) + "\n")
+                count += 1
+    if args.id is not None and count == 0:
+        print(f"privguard ledger: no receipt with id {args.id!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def _purge(ledger: Ledger, args: argparse.Namespace) -> int:
+    """Delete receipts past the retention period."""
+    now = datetime.now(UTC)
+    older_than = parse_age(args.older_than, now)
+    deleted = ledger.purge(older_than, now)
+    head = ledger.head()
+    print(
+        f"purged {deleted} receipt(s) older than {(now - older_than).date().isoformat()}; "
+        f"chain anchored at seq {head.anchor_seq}"
+    )
+    return 0
+
+
+def _stats(ledger: Ledger, args: argparse.Namespace) -> int:
+    """Print choices per month, regime and category."""
+    rows = ledger.stats(since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+        return 0
+    header = ("month", "regime", "category", "granted", "denied", "granted %")
+    table = [header] + [
+        (
+            r.month,
+            r.regime,
+            r.category,
+            str(r.granted),
+            str(r.denied),
+            f"{100 * r.granted / (r.granted + r.denied):.1f}" if r.granted + r.denied else "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        cells = [
+            cell.ljust(widths[i]) if i < 3 else cell.rjust(widths[i]) for i, cell in enumerate(line)
+        ]
+        print("  ".join(cells).rstrip())
+    if not rows:
+        print("(no receipts)")
+    return 0
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ledger verify|export|purge|stats`` to the ``privguard`` parser."""
+    ledger = subparsers.add_parser(
+        "ledger",
+        help="verify, export, purge or summarise the consent ledger",
+        description="Work with the consent ledger (proof of consent).",
+    )
+    ledger.set_defaults(func=_usage(ledger))
+    actions = ledger.add_subparsers(dest="ledger_action", metavar="ACTION")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--ledger",
+        metavar="URL",
+        help=f"ledger URL (sqlite:///path.db or postgresql://…); default ${ENV_VAR}",
+    )
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--since", type=_since_arg, metavar="DATE", help="from this ISO date/time")
+    window.add_argument(
+        "--until", type=_until_arg, metavar="DATE", help="up to this ISO date (inclusive) or time"
+    )
+
+    verify = actions.add_parser(
+        "verify", parents=[common], help="check the hash chain (exit 1 when broken)"
+    )
+    verify.set_defaults(func=_guarded(_verify))
+
+    export = actions.add_parser(
+        "export", parents=[common, window], help="write receipts as JSON lines or CSV"
+    )
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--id", metavar="RECEIPT_ID", help="only this receipt (access request)")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(func=_guarded(_export))
+
+    purge = actions.add_parser(
+        "purge", parents=[common], help="delete receipts past retention (default 12 months)"
+    )
+    purge.add_argument(
+        "--older-than",
+        type=_age_arg,
+        default=DEFAULT_RETENTION,
+        metavar="AGE",
+        help="e.g. 365d, 52w, 12m (months), 1y; default %(default)s",
+    )
+    purge.set_defaults(func=_guarded(_purge))
+
+    stats = actions.add_parser(
+        "stats", parents=[common, window], help="choices per regime and category per month"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.set_defaults(func=_guarded(_stats))
