@@ -112,6 +112,8 @@ OPTIONS: tuple[Option, ...] = (
            "`postgresql://...`, or None to disable.", "optional-str"),
     Option("rate_limit", DEFAULT_RATE_LIMIT, "Consent/age posts allowed per truncated IP + "
            "consent id, e.g. `30/minute`; None disables.", "optional-str"),
+    Option("on_minor", None, "Callable(context) run when a visitor answers the age gate as a "
+           "minor (e.g. flag an order for review).", "optional-str"),
     Option("debug_headers", False, "Add `Privguard-Region` and `Privguard-Regime` to "
            "responses.", "bool"),
     Option("debug", False, "Development mode: allows short secret keys.", "bool"),
@@ -174,6 +176,7 @@ class Settings:
     endpoint_prefix: str
     ledger: str | None
     rate_limit: str | None
+    on_minor: Callable[[Any], None] | None
     debug_headers: bool
     debug: bool
     raw: Mapping[str, Any]
@@ -244,6 +247,10 @@ class Settings:
         if nonce is not None and not callable(nonce):
             raise ConfigError("csp_nonce", "expected None or a callable returning the nonce")
         s(self, "csp_nonce", nonce)
+        on_minor = values["on_minor"]
+        if on_minor is not None and not callable(on_minor):
+            raise ConfigError("on_minor", "expected None or a callable taking the context")
+        s(self, "on_minor", on_minor)
         prefix = _nonempty_str("endpoint_prefix", values["endpoint_prefix"])
         if not prefix.startswith("/") or prefix.endswith("/") or "?" in prefix:
             raise ConfigError("endpoint_prefix", "must start with '/' and not end with '/'")

@@ -1,0 +1,47 @@
+"""What the WSGI and ASGI adapters share: view building and the injection choice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from privguard.core.decision import Decision
+from privguard.core.response import FilterResult
+from privguard.runtime import Runtime
+
+__all__ = ["CONSULTED", "should_inject", "MAX_BUFFER"]
+
+#: Request headers privguard reads (lower case); everything else is not copied.
+CONSULTED = frozenset(
+    {
+        "cookie", "sec-gpc", "dnt", "x-forwarded-for", "forwarded", "accept-language",
+        "user-agent", "origin", "referer", "content-type", "accept", "x-privguard-csrf",
+    }
+)
+#: Largest body with a Content-Length that is buffered to recompute it when injecting.
+MAX_BUFFER = 4 * 1024 * 1024
+
+
+def consulted_names(runtime: Runtime) -> frozenset[str]:
+    """CONSULTED plus the configured country header."""
+    header = runtime.settings.country_header
+    return CONSULTED | {header} if header else CONSULTED
+
+
+def should_inject(
+    method: str, status: int, result: FilterResult, decision: Decision, skip_flag: bool
+) -> bool:
+    """Does this response get the banner? HTML, uncompressed, not HEAD/204/304/bot/skip."""
+    if method == "HEAD" or status in (204, 304) or status < 200 or skip_flag or result.skip:
+        return False
+    if decision.is_bot:
+        return False
+    ctype = result.content_type.split(";", 1)[0].strip().lower()
+    if ctype not in ("text/html", "application/xhtml+xml"):
+        return False
+    encoding = result.content_encoding.strip().lower()
+    return encoding in ("", "identity")
+
+
+def strip_headers(headers: Iterable[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
+    """Headers without those named (lower-case) in ``names``."""
+    return [(n, v) for n, v in headers if n.lower() not in names]

@@ -1,0 +1,237 @@
+"""ASGI adapter: pure ASGI (no BaseHTTPMiddleware); lifespan and websocket pass through.
+
+Use::
+
+    from privguard.asgi import PrivacyMiddleware
+    app.add_middleware(PrivacyMiddleware, secret_key=...)
+
+``http.response.start`` is held back only when the response is HTML that gets
+the banner, and only until the first body message; everything else streams
+as it comes. The context is stored at ``scope["privguard"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
+from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.core.decision import Decision
+from privguard.core.request import RequestView
+from privguard.core.response import filter_headers
+from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint
+from privguard.runtime import Runtime, build_settings
+from privguard.settings import Settings
+
+__all__ = ["PrivacyMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("privguard")
+
+
+def _decode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+
+
+class PrivacyMiddleware:
+    """privguard for an ASGI app.
+
+    :param app: the ASGI application.
+    :param settings: a ready :class:`~privguard.Settings` (or pass options as keywords).
+    :param options: any option of :class:`~privguard.Settings`.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings | None = None, **options: Any) -> None:
+        self.app = app
+        self.settings = build_settings(settings, options)
+        self.runtime = Runtime(self.settings)
+        self._wanted = frozenset(n.encode("latin-1") for n in consulted_names(self.runtime))
+
+    def view(self, scope: Scope) -> RequestView:
+        """The request's facts, read from the scope's header list in one pass."""
+        wanted = self._wanted
+        headers: dict[str, str] = {}
+        host = ""
+        for raw_name, raw_value in scope.get("headers", ()):
+            if raw_name == b"host":
+                host = raw_value.decode("latin-1")
+            elif raw_name in wanted:
+                name = raw_name.decode("latin-1")
+                value = raw_value.decode("latin-1")
+                if name in headers:  # repeated fields joined in order (RFC 9110 §5.3)
+                    sep = "; " if name == "cookie" else ", "
+                    headers[name] = headers[name] + sep + value
+                else:
+                    headers[name] = value
+        if not host:
+            server = scope.get("server")
+            if server:
+                host = f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else server[0]
+        client = scope.get("client")
+        return RequestView(
+            method=scope.get("method", "GET"),
+            path=scope.get("path", "/") or "/",
+            scheme=scope.get("scheme", "http"),
+            host=host,
+            peer=client[0] if client else None,
+            headers=headers,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan and websocket: untouched
+            await self.app(scope, receive, send)
+            return
+        rt = self.runtime
+        view = self.view(scope)
+        decision = rt.decide(view)
+        if rt.is_endpoint(view.path):
+            body = await _read_body(receive) if view.method == "POST" else b""
+            answer = handle_endpoint(rt, view, decision, body)
+            if answer is not None:
+                await self._answer(send, view, decision, answer, changed=False)
+                return
+        lang = rt.banner.negotiate(view.header("accept-language"))
+        scope[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host)
+        if decision.age_gated:
+            answer = rt.age_gate_response(view, decision, lang, self._nonce(scope))
+            await self._answer(send, view, decision, answer, changed=True)
+            return
+        responder = _Responder(self, send, view, decision, lang, scope)
+        await self.app(scope, receive, responder.send)
+
+    async def _answer(
+        self, send: Send, view: RequestView, decision: Decision, answer: EndpointResponse,
+        changed: bool,
+    ) -> None:
+        result = filter_headers(
+            answer.headers,
+            answer.decision or (replace(decision, expire=()) if not changed else decision),
+            self.settings,
+            extra_cookies=answer.cookies,
+            changed=changed,
+        )
+        await send(
+            {"type": "http.response.start", "status": answer.status,
+             "headers": _decode(result.headers)}
+        )
+        body = b"" if view.method == "HEAD" else answer.body
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _nonce(self, scope: Scope) -> str | None:
+        hook = self.settings.csp_nonce
+        if hook is None:
+            return None
+        try:
+            value = hook(scope)
+        except Exception:
+            log.exception("privguard csp_nonce hook failed")
+            return None
+        return value if isinstance(value, str) and value else None
+
+
+class _Responder:
+    """Per-request state: filters the start message, injects into HTML bodies."""
+
+    __slots__ = ("mw", "_send", "view", "decision", "lang", "scope", "start", "injector",
+                 "buffer", "buffered", "passthrough")
+
+    def __init__(self, mw: PrivacyMiddleware, send: Send, view: RequestView, decision: Decision,
+                 lang: str, scope: Scope) -> None:
+        self.mw = mw
+        self._send = send
+        self.view = view
+        self.decision = decision
+        self.lang = lang
+        self.scope = scope
+        self.start: Message | None = None
+        self.injector: Any = None
+        self.buffer: list[bytes] | None = None
+        self.buffered = 0
+        self.passthrough = True
+
+    async def send(self, message: Message) -> None:
+        mtype = message["type"]
+        if mtype == "http.response.start":
+            await self._start(message)
+            return
+        if self.passthrough or mtype != "http.response.body":
+            await self._send(message)
+            return
+        await self._body(message)
+
+    async def _start(self, message: Message) -> None:
+        mw = self.mw
+        rt = mw.runtime
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
+        status = int(message["status"])
+        result = filter_headers(headers, self.decision, mw.settings)
+        if result.dropped:
+            rt.report_dropped(result.dropped, self.view.path)
+        if status == 200 and rt.analytics is not None:
+            rt.page_view(self.view, self.decision, result.content_type)
+        inject = should_inject(self.view.method, status, result, self.decision,
+                               bool(self.scope.get("privguard.skip")))
+        if not inject:
+            message["headers"] = _decode(result.headers)
+            await self._send(message)
+            return
+        result = filter_headers(headers, self.decision, mw.settings, changed=True,
+                                vary_extra=("Accept-Language",))
+        self.passthrough = False
+        self.injector = rt.injector(self.decision, self.lang, self.view, mw._nonce(self.scope))
+        length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
+        new_headers = [(n, v) for n, v in result.headers if n.lower() != "content-length"]
+        self.start = {**message, "headers": new_headers}
+        if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
+            self.buffer = []  # known, bounded length: recompute Content-Length
+
+    async def _body(self, message: Message) -> None:
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        out = self.injector.feed(chunk)
+        if not more:
+            out += self.injector.finish()
+        if self.buffer is not None:
+            self.buffer.append(out)
+            if more:
+                return
+            body = b"".join(self.buffer)
+            self.buffer = None
+            start = self.start
+            assert start is not None
+            start["headers"] = _decode(start["headers"] + [("Content-Length", str(len(body)))])
+            await self._send(start)
+            self.start = None
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        if self.start is not None:  # streaming: send the held start with the first chunk
+            start = self.start
+            start["headers"] = _decode(start["headers"])
+            self.start = None
+            await self._send(start)
+        await self._send({"type": "http.response.body", "body": out, "more_body": more})
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """Up to MAX_BODY bytes of the request body; ``None`` when it is larger."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,96 @@
+"""PrivacyContext: what the app sees of privguard's decision for this request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from privguard.core.categories import Category
+from privguard.core.decision import Decision
+
+if TYPE_CHECKING:
+    from privguard.runtime import Runtime
+
+__all__ = ["PrivacyContext", "get_context", "CONTEXT_KEY"]
+
+#: Key under which adapters store the context in the WSGI environ / ASGI scope.
+CONTEXT_KEY = "privguard"
+
+
+class PrivacyContext:
+    """The request's privacy facts: region, signals, age and consent.
+
+    ``consent`` is the set of granted category names or ``None`` when no
+    choice (for the current policy version) has been made.
+    """
+
+    __slots__ = ("decision", "_runtime", "_lang", "_host")
+
+    def __init__(
+        self, decision: Decision, runtime: Runtime, lang: str | None = None, host: str = ""
+    ) -> None:
+        self.decision = decision
+        self._runtime = runtime
+        self._lang = lang
+        self._host = host
+
+    country = property(lambda self: self.decision.country)
+    subdivision = property(lambda self: self.decision.subdivision)
+    gpc = property(lambda self: self.decision.gpc)
+    dnt = property(lambda self: self.decision.dnt)
+    is_bot = property(lambda self: self.decision.is_bot)
+    analytics_ip = property(lambda self: self.decision.analytics_ip)
+    age_status = property(lambda self: self.decision.age_status)
+    required_age = property(lambda self: self.decision.required_age)
+    needs_banner = property(lambda self: self.decision.needs_banner)
+
+    @property
+    def regime(self) -> str:
+        """``gdpr``, ``us-optout`` or ``notice``."""
+        return self.decision.regime.name
+
+    @property
+    def consent(self) -> frozenset[str] | None:
+        """Granted category names, or ``None`` when no choice has been made."""
+        choice = self.decision.choice
+        return None if choice is None else frozenset(c.value for c in choice)
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """Category names allowed now (after regime, signals and age)."""
+        return frozenset(c.value for c in self.decision.allowed)
+
+    def allows(self, category: str | Category) -> bool:
+        """Is ``category`` allowed for this request?"""
+        return category in self.decision.allowed
+
+    def banner(self, lang: str | None = None) -> str:
+        """The banner markup, for templates that place it themselves."""
+        from markupsafe import Markup  # werkzeug depends on markupsafe
+
+        rt = self._runtime
+        body = rt.banner.body_snippet(
+            lang or self._lang or rt.settings.languages[0], self.decision, rt.csrf_token(self._host), None
+        )
+        return Markup(body.decode("utf-8"))
+
+    def __repr__(self) -> str:
+        return (
+            f"<PrivacyContext country={self.country!r} regime={self.regime!r} "
+            f"consent={sorted(self.consent) if self.consent is not None else None} "
+            f"age={self.age_status!r}>"
+        )
+
+
+def get_context(obj: Any) -> PrivacyContext | None:
+    """The context of a WSGI environ, ASGI scope, or a werkzeug/Flask/Starlette/Django request."""
+    if isinstance(obj, dict):
+        ctx = obj.get(CONTEXT_KEY)
+        return ctx if isinstance(ctx, PrivacyContext) else None
+    for attr in ("environ", "scope", "META"):
+        holder = getattr(obj, attr, None)
+        if isinstance(holder, dict):
+            ctx = holder.get(CONTEXT_KEY)
+            if isinstance(ctx, PrivacyContext):
+                return ctx
+    ctx = getattr(obj, CONTEXT_KEY, None)
+    return ctx if isinstance(ctx, PrivacyContext) else None

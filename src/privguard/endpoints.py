@@ -1,0 +1,425 @@
+"""privguard's own endpoints: consent, age, gpc.json and the banner assets.
+
+Each handler takes the request view, the decision already made for it and
+the body, and returns an :class:`EndpointResponse`; adapters only translate.
+Bad input is a 4xx with ``{"error": ...}``, never a 500 and never consent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlsplit
+
+from werkzeug.http import dump_cookie
+
+from privguard.core.age import AgeAnswerError, judge_age, parse_birth
+from privguard.core.categories import NON_ESSENTIAL, Category, parse_category
+from privguard.core.consent import ConsentState
+from privguard.core.cookies import expiry_headers, request_cookies
+from privguard.core.decision import Decision, allowed_categories
+from privguard.core.request import RequestView
+from privguard.errors import RequestDataError
+from privguard.runtime import Runtime
+
+__all__ = [
+    "EndpointResponse",
+    "json_error",
+    "handle_endpoint",
+    "state_json",
+    "MAX_BODY",
+    "GPC_LAST_UPDATE",
+]
+
+log = logging.getLogger("privguard.endpoints")
+
+MAX_BODY = 16 * 1024
+#: Date the gpc.json support statement last changed (RFC 3339 full-date).
+GPC_LAST_UPDATE = "2026-11-25"
+_JSON = "application/json"
+_NO_STORE = ("Cache-Control", "no-store")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointResponse:
+    """Status, header pairs and body of an endpoint's answer.
+
+    ``cookies`` are privguard's own Set-Cookie values (consent cookie, expiries);
+    ``decision`` is the decision after the answer took effect, if it changed.
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    cookies: tuple[str, ...] = ()
+    decision: Decision | None = None
+
+
+def _json(status: int, data: object) -> EndpointResponse:
+    body = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    headers = [("Content-Type", _JSON), _NO_STORE, ("Content-Length", str(len(body)))]
+    return EndpointResponse(status, headers, body)
+
+
+def json_error(status: int, message: str) -> EndpointResponse:
+    """A JSON ``{"error": message}`` answer."""
+    return _json(status, {"error": message})
+
+
+_error = json_error
+
+
+def state_json(decision: Decision, settings_version: str) -> dict[str, object]:
+    """The ``GET /privguard/consent`` shape (exactly the DESIGN keys)."""
+    return {
+        "country": decision.country,
+        "subdivision": decision.subdivision,
+        "regime": decision.regime.name,
+        "choice_made": decision.choice is not None,
+        "policy_version": settings_version,
+        "categories": {c.value: c in decision.allowed for c in Category},
+        "signals": {"gpc": decision.gpc, "dnt": decision.dnt},
+        "age_status": decision.age_status,
+        "required_age": decision.required_age,
+        "needs_banner": decision.needs_banner,
+    }
+
+
+def handle_endpoint(
+    runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
+) -> EndpointResponse | None:
+    """Answer a request to one of privguard's paths; ``None`` if the path is not ours.
+
+    ``body`` is ``None`` when it was larger than :data:`MAX_BODY`.
+    """
+    path = view.path
+    if path == "/.well-known/gpc.json":
+        if view.method not in ("GET", "HEAD"):
+            return _error(405, "method not allowed")
+        data = {"gpc": runtime.settings.honor_gpc, "lastUpdate": GPC_LAST_UPDATE}
+        resp = _json(200, data)
+        return replace(resp, headers=[("Content-Type", _JSON),
+                                      ("Cache-Control", "public, max-age=86400"),
+                                      ("Content-Length", str(len(resp.body)))])
+    name = path[len(runtime.prefix_slash):]
+    try:
+        if name == "consent":
+            if view.method in ("GET", "HEAD"):
+                return _json(200, state_json(decision, runtime.settings.policy_version))
+            if view.method == "POST":
+                return _post_consent(runtime, view, decision, body)
+            return _error(405, "method not allowed")
+        if name == "age":
+            if view.method == "POST":
+                return _post_age(runtime, view, decision, body)
+            return _error(405, "method not allowed")
+        asset = runtime.banner.assets.get(name)
+        if asset is not None and view.method in ("GET", "HEAD"):
+            content_type, data = asset
+            hashed = name.count(".") >= 2
+            cache = "public, max-age=31536000, immutable" if hashed else "public, max-age=3600"
+            return EndpointResponse(
+                200,
+                [("Content-Type", content_type), ("Cache-Control", cache),
+                 ("Content-Length", str(len(data))), ("X-Content-Type-Options", "nosniff")],
+                data,
+            )
+    except RequestDataError as exc:
+        return _error(exc.status, exc.message)
+    return None
+
+
+# --- shared request checks ------------------------------------------------------------
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str]:
+    """(scheme, host[:port]) with the scheme's default port dropped, lower case."""
+    netloc = netloc.strip().lower()
+    host, sep, port = netloc.rpartition(":")
+    if sep and port.isdigit() and "]" not in port and port == _DEFAULT_PORTS.get(scheme):
+        netloc = host
+    return scheme.lower(), netloc
+
+
+def _same_origin(view: RequestView) -> bool | None:
+    """True/False from Origin (else Referer); ``None`` when neither is present."""
+    expected = _origin_key(view.scheme, view.host)
+    for name in ("origin", "referer"):
+        value = view.header(name)
+        if value is None:
+            continue
+        value = value.strip()
+        if value == "null" or not value:
+            return False
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return False
+        return _origin_key(parts.scheme, parts.netloc) == expected
+    return None
+
+
+def _parse_body(view: RequestView, body: bytes | None) -> tuple[dict[str, list[object]], bool]:
+    """Form or JSON body -> (field -> list of values, is_json)."""
+    if body is None:
+        raise RequestDataError(f"request body larger than {MAX_BODY} bytes", 413)
+    ctype = (view.header("content-type") or "").split(";", 1)[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestDataError("request body is not UTF-8") from None
+    if ctype == _JSON or ctype.endswith("+json"):
+        try:
+            data = json.loads(text) if text.strip() else None
+        except ValueError:
+            raise RequestDataError("request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise RequestDataError("expected a JSON object")
+        fields: dict[str, list[object]] = {}
+        for key, value in data.items():
+            fields[key] = value if isinstance(value, list) and key == "categories" else [value]
+        return fields, True
+    if ctype in ("application/x-www-form-urlencoded", ""):
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=64)
+        except ValueError:
+            raise RequestDataError("malformed form body") from None
+        form: dict[str, list[object]] = {}
+        for key, value in pairs:
+            form.setdefault(key, []).append(value)
+        return form, False
+    raise RequestDataError(
+        "send application/x-www-form-urlencoded or application/json", 415
+    )
+
+
+def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[object]]) -> None:
+    same = _same_origin(view)
+    if same is True:
+        return
+    if same is None:
+        token = view.header("x-privguard-csrf")
+        if token is None:
+            values = fields.get("csrf_token") or [None]
+            token = values[0] if isinstance(values[0], str) else None
+        if runtime.check_csrf(token, view.host):
+            return
+    raise RequestDataError("cross-origin request refused (same-origin or a CSRF token needed)",
+                           403)
+
+
+def _rate_limit(runtime: Runtime, decision: Decision) -> None:
+    limiter = runtime.rate_limiter
+    if limiter is None:
+        return
+    receipt = decision.state.receipt_id if decision.state is not None else ""
+    key = f"{decision.analytics_ip}|{receipt}"
+    if not limiter.allow(key, runtime.clock()):
+        raise RequestDataError("too many choices from this client; try again later", 429)
+
+
+def _safe_next(value: object) -> str:
+    """A same-origin relative path, else ``/`` (no open redirects, no header injection)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in value) or len(value) > 2048:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def _single(fields: dict[str, list[object]], name: str) -> object:
+    values = fields.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RequestDataError(f"{name!r} given more than once")
+    return values[0]
+
+
+# --- consent ----------------------------------------------------------------------------
+
+
+def _granted_from(fields: dict[str, list[object]]) -> frozenset[Category]:
+    accept = _single(fields, "accept")
+    cats = fields.get("categories") if "categories" in fields else fields.get("category")
+    if accept is not None and cats:
+        raise RequestDataError("send either 'accept' or 'categories', not both")
+    if accept is not None:
+        if accept == "all":
+            return NON_ESSENTIAL | {Category.NECESSARY}
+        if accept == "none":
+            return frozenset({Category.NECESSARY})
+        raise RequestDataError("'accept' must be 'all' or 'none'")
+    if cats is None:
+        raise RequestDataError("send 'accept' (all|none) or 'categories'")
+    granted = {Category.NECESSARY}
+    for item in cats:
+        cat = parse_category(item) if isinstance(item, str) else None
+        if cat is None or (isinstance(item, str) and item != item.strip().lower()):
+            raise RequestDataError(f"unknown category {item!r}")
+        granted.add(cat)
+    return frozenset(granted)
+
+
+def _post_consent(
+    runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
+) -> EndpointResponse:
+    fields, is_json = _parse_body(view, body)
+    _check_origin(runtime, view, fields)
+    _rate_limit(runtime, decision)
+    granted = _granted_from(fields)
+    method = "json" if is_json else "form"
+    if not is_json and view.header("x-privguard-csrf") is None and "banner" in fields:
+        method = "banner"
+    if is_json and view.header("x-privguard-csrf") is not None:
+        method = "banner"
+    return _store(runtime, view, decision, granted, method, fields, is_json)
+
+
+def _store(
+    runtime: Runtime,
+    view: RequestView,
+    decision: Decision,
+    granted: frozenset[Category] | None,
+    method: str,
+    fields: dict[str, list[object]],
+    is_json: bool,
+    age: tuple[str, int | None, str | None] | None = None,
+) -> EndpointResponse:
+    settings = runtime.settings
+    old = decision.state
+    now = runtime.clock()
+    receipt_id = secrets.token_urlsafe(16)
+    if age is None:
+        age = (
+            (old.age_status, old.age_threshold, old.age_country)
+            if old is not None
+            else ("unknown", None, None)
+        )
+    if granted is None:  # an age answer keeps the current choice (if any, current version)
+        granted = decision.choice
+    state = ConsentState(
+        version=settings.policy_version,
+        granted=granted,
+        receipt_id=receipt_id,
+        timestamp=int(now),
+        age_status=age[0],
+        age_threshold=age[1],
+        age_country=age[2],
+    )
+    new_decision = _redecide(decision, state, settings)
+    cookie = dump_cookie(
+        decision.consent_cookie_name,
+        runtime.codec.dump(state),
+        max_age=settings.consent_max_age,
+        path="/",
+        domain=settings.cookie_domains[0] if settings.cookie_domains else None,
+        secure=view.is_https,
+        httponly=False,
+        samesite="Lax",
+    )
+    extra = [cookie]
+    # withdrawal: expire every request cookie of a now-denied category
+    names = [
+        n
+        for n in request_cookies(view.header("cookie"))
+        if n != decision.consent_cookie_name
+        and (cat := settings.catalog.classify(n)) is not None
+        and cat not in new_decision.allowed
+    ]
+    extra.extend(expiry_headers(names, settings.cookie_domains, ("/",), view.is_https))
+    _record(runtime, new_decision, receipt_id, now, method)
+    if is_json:
+        resp = _json(200, state_json(new_decision, settings.policy_version))
+        return replace(resp, cookies=tuple(extra), decision=new_decision)
+    target = _safe_next(_single(fields, "next"))
+    return EndpointResponse(
+        303, [("Location", target), _NO_STORE, ("Content-Length", "0")], b"",
+        tuple(extra), new_decision,
+    )
+
+
+def _redecide(decision: Decision, state: ConsentState, settings: object) -> Decision:
+    from privguard.core.age import carry_age_status
+
+    s = settings
+    age_status = carry_age_status(state.age_status, state.age_threshold, decision.required_age)
+    choice = state.granted
+    allowed = allowed_categories(
+        decision.regime, choice, decision.gpc or decision.dnt, age_status,
+        s.signal_overrides_consent,  # type: ignore[attr-defined]
+    )
+    return replace(
+        decision,
+        state=state,
+        choice=choice,
+        reconsent=False,
+        allowed=allowed,
+        age_status=age_status,
+        needs_banner=choice is None and age_status != "minor" and decision.needs_banner,
+        expire=(),
+    )
+
+
+def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float,
+            method: str) -> None:
+    writer = runtime.ledger
+    if writer is None:
+        return
+    from privguard.ledger import ReceiptDraft
+
+    granted = tuple(sorted(c.value for c in decision.allowed))
+    denied = tuple(sorted(c.value for c in decision.denied))
+    writer.submit(
+        ReceiptDraft(
+            id=receipt_id,
+            ts=dt.datetime.fromtimestamp(now, dt.UTC),
+            policy_version=runtime.settings.policy_version,
+            granted=granted,
+            denied=denied,
+            method=method,
+            regime=decision.regime.name,
+            country=decision.country,
+            gpc=decision.gpc,
+            dnt=decision.dnt,
+            ip=decision.analytics_ip,
+            ua_family=decision.ua_family,
+            age_status=decision.age_status,
+        )
+    )
+
+
+# --- age -------------------------------------------------------------------------------
+
+
+def _post_age(
+    runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
+) -> EndpointResponse:
+    fields, is_json = _parse_body(view, body)
+    _check_origin(runtime, view, fields)
+    _rate_limit(runtime, decision)
+    today = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).date()
+    try:
+        birth = parse_birth(_single(fields, "birth_date"), _single(fields, "birth_year"), today)
+    except AgeAnswerError as exc:
+        raise RequestDataError(str(exc)) from None
+    status = judge_age(birth, decision.required_age, today)
+    del birth  # never stored, never logged
+    if decision.age_status == "minor":
+        status = "minor"  # a minor answer sticks for the cookie's lifetime
+    response = _store(
+        runtime, view, decision, None, "age", fields, is_json,
+        age=(status, decision.required_age, decision.country),
+    )
+    if status == "minor":
+        runtime.on_minor(view, decision)
+    return response

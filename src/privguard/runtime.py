@@ -1,0 +1,215 @@
+"""Runtime: the per-middleware objects built once from :class:`Settings`.
+
+The WSGI and ASGI adapters each hold one :class:`Runtime`. It owns every
+cache and outside resource (GeoIP reader, user-agent cache, consent-cookie
+cache, ledger writer, rate limiter, banner renderer), so two apps or two test
+cases in one process never share state.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from itsdangerous import BadData, TimestampSigner
+
+from privguard.core.consent import CSRF_SALT, ConsentCodec
+from privguard.core.decision import Decision, Lookups, decide
+from privguard.core.request import RequestView
+from privguard.settings import Settings
+
+__all__ = ["Runtime", "build_settings"]
+
+log = logging.getLogger("privguard")
+
+CSRF_MAX_AGE = 24 * 3600
+
+
+def build_settings(settings: Settings | None, options: dict[str, Any]) -> Settings:
+    """Accept either a ready Settings or keyword options (not both)."""
+    if settings is not None:
+        if options:
+            return settings.replace(**options)
+        return settings
+    return Settings(**options)
+
+
+class Runtime:
+    """Everything an adapter needs besides the app; built once at start-up."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        from privguard.analytics import make_sink
+        from privguard.banner import BannerRenderer
+        from privguard.geo import open_geo
+        from privguard.ratelimit import RateLimiter
+        from privguard.useragent import UserAgents
+
+        self.settings = settings
+        self.clock = clock
+        self.codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
+        self.lookups = Lookups(
+            geo=open_geo(settings.geoip_db, settings.geoip_required),
+            user_agents=UserAgents(),
+            codec=self.codec,
+        )
+        self.banner = BannerRenderer(settings)
+        self.analytics = make_sink(settings.analytics)
+        self.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self._csrf = TimestampSigner(list(reversed(settings.secret_keys)), salt=CSRF_SALT)
+        self._csrf_cache: dict[str, tuple[int, str]] = {}
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        self._report_lock = threading.Lock()
+        self._ledger: Any = None
+        self._ledger_lock = threading.Lock()
+        prefix = settings.endpoint_prefix
+        self.prefix = prefix
+        self.prefix_slash = prefix + "/"
+
+    # -- per request ------------------------------------------------------------------
+
+    def decide(self, view: RequestView) -> Decision:
+        """The decision for one request, now."""
+        return decide(view, self.settings, self.lookups, self.clock())
+
+    def is_endpoint(self, path: str) -> bool:
+        """Does ``path`` belong to privguard's own endpoints?"""
+        return path.startswith(self.prefix_slash) or path == "/.well-known/gpc.json"
+
+    def report_dropped(self, dropped: list[tuple[str, Any]], path: str) -> None:
+        """Log each undeclared cookie name once per runtime (bounded)."""
+        for name, category in dropped:
+            if category is not None:
+                continue
+            if name in self._reported:
+                continue
+            with self._report_lock:
+                if name in self._reported:
+                    continue
+                self._reported[name] = None
+                if len(self._reported) > 10_000:
+                    self._reported.popitem(last=False)
+            log.warning(
+                "privguard blocked undeclared cookie %r (first seen on %s); declare it in "
+                "the `cookies` option",
+                name,
+                path,
+            )
+
+    @property
+    def undeclared_cookies(self) -> list[str]:
+        """Undeclared cookie names seen so far (the inventory's "unknown" list)."""
+        return list(self._reported)
+
+    def on_minor(self, view: RequestView, decision: Decision) -> None:
+        """Run the shop's ``on_minor`` hook; its errors are logged, never raised."""
+        hook = self.settings.on_minor
+        if hook is None:
+            return
+        from privguard.context import PrivacyContext
+
+        try:
+            hook(PrivacyContext(decision, self))
+        except Exception:
+            log.exception("privguard on_minor hook failed")
+
+    def injector(self, decision: Decision, lang: str, view: RequestView, nonce: str | None) -> Any:
+        """A fresh banner injector for one HTML response."""
+        from privguard.banner import HtmlInjector
+
+        banner = self.banner
+        return HtmlInjector(
+            body=banner.body_snippet(lang, decision, self.csrf_token(view.host), nonce),
+            head=banner.head_snippet(decision, nonce),
+        )
+
+    def age_gate_response(
+        self, view: RequestView, decision: Decision, lang: str, nonce: str | None
+    ) -> Any:
+        """The answer on an age-gated path: the age form, or the minors' page (403)."""
+        from privguard.endpoints import EndpointResponse, json_error
+
+        accept = (view.header("accept") or "").lower()
+        wants_html = "text/html" in accept or "application/xhtml+xml" in accept
+        minor = decision.age_status == "minor"
+        if not wants_html:
+            message = (
+                "this page is not available to visitors under the required age"
+                if minor
+                else f"age confirmation required: POST a birth date to {self.prefix}/age"
+            )
+            return json_error(403, message)
+        if minor:
+            body = self.banner.minor_page(lang, decision)
+        else:
+            query = view.path
+            body = self.banner.age_form(lang, decision, self.csrf_token(view.host), query, nonce)
+        headers = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Content-Language", lang),
+        ]
+        return EndpointResponse(403, headers, body)
+
+    def page_view(self, view: RequestView, decision: Decision, content_type: str) -> None:
+        """Send a page view to the analytics sink when performance is allowed."""
+        sink = self.analytics
+        if sink is None or view.method != "GET" or not content_type.startswith("text/html"):
+            return
+        if not decision.allows("performance") or decision.is_bot:
+            return
+        from privguard.analytics import page_view_from
+
+        try:
+            sink(page_view_from(decision, view.path, view.header("referer"), self.clock()))
+        except Exception:
+            log.exception("privguard analytics sink failed")
+
+    # -- CSRF --------------------------------------------------------------------------
+
+    def csrf_token(self, host: str) -> str:
+        """A host-bound token for the banner form, minted at most once an hour per host."""
+        hour = int(self.clock() // 3600)
+        cached = self._csrf_cache.get(host)
+        if cached is not None and cached[0] == hour:
+            return cached[1]
+        token = self._csrf.sign(host.encode("utf-8", "replace")).decode("ascii")
+        if len(self._csrf_cache) > 1000:
+            self._csrf_cache.clear()
+        self._csrf_cache[host] = (hour, token)
+        return token
+
+    def check_csrf(self, token: str | None, host: str) -> bool:
+        """Verify a banner token for ``host`` (timing-safe, never raises)."""
+        if not token or len(token) > 512:
+            return False
+        try:
+            value = self._csrf.unsign(token, max_age=CSRF_MAX_AGE)
+        except (BadData, ValueError, TypeError, UnicodeError):
+            return False
+        return secrets.compare_digest(value, host.encode("utf-8", "replace"))
+
+    # -- ledger ------------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Any:
+        """The ledger writer, opened on first use; ``None`` when disabled."""
+        if self.settings.ledger is None:
+            return None
+        if self._ledger is None:
+            with self._ledger_lock:
+                if self._ledger is None:
+                    from privguard.ledger import LedgerWriter
+
+                    self._ledger = LedgerWriter(self.settings.ledger)
+        return self._ledger
+
+    def close(self) -> None:
+        """Flush and close outside resources (ledger)."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
