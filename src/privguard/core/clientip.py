@@ -1,15 +1,49 @@
 """Who is asking: the client IP behind trusted proxies, and its truncation.
 
-Trust is given only by ``trusted_proxies``: a hop count (as werkzeug's
-``ProxyFix``: take the n-th address from the right, fail closed when there are
-fewer) or a list of networks (walk from the right past trusted hops, as
-uvicorn does). A header from an untrusted peer changes nothing.
+**Trust.** The socket peer is the client unless ``trusted_proxies`` says
+otherwise. It takes two forms:
+
+* a hop count ``n`` (as werkzeug's ``ProxyFix(x_for=n)``): exactly ``n``
+  proxies sit in front of the app, each appending the address it received the
+  request from. The client is the ``n``-th address from the right; with fewer
+  addresses than ``n`` (or none at all) the answer is ``None`` -- fail closed,
+  never a guess. The socket peer is not checked (it may be a unix socket).
+* a list of networks (as uvicorn's ``_TrustedHosts``): the peer must be in one
+  of them, or the headers are ignored. The chain ``header values + [peer]`` is
+  walked from the right past trusted hops; the first untrusted address is the
+  client. When every hop is trusted the leftmost one is the client (an
+  internal caller). An unusable hop on the way (garbage, ``unknown``, an
+  obfuscated ``_node``) ends the walk with ``None``.
+
+A header from an untrusted peer changes nothing.
+
+**One header family per request.** When ``X-Forwarded-For`` is present it is
+the only header read; RFC 7239 ``Forwarded`` is read only when there is no
+``X-Forwarded-For``. Almost every proxy and CDN writes ``X-Forwarded-For``, so
+a client-sent ``Forwarded`` can never outvote it. The reverse smuggling (a
+proxy that writes only ``Forwarded`` and passes a client's ``X-Forwarded-For``
+through) is closed by ``TrustedProxies(header="forwarded")``, which reads only
+that family.
+
+**Parsing.** Repeated header lines arrive joined with ``", "`` (RFC 9110 §5.3)
+and empty list elements are ignored. Values may carry ports (``1.2.3.4:80``,
+``[2001:db8::1]:80``), quotes and, in ``Forwarded``, case-insensitive
+parameter names. IPv4-mapped IPv6 (``::ffff:1.2.3.4``, from dual-stack
+sockets) is the IPv4 address it maps. Garbage gives ``None``, never an error.
+
+**Truncation** (DESIGN §8, privacy-facts §7): the host bits are zeroed to
+``ipv4_prefix`` / ``ipv6_prefix``; IPv6 addresses that embed an IPv4 address
+(IPv4-mapped, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo ``2001::/32``)
+are truncated as that IPv4 address, since a /48 of a 6to4 address still holds
+the whole IPv4 address.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
     "TrustedProxies",
@@ -17,18 +51,54 @@ __all__ = [
     "resolve_client_ip",
     "truncate_ip",
     "parse_ip",
+    "HeaderFamily",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+HeaderFamily = Literal["auto", "x-forwarded-for", "forwarded"]
+
+_V4 = ipaddress.IPv4Address
+_V6 = ipaddress.IPv6Address
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_NET = int(_NAT64.network_address)
+_NAT64_MASK = int(_NAT64.netmask)
+_LOW32 = 0xFFFFFFFF
+_DIGITS = frozenset("0123456789")
+_HEADER_FAMILIES = ("auto", "x-forwarded-for", "forwarded")
+# RFC 7239 §4: forwarded-pair = token "=" value; value = token / quoted-string
+_FORWARDED_PAIR = re.compile(
+    r"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*=[ \t]*"
+    r'(?:"((?:[^"\\]|\\.)*)"|([!#$%&\'*+.^_`|~0-9A-Za-z:\[\]-]*))[ \t]*(?=[;,]|$)'
+)
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _masks(networks: tuple[IPNetwork, ...], version: int) -> tuple[tuple[int, int], ...]:
+    return tuple((int(n.network_address), int(n.netmask)) for n in networks if n.version == version)
 
 
 @dataclass(frozen=True, slots=True)
 class TrustedProxies:
-    """Either a hop count (``hops``) or a set of trusted networks."""
+    """Either a hop count (``hops``) or a set of trusted networks.
+
+    ``header`` picks the header family read behind trusted proxies:
+    ``"auto"`` (``X-Forwarded-For`` when present, else ``Forwarded``),
+    ``"x-forwarded-for"`` or ``"forwarded"`` (only that one).
+    """
 
     hops: int = 0
     networks: tuple[IPNetwork, ...] = ()
+    header: HeaderFamily = "auto"
+    _v4: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+    _v6: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.header not in _HEADER_FAMILIES:
+            raise ValueError(f"header must be one of {list(_HEADER_FAMILIES)}")
+        # (network, mask) integers: membership is two int ops per network
+        object.__setattr__(self, "_v4", _masks(self.networks, 4))
+        object.__setattr__(self, "_v6", _masks(self.networks, 6))
 
     @property
     def enabled(self) -> bool:
@@ -36,19 +106,35 @@ class TrustedProxies:
         return self.hops > 0 or bool(self.networks)
 
     def trusts(self, ip: str | None) -> bool:
-        """Is the direct peer ``ip`` a trusted proxy?"""
-        if ip is None:
-            return False
+        """Is the direct peer ``ip`` a trusted proxy?
+
+        With a hop count every peer is (the operator vouches that ``hops``
+        proxies stand in front of the app, as with ``ProxyFix``).
+        """
         if self.hops > 0:
             return True
-        addr = parse_ip(ip)
-        if addr is None:
+        if ip is None or not self.networks:
             return False
-        return any(addr in net for net in self.networks)
+        addr = parse_ip(ip)
+        return addr is not None and self._contains(addr)
+
+    def _contains(self, addr: IPAddress) -> bool:
+        value = int(addr)
+        for net, mask in self._v4 if addr.version == 4 else self._v6:
+            if value & mask == net:
+                return True
+        return False
 
 
 def parse_trusted_proxies(value: object) -> TrustedProxies:
-    """Parse the ``trusted_proxies`` option; raises ``ValueError`` on bad input."""
+    """Parse the ``trusted_proxies`` option; raises ``ValueError`` on bad input.
+
+    An ``int`` is a hop count; a list (or comma-separated string) holds
+    addresses and CIDR networks. An already built :class:`TrustedProxies`
+    passes through.
+    """
+    if isinstance(value, TrustedProxies):
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a hop count or a list of CIDRs, not a boolean")
     if isinstance(value, int):
@@ -56,49 +142,129 @@ def parse_trusted_proxies(value: object) -> TrustedProxies:
             raise ValueError("a hop count cannot be negative")
         return TrustedProxies(hops=value)
     if isinstance(value, str):
-        value = [v for v in (p.strip() for p in value.split(",")) if v]
+        text = value.strip()
+        if text.isdigit():
+            return TrustedProxies(hops=int(text))
+        value = [v for v in (p.strip() for p in text.split(",")) if v]
     if isinstance(value, list | tuple | set | frozenset):
-        nets = []
+        nets: list[IPNetwork] = []
         for item in value:
+            if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+                nets.append(item)
+                continue
+            if isinstance(item, ipaddress.IPv4Address | ipaddress.IPv6Address):
+                nets.append(ipaddress.ip_network(item))
+                continue
+            if not isinstance(item, str):
+                raise ValueError(f"{item!r} is not an IP address or CIDR network")
             try:
-                nets.append(ipaddress.ip_network(str(item).strip(), strict=False))
+                nets.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. '10.0.0.0/8')"
+                ) from None
         return TrustedProxies(networks=tuple(nets))
     raise ValueError("expected a hop count or a list of CIDRs")
 
 
 def parse_ip(value: str) -> IPAddress | None:
-    """An address from a header or socket value; ``None`` for garbage."""
-    text = value.strip().strip('"')
-    if not text:
+    """An address from a header or socket value; ``None`` for garbage.
+
+    Accepts ``1.2.3.4``, ``1.2.3.4:80``, ``2001:db8::1``, ``[2001:db8::1]``,
+    ``[2001:db8::1]:80``, optionally in double quotes, and drops an IPv6 zone
+    (``%eth0``). IPv4-mapped IPv6 comes back as the IPv4 address.
+    """
+    if not isinstance(value, str):
         return None
-    if text.startswith("["):  # [v6] or [v6]:port
+    text = value.strip(" \t")
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1]
+    if not text or len(text) > 64:
+        return None
+    if text[0] == "[":  # [v6] or [v6]:port
         end = text.find("]")
         if end < 0:
             return None
+        rest = text[end + 1 :]
+        if rest and not (rest[0] == ":" and _is_port(rest[1:])):
+            return None
         text = text[1:end]
+        if "." in text and ":" not in text:  # "[1.2.3.4]" is not a node
+            return None
     elif text.count(":") == 1:  # v4:port
-        text = text.split(":", 1)[0]
+        text, _, port = text.partition(":")
+        if not _is_port(port) or "." not in text:
+            return None
     if "%" in text:  # zone id
         text = text.split("%", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(addr, _V6):
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return mapped
+    return addr
 
 
-def _forwarded_for(values: str) -> list[str]:
-    """``for=`` nodes of an RFC 7239 ``Forwarded`` header, oldest first."""
-    out = []
-    for element in values.split(","):
-        node = ""
-        for pair in element.split(";"):
-            name, _, val = pair.partition("=")
-            if name.strip().lower() == "for":
-                node = val.strip()
-        out.append(node)
-    return out
+def _is_port(text: str) -> bool:
+    return 0 < len(text) <= 5 and _DIGITS.issuperset(text)
+
+
+def _split_list(value: str) -> list[str]:
+    """Comma-separated list elements, empty ones dropped (RFC 9110 §5.6.1)."""
+    return [item for item in (part.strip(" \t") for part in value.split(",")) if item]
+
+
+def _forwarded_for(value: str) -> list[str] | None:
+    """``for=`` nodes of an RFC 7239 ``Forwarded`` header, oldest first.
+
+    An element without ``for=`` yields ``""`` (an unusable hop). Malformed
+    syntax (an unclosed quote, a pair without ``=``, a parameter repeated in
+    one element) makes the whole header unusable: ``None``.
+    """
+    elements: list[str] = []
+    node: str | None = None
+    seen: set[str] = set()
+    pos, end = 0, len(value)
+    while pos < end:
+        ch = value[pos]
+        if ch in " \t;":
+            pos += 1
+            continue
+        if ch == ",":
+            if seen:
+                elements.append(node or "")
+                node, seen = None, set()
+            pos += 1
+            continue
+        m = _FORWARDED_PAIR.match(value, pos)
+        if m is None:
+            return None
+        key = m.group(1).lower()
+        if key in seen:
+            return None
+        seen.add(key)
+        if key == "for":
+            quoted = m.group(2)
+            node = m.group(3) if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
+        pos = m.end()
+    if seen:
+        elements.append(node or "")
+    return elements
+
+
+def _hops_from_headers(
+    x_forwarded_for: str | None, forwarded: str | None, header: HeaderFamily
+) -> list[str] | None:
+    """The forwarded chain, oldest first, from one header family; ``None`` when absent."""
+    if header != "forwarded" and x_forwarded_for is not None and x_forwarded_for.strip():
+        return _split_list(x_forwarded_for)
+    if header != "x-forwarded-for" and forwarded is not None and forwarded.strip():
+        nodes = _forwarded_for(forwarded)
+        return [] if nodes is None else nodes
+    return None
 
 
 def resolve_client_ip(
@@ -107,50 +273,61 @@ def resolve_client_ip(
     forwarded: str | None,
     trusted: TrustedProxies,
 ) -> str | None:
-    """The client's address as a normalised string, or ``None`` when unusable."""
-    if not trusted.enabled or not trusted.trusts(peer):
-        addr = parse_ip(peer) if peer else None
-        return None if addr is None else str(addr)
-    if x_forwarded_for:
-        hops = [h.strip() for h in x_forwarded_for.split(",")]
-    elif forwarded:
-        hops = _forwarded_for(forwarded)
-    else:
-        addr = parse_ip(peer) if peer else None
-        return None if addr is None else str(addr)
-    if trusted.hops:
-        if len(hops) < trusted.hops:
-            return None
-        addr = parse_ip(hops[-trusted.hops])
-        return None if addr is None else str(addr)
+    """The client's address as a normalised string, or ``None`` when unusable.
+
+    ``peer`` is the socket peer; the two header values are the joined fields
+    of ``X-Forwarded-For`` and ``Forwarded`` (or ``None``). See the module
+    docstring for the trust rules.
+    """
+    if trusted.hops > 0:
+        hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
+        if hops is None or len(hops) < trusted.hops:
+            return None  # fail closed: fewer values than trusted proxies
+        client = parse_ip(hops[-trusted.hops])
+        return None if client is None else str(client)
+    peer_addr = parse_ip(peer) if peer is not None else None
+    if peer_addr is None:
+        return None
+    if not trusted.networks or not trusted._contains(peer_addr):
+        return str(peer_addr)
+    hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
+    if not hops:
+        return None if hops is not None else str(peer_addr)
+    addr: IPAddress | None = peer_addr
     for hop in reversed(hops):
         addr = parse_ip(hop)
         if addr is None:
             return None
-        if not any(addr in net for net in trusted.networks):
+        if not trusted._contains(addr):
             return str(addr)
-    return None
+    return str(addr)  # every hop trusted: the leftmost is an internal caller
 
 
 def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str | None:
-    """Zero the host bits; IPv6 that embeds IPv4 is truncated as that IPv4 address."""
+    """Zero the host bits; IPv6 that embeds IPv4 is truncated as that IPv4 address.
+
+    >>> truncate_ip("203.0.113.77")
+    '203.0.113.0'
+    >>> truncate_ip("2002:cb00:714d::1")
+    '203.0.113.0'
+    """
     if ip is None:
         return None
-    addr = parse_ip(ip)
-    if addr is None:
+    parsed = parse_ip(ip)  # IPv4-mapped already unwrapped
+    if parsed is None:
         return None
-    if isinstance(addr, ipaddress.IPv6Address):
-        v4 = addr.ipv4_mapped or addr.sixtofour
-        if v4 is None and addr in _NAT64:
-            v4 = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-        if v4 is None and addr.teredo is not None:
-            v4 = addr.teredo[1]
+    if isinstance(parsed, _V6):
+        value = int(parsed)
+        v4: ipaddress.IPv4Address | None = parsed.sixtofour
+        if v4 is None and value & _NAT64_MASK == _NAT64_NET:
+            v4 = _V4(value & _LOW32)
         if v4 is None:
-            net = ipaddress.IPv6Network((addr, ipv6_prefix), strict=False)
-            return str(net.network_address)
-        addr = v4
-    net4 = ipaddress.IPv4Network((addr, ipv4_prefix), strict=False)
-    return str(net4.network_address)
-
-
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+            teredo = parsed.teredo
+            if teredo is not None:
+                v4 = teredo[1]
+        if v4 is None:
+            keep = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
+            return str(_V6(value & keep))
+        parsed = v4
+    keep4 = ((1 << ipv4_prefix) - 1) << (32 - ipv4_prefix)
+    return str(_V4(int(parsed) & keep4))
