@@ -183,7 +183,12 @@ def _parse_body(view: RequestView, body: bytes | None) -> tuple[dict[str, list[o
             raise RequestDataError("expected a JSON object")
         fields: dict[str, list[object]] = {}
         for key, value in data.items():
-            fields[key] = value if isinstance(value, list) and key == "categories" else [value]
+            if key == "categories":
+                if not isinstance(value, list):
+                    raise RequestDataError("'categories' must be a list of category names")
+                fields[key] = value
+            else:
+                fields[key] = [value]
         return fields, True
     if ctype in ("application/x-www-form-urlencoded", ""):
         try:
