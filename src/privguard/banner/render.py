@@ -1,0 +1,423 @@
+"""BannerRenderer: the consent banner's markup, Consent Mode defaults and static assets.
+
+Everything that does not depend on the request is rendered once, at start-up: one
+:class:`string.Template` per (language, regime, needs_banner, reconsent, gpc). A request
+only substitutes its CSRF token and CSP nonce, so the bytes of a snippet depend on
+exactly those seven values and carry no per-visitor id -- a shop may cache them.
+
+Every text is HTML-escaped where it is interpolated, shop overrides (``texts``) and
+``policy_url`` included; JSON inside ``<script>`` has ``<``, ``>`` and ``&`` escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import importlib.resources
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from string import Template
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+from privguard.core.categories import Category
+from privguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from privguard.core.decision import Decision
+    from privguard.core.regions import Regime
+    from privguard.settings import Settings
+
+__all__ = ["BannerRenderer", "TEXT_KEYS", "CONSENT_MODE_TYPES", "load_builtin_texts"]
+
+#: Languages with a built-in translation (``i18n/<lang>.json``).
+BUILTIN_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es")
+
+#: Non-essential categories in the order the policy's table (§4) lists them.
+_SHOWN_CATEGORIES: tuple[Category, ...] = (
+    Category.PERFORMANCE,
+    Category.FUNCTIONALITY,
+    Category.MARKETING,
+)
+
+#: Consent Mode v2 types per category (privacy-facts §8, suggested mapping).
+CONSENT_MODE_TYPES: Mapping[Category, tuple[str, ...]] = MappingProxyType(
+    {
+        Category.NECESSARY: ("security_storage",),
+        Category.FUNCTIONALITY: ("functionality_storage", "personalization_storage"),
+        Category.PERFORMANCE: ("analytics_storage",),
+        Category.MARKETING: ("ad_storage", "ad_user_data", "ad_personalization"),
+    }
+)
+#: Milliseconds tags wait for the banner's ``update`` while a choice is open.
+WAIT_FOR_UPDATE_MS = 500
+
+_NEGOTIATION_CACHE_SIZE = 256
+_NEGOTIATION_CACHE_MAX_KEY = 256
+_ASSET_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
+
+
+def load_builtin_texts(lang: str) -> dict[str, str]:
+    """The built-in texts of ``lang`` (``en``, ``de``, ``fr``, ``es``)."""
+    ref = importlib.resources.files("privguard.banner").joinpath("i18n", f"{lang}.json")
+    data = json.loads(ref.read_text("utf-8"))
+    if not isinstance(data, dict):  # pragma: no cover - shipped data
+        raise TypeError(f"i18n/{lang}.json is not an object")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+#: Every text key a shop may override in ``texts`` (those of the English catalog).
+TEXT_KEYS: frozenset[str] = frozenset(load_builtin_texts("en"))
+
+
+def _esc(text: str) -> str:
+    """HTML-escape ``text`` and protect ``$`` from :class:`string.Template`."""
+    return html.escape(text, quote=True).replace("$", "$$")
+
+
+def _json_for_script(value: object) -> str:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` as ``\\u`` escapes."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _nonce_attr(nonce: str | None) -> str:
+    return f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
+
+
+def _content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:10]
+
+
+def _check_policy_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("", "http", "https") or any(c in url for c in "\r\n\t"):
+        raise ConfigError("policy_url", f"{url!r} must be an http(s) URL or a relative path")
+    return url
+
+
+def _build_catalogs(
+    languages: Iterable[str], overrides: Mapping[str, Mapping[str, str]]
+) -> dict[str, Mapping[str, str]]:
+    languages = tuple(languages)
+    for lang, table in overrides.items():
+        if lang not in languages:
+            raise ConfigError(
+                "texts", f"texts for {lang!r}, which is not in languages {list(languages)}"
+            )
+        unknown = sorted(set(table) - TEXT_KEYS)
+        if unknown:
+            raise ConfigError(
+                "texts", f"{lang!r}: unknown text key {unknown[0]!r}; valid: {sorted(TEXT_KEYS)}"
+            )
+    catalogs: dict[str, Mapping[str, str]] = {}
+    for lang in languages:
+        primary = lang.split("-", 1)[0].lower()
+        base: dict[str, str] = {}
+        if primary in BUILTIN_LANGUAGES:
+            base = load_builtin_texts(primary)
+        texts = {**base, **overrides.get(lang, {})}
+        missing = sorted(TEXT_KEYS - set(texts))
+        if missing:
+            raise ConfigError(
+                "texts",
+                f"language {lang!r} has no built-in translation; give every text key in "
+                f"texts[{lang!r}] (missing: {', '.join(missing)})",
+            )
+        catalogs[lang] = MappingProxyType(texts)
+    return catalogs
+
+
+class BannerRenderer:
+    """Renders privguard's HTML (banner, age pages) and serves its static assets.
+
+    Build one per :class:`~privguard.Settings`, at start-up; bad ``texts`` or
+    ``policy_url`` raise :class:`~privguard.ConfigError`. Thread-safe.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.endpoint_prefix
+        self.languages: tuple[str, ...] = tuple(settings.languages)
+        self.policy_url = _check_policy_url(settings.policy_url)
+        self.texts: Mapping[str, Mapping[str, str]] = MappingProxyType(
+            _build_catalogs(self.languages, settings.texts)
+        )
+        self.assets, self.js_url, self.css_url = self._build_assets()
+        self._body: dict[tuple[str, str, bool, bool, bool], Template] = {}
+        for lang in self.languages:
+            for regime in settings.regions.regimes.values():
+                for needs_banner in (True, False):
+                    for reconsent in (True, False):
+                        for gpc in (True, False):
+                            key = (lang, regime.name, needs_banner, reconsent, gpc)
+                            self._body[key] = Template(
+                                self._render_body(lang, regime, needs_banner, reconsent, gpc)
+                            )
+        self._head: dict[tuple[frozenset[Category], bool], Template] = {}
+        self._head_lock = threading.Lock()
+        self._negotiated: OrderedDict[str, str] = OrderedDict()
+        self._negotiate_lock = threading.Lock()
+
+    # --- assets -------------------------------------------------------------------
+
+    def _build_assets(self) -> tuple[Mapping[str, tuple[str, bytes]], str, str]:
+        static = importlib.resources.files("privguard.banner").joinpath("static")
+        assets: dict[str, tuple[str, bytes]] = {}
+        urls: dict[str, str] = {}
+        for ext, content_type in _ASSET_TYPES.items():
+            data = static.joinpath(f"banner.{ext}").read_bytes()
+            hashed = f"banner.{_content_hash(data)}.{ext}"
+            assets[hashed] = (content_type, data)
+            assets[f"banner.{ext}"] = (content_type, data)
+            urls[ext] = f"{self.prefix}/{hashed}"
+        return MappingProxyType(assets), urls["js"], urls["css"]
+
+    @staticmethod
+    def is_immutable_asset(name: str) -> bool:
+        """Does ``name`` carry a content hash (cache for a year, immutable)?"""
+        return name.count(".") == 2
+
+    # --- language -----------------------------------------------------------------
+
+    def negotiate(self, accept_language: str | None) -> str:
+        """The best of ``settings.languages`` for an ``Accept-Language`` value.
+
+        Falls back to the first configured language (no header, ``*``, garbage).
+        """
+        fallback = self.languages[0]
+        if not accept_language:
+            return fallback
+        if len(accept_language) > _NEGOTIATION_CACHE_MAX_KEY:
+            return self._negotiate(accept_language)
+        with self._negotiate_lock:
+            found = self._negotiated.get(accept_language)
+            if found is not None:
+                self._negotiated.move_to_end(accept_language)
+                return found
+        found = self._negotiate(accept_language)
+        with self._negotiate_lock:
+            self._negotiated[accept_language] = found
+            while len(self._negotiated) > _NEGOTIATION_CACHE_SIZE:
+                self._negotiated.popitem(last=False)
+        return found
+
+    def _negotiate(self, accept_language: str) -> str:
+        accept = parse_accept_header(accept_language, LanguageAccept)
+        match = accept.best_match(self.languages, default=self.languages[0])
+        return match if match in self.texts else self.languages[0]
+
+    def _lang(self, lang: str) -> str:
+        return lang if lang in self.texts else self.languages[0]
+
+    # --- banner -------------------------------------------------------------------
+
+    def body_snippet(
+        self, lang: str, decision: Decision, csrf_token: str, nonce: str | None
+    ) -> bytes:
+        """The banner markup, config and script tags, to insert before ``</body>``.
+
+        When ``decision.needs_banner`` is False the same markup carries ``hidden`` on
+        the root, so "Privacy settings" can reopen it and gated scripts still run.
+        """
+        lang = self._lang(lang)
+        key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
+        template = self._body.get(key)
+        if template is None:  # a Regime not from these settings: render on the fly
+            template = Template(
+                self._render_body(lang, decision.regime, *key[2:])  # type: ignore[arg-type]
+            )
+        return template.substitute(
+            csrf_token=html.escape(csrf_token, quote=True), nonce_attr=_nonce_attr(nonce)
+        ).encode("utf-8")
+
+    def _render_body(
+        self, lang: str, regime: Regime, needs_banner: bool, reconsent: bool, gpc: bool
+    ) -> str:
+        t = {k: _esc(v) for k, v in self.texts[lang].items()}
+        prefix = _esc(self.prefix)
+        optout = bool(regime.default_on)
+        title = t["title_optout"] if optout else t["title"]
+        intro = t["intro_optout"] if optout else t["intro"]
+        policy = ""
+        if self.policy_url is not None:
+            policy = f' <a href="{_esc(self.policy_url)}">{t["policy_link"]}</a>'
+        notices = []
+        if reconsent:
+            notices.append(
+                f'<p class="privguard__notice" data-privguard-notice="reconsent" '
+                f'role="status">{t["reconsent"]}</p>'
+            )
+        if gpc:
+            notices.append(
+                f'<p class="privguard__notice" data-privguard-notice="gpc" role="status">'
+                f"<strong>{t['gpc_title']}</strong> {t['gpc_text']}</p>"
+            )
+        categories = [
+            '<div class="privguard__category">'
+            '<input type="checkbox" id="privguard-cat-necessary" checked disabled '
+            'aria-describedby="privguard-cat-necessary-desc">'
+            f'<label for="privguard-cat-necessary"><span class="privguard__category-name">'
+            f'{t["cat_necessary"]}</span><span class="privguard__always">{t["always_on"]}'
+            "</span></label>"
+            f'<p class="privguard__description" id="privguard-cat-necessary-desc">'
+            f"{t['cat_necessary_desc']}</p></div>"
+        ]
+        for cat in _SHOWN_CATEGORIES:
+            name = cat.value
+            categories.append(
+                '<div class="privguard__category">'
+                f'<input type="checkbox" name="category" value="{name}" '
+                f'id="privguard-cat-{name}" aria-describedby="privguard-cat-{name}-desc">'
+                f'<label for="privguard-cat-{name}"><span class="privguard__category-name">'
+                f"{t['cat_' + name]}</span></label>"
+                f'<p class="privguard__description" id="privguard-cat-{name}-desc">'
+                f"{t['cat_' + name + '_desc']}</p></div>"
+            )
+        optout_form = ""
+        if optout:
+            keep = sorted(c.value for c in regime.default_on - {Category.MARKETING})
+            hidden_cats = "".join(
+                f'<input type="hidden" name="category" value="{c}">' for c in keep
+            )
+            optout_form = (
+                f'<form method="post" action="{prefix}/consent" class="privguard__optout" '
+                'data-privguard-form="do-not-sell">'
+                '<input type="hidden" name="csrf_token" value="$csrf_token">'
+                f"{hidden_cats}"
+                '<button type="submit" name="category" value="necessary" '
+                'class="privguard__button privguard__button--secondary" '
+                f'data-privguard-action="do-not-sell" data-privguard-categories="{" ".join(keep)}">'
+                f"{t['do_not_sell']}</button></form>"
+            )
+        config = _json_for_script(
+            {
+                "prefix": self.prefix,
+                "consentMode": self.settings.consent_mode,
+                "regime": regime.name,
+                "lang": lang,
+            }
+        ).replace("$", "$$")
+        hidden = "" if needs_banner else " hidden"
+        regime_attr = _esc(regime.name)
+        lang_attr = _esc(lang)
+        return (
+            "<!-- privguard consent banner -->"
+            f'<link rel="stylesheet" href="{_esc(self.css_url)}"$nonce_attr>'
+            f'<div id="privguard-banner" class="privguard" role="dialog" aria-modal="true" '
+            f'aria-labelledby="privguard-banner-title" aria-describedby="privguard-banner-text" '
+            f'lang="{lang_attr}" data-privguard-regime="{regime_attr}"{hidden}>'
+            '<div class="privguard__panel" tabindex="-1">'
+            f'<h2 id="privguard-banner-title" class="privguard__title">{title}</h2>'
+            f"{''.join(notices)}"
+            f'<p id="privguard-banner-text" class="privguard__text">{intro}{policy}</p>'
+            f'<form method="post" action="{prefix}/consent" class="privguard__form" '
+            'data-privguard-form="consent">'
+            '<input type="hidden" name="csrf_token" value="$csrf_token">'
+            '<div class="privguard__actions">'
+            '<button type="submit" name="accept" value="all" class="privguard__button" '
+            f'data-privguard-action="accept-all">{t["accept_all"]}</button>'
+            '<button type="submit" name="accept" value="none" class="privguard__button" '
+            f'data-privguard-action="reject-all">{t["reject_all"]}</button>'
+            "</div>"
+            '<details class="privguard__details">'
+            '<summary class="privguard__summary" data-privguard-action="settings">'
+            f"{t['settings']}</summary>"
+            '<fieldset class="privguard__categories">'
+            f'<legend class="privguard__legend">{t["categories_legend"]}</legend>'
+            f"{''.join(categories)}"
+            "</fieldset>"
+            '<div class="privguard__actions">'
+            '<button type="submit" name="category" value="necessary" '
+            'class="privguard__button privguard__button--secondary" '
+            f'data-privguard-action="save">{t["save"]}</button>'
+            "</div></details></form>"
+            f"{optout_form}"
+            "</div></div>"
+            f'<a href="#privguard-banner" id="privguard-reopen" class="privguard-reopen" '
+            f'data-privguard-action="open" lang="{lang_attr}">{t["privacy_settings"]}</a>'
+            f'<script type="application/json" id="privguard-config">{config}</script>'
+            f'<script src="{_esc(self.js_url)}" defer$nonce_attr></script>'
+        )
+
+    # --- Consent Mode -------------------------------------------------------------
+
+    def head_snippet(self, decision: Decision, nonce: str | None) -> bytes | None:
+        """Google Consent Mode v2 defaults from the server state, or None when off.
+
+        Goes right after ``<head ...>`` so it runs before any ``gtag('config', ...)``.
+        """
+        if not self.settings.consent_mode:
+            return None
+        key = (decision.allowed, decision.needs_banner)
+        template = self._head.get(key)
+        if template is None:
+            template = Template(self._render_head(*key))
+            with self._head_lock:  # at most 16 x 2 entries: bounded by construction
+                self._head.setdefault(key, template)
+        return template.substitute(nonce_attr=_nonce_attr(nonce)).encode("utf-8")
+
+    def consent_mode_state(self, allowed: frozenset[Category]) -> dict[str, str]:
+        """Consent Mode v2 types -> ``granted``/``denied`` for the ``allowed`` categories."""
+        state: dict[str, str] = {}
+        for cat, types in CONSENT_MODE_TYPES.items():
+            value = "granted" if cat is Category.NECESSARY or cat in allowed else "denied"
+            for name in types:
+                state[name] = value
+        return state
+
+    def _render_head(self, allowed: frozenset[Category], needs_banner: bool) -> str:
+        defaults: dict[str, Any] = dict(self.consent_mode_state(allowed))
+        if needs_banner:
+            defaults["wait_for_update"] = WAIT_FOR_UPDATE_MS
+        lines = [
+            "window.dataLayer=window.dataLayer||[];",
+            "window.gtag=window.gtag||function(){window.dataLayer.push(arguments);};",
+            f"window.gtag('consent','default',{_json_for_script(defaults)});",
+        ]
+        if Category.MARKETING not in allowed:
+            lines.append("window.gtag('set','ads_data_redaction',true);")
+        body = "".join(lines).replace("$", "$$")
+        return f"<script$nonce_attr>{body}</script>"
+
+    # --- age pages ----------------------------------------------------------------
+
+    def age_form(
+        self,
+        lang: str,
+        decision: Decision,
+        csrf_token: str,
+        next_path: str | None,
+        nonce: str | None,
+    ) -> bytes:
+        """The age check page (root ``id="privguard-age-gate"``), posting to ``{prefix}/age``."""
+        from privguard.banner.age import render_age_form
+
+        lang = self._lang(lang)
+        return render_age_form(
+            self.texts[lang],
+            lang=lang,
+            prefix=self.prefix,
+            css_url=self.css_url,
+            required_age=decision.required_age,
+            csrf_token=csrf_token,
+            next_path=next_path,
+            nonce=nonce,
+        ).encode("utf-8")
+
+    def minor_page(self, lang: str, decision: Decision, nonce: str | None = None) -> bytes:
+        """The 403 page a minor gets on an age-gated path."""
+        from privguard.banner.age import render_minor_page
+
+        lang = self._lang(lang)
+        return render_minor_page(
+            self.texts[lang], lang=lang, css_url=self.css_url, nonce=nonce
+        ).encode("utf-8")

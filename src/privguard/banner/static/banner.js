@@ -1,0 +1,426 @@
+/* privguard banner: consent dialog, gated scripts and iframes, Consent Mode updates.
+ *
+ * Nothing here counts as consent except a click (or Enter/Space) on a choice button:
+ * not scrolling, not a timeout, not Escape, not closing. The signed consent cookie is
+ * never parsed here; the state comes from GET {prefix}/consent and from the answer to
+ * POST {prefix}/consent. No third-party requests, no inline event handlers.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("privguard-banner");
+  var configEl = document.getElementById("privguard-config");
+  if (!root || !configEl || root.getAttribute("data-privguard-ready") === "1") {
+    return;
+  }
+  root.setAttribute("data-privguard-ready", "1");
+
+  var config = {};
+  try {
+    config = JSON.parse(configEl.textContent || "{}");
+  } catch (e) {
+    config = {};
+  }
+  var prefix = config.prefix || "/privguard";
+  var consentUrl = prefix + "/consent";
+  var form = root.querySelector('form[data-privguard-form="consent"]');
+  var panel = root.querySelector(".privguard__panel") || root;
+  var details = root.querySelector(".privguard__details");
+  var reopen = document.getElementById("privguard-reopen");
+  var required = !root.hasAttribute("hidden");
+  var state = null;
+  var busy = false;
+  var lastFocus = null;
+  var activated = {};
+
+  var CONSENT_MODE = {
+    functionality: ["functionality_storage", "personalization_storage"],
+    performance: ["analytics_storage"],
+    marketing: ["ad_storage", "ad_user_data", "ad_personalization"]
+  };
+
+  function csrfToken() {
+    var input = form && form.querySelector('input[name="csrf_token"]');
+    return input ? input.value : "";
+  }
+
+  function setNext() {
+    var here = window.location.pathname + window.location.search;
+    var forms = root.querySelectorAll("form");
+    for (var i = 0; i < forms.length; i++) {
+      var input = forms[i].querySelector('input[name="next"]');
+      if (!input) {
+        input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "next";
+        forms[i].appendChild(input);
+      }
+      input.value = here;
+    }
+  }
+
+  function allowedCategories(s) {
+    var out = [];
+    var cats = (s && s.categories) || {};
+    for (var name in cats) {
+      if (Object.prototype.hasOwnProperty.call(cats, name) && cats[name] === true) {
+        out.push(name);
+      }
+    }
+    return out;
+  }
+
+  function isAllowed(s, category) {
+    return !!(s && s.categories && s.categories[category] === true);
+  }
+
+  /* --- gated content -------------------------------------------------------------- */
+
+  function activateScript(old) {
+    var script = document.createElement("script");
+    for (var i = 0; i < old.attributes.length; i++) {
+      var attr = old.attributes[i];
+      if (attr.name === "type" || attr.name === "data-privguard-category") {
+        continue;
+      }
+      script.setAttribute(attr.name, attr.value);
+    }
+    var realType = old.getAttribute("data-privguard-type");
+    if (realType) {
+      script.type = realType;
+    }
+    var nonce = old.nonce || old.getAttribute("nonce");
+    if (nonce) {
+      script.nonce = nonce;
+    }
+    script.setAttribute("data-privguard-activated", old.getAttribute("data-privguard-category"));
+    if (old.src) {
+      script.async = false; /* keep document order among activated external scripts */
+    } else {
+      script.text = old.text;
+    }
+    old.parentNode.replaceChild(script, old);
+  }
+
+  function activate(s) {
+    var nodes = document.querySelectorAll("[data-privguard-category]");
+    for (var i = 0; i < nodes.length; i++) {
+      var el = nodes[i];
+      var category = el.getAttribute("data-privguard-category");
+      if (!isAllowed(s, category)) {
+        continue;
+      }
+      var tag = el.tagName.toLowerCase();
+      if (tag === "script" && (el.getAttribute("type") || "").toLowerCase() === "text/plain") {
+        activateScript(el);
+        activated[category] = true;
+      } else if (tag === "iframe" && el.getAttribute("data-src") && !el.getAttribute("src")) {
+        el.setAttribute("src", el.getAttribute("data-src"));
+        el.setAttribute("data-privguard-activated", category);
+        activated[category] = true;
+      }
+    }
+  }
+
+  function consentModeUpdate(s) {
+    if (!config.consentMode || typeof window.gtag !== "function") {
+      return;
+    }
+    var update = {};
+    for (var category in CONSENT_MODE) {
+      var value = isAllowed(s, category) ? "granted" : "denied";
+      for (var i = 0; i < CONSENT_MODE[category].length; i++) {
+        update[CONSENT_MODE[category][i]] = value;
+      }
+    }
+    window.gtag("consent", "update", update);
+  }
+
+  function announce(s, initial) {
+    var detail = { state: s, categories: allowedCategories(s), initial: !!initial };
+    var event;
+    if (typeof window.CustomEvent === "function") {
+      event = new CustomEvent("privguard:consent", { bubbles: true, detail: detail });
+    } else {
+      event = document.createEvent("CustomEvent");
+      event.initCustomEvent("privguard:consent", true, false, detail);
+    }
+    document.dispatchEvent(event);
+  }
+
+  function apply(s, initial) {
+    var before = state;
+    state = s;
+    var withdrawn = false;
+    if (before) {
+      for (var category in activated) {
+        if (activated[category] && !isAllowed(s, category)) {
+          withdrawn = true;
+        }
+      }
+    }
+    activate(s);
+    syncCheckboxes(s);
+    if (!initial) {
+      consentModeUpdate(s);
+    }
+    announce(s, initial);
+    if (withdrawn) {
+      /* scripts of a withdrawn category are already running: only a reload stops them */
+      window.location.reload();
+    }
+  }
+
+  /* --- talking to the server ------------------------------------------------------ */
+
+  function request(method, body) {
+    var init = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.headers["X-Privguard-CSRF"] = csrfToken();
+      init.body = JSON.stringify(body);
+    }
+    return window.fetch(consentUrl, init).then(function (response) {
+      if (!response.ok) {
+        throw new Error("privguard: " + method + " " + consentUrl + " answered " + response.status);
+      }
+      return response.json();
+    });
+  }
+
+  function loadState() {
+    return request("GET").then(function (s) {
+      apply(s, true);
+      return s;
+    });
+  }
+
+  function submitNatively(button) {
+    /* fetch failed: fall back to the no-JS form post (the server redirects back) */
+    var target = button && button.form ? button.form : form;
+    if (!target) {
+      return;
+    }
+    target.setAttribute("data-privguard-native", "1");
+    if (typeof target.requestSubmit === "function") {
+      target.requestSubmit(button || undefined);
+    } else {
+      target.submit();
+    }
+  }
+
+  function choose(body, button) {
+    if (busy) {
+      return;
+    }
+    busy = true;
+    request("POST", body)
+      .then(function (s) {
+        busy = false;
+        close();
+        apply(s, false);
+      })
+      .catch(function () {
+        busy = false;
+        submitNatively(button);
+      });
+  }
+
+  function selectedCategories() {
+    var out = [];
+    var boxes = root.querySelectorAll('input[type="checkbox"][name="category"]');
+    for (var i = 0; i < boxes.length; i++) {
+      if (boxes[i].checked) {
+        out.push(boxes[i].value);
+      }
+    }
+    return out;
+  }
+
+  function doNotSellCategories(button) {
+    if (state && state.categories) {
+      return allowedCategories(state).filter(function (c) {
+        return c !== "marketing" && c !== "necessary";
+      });
+    }
+    var listed = (button.getAttribute("data-privguard-categories") || "").split(" ");
+    return listed.filter(function (c) {
+      return c !== "";
+    });
+  }
+
+  function syncCheckboxes(s) {
+    if (!s || !s.choice_made) {
+      return; /* no choice yet: boxes stay unticked (no pre-ticked consent) */
+    }
+    var boxes = root.querySelectorAll('input[type="checkbox"][name="category"]');
+    for (var i = 0; i < boxes.length; i++) {
+      boxes[i].checked = isAllowed(s, boxes[i].value);
+    }
+  }
+
+  /* --- dialog --------------------------------------------------------------------- */
+
+  function focusables() {
+    var nodes = root.querySelectorAll(
+      'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), ' +
+        'select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])'
+    );
+    var out = [];
+    for (var i = 0; i < nodes.length; i++) {
+      var el = nodes[i];
+      if (el.getClientRects().length > 0) {
+        out.push(el);
+      }
+    }
+    return out;
+  }
+
+  function open(fromUser) {
+    if (!root.hasAttribute("hidden") && !fromUser) {
+      return;
+    }
+    lastFocus = document.activeElement;
+    root.removeAttribute("hidden");
+    if (reopen) {
+      reopen.setAttribute("hidden", "");
+    }
+    if (fromUser) {
+      required = false;
+      loadState().catch(function () {});
+    }
+    panel.focus();
+  }
+
+  function close() {
+    root.setAttribute("hidden", "");
+    required = false;
+    if (reopen) {
+      reopen.removeAttribute("hidden");
+    }
+    if (details) {
+      details.open = false;
+    }
+    if (lastFocus && typeof lastFocus.focus === "function" && document.contains(lastFocus)) {
+      lastFocus.focus();
+    } else if (reopen) {
+      reopen.focus();
+    }
+    lastFocus = null;
+  }
+
+  function onKeydown(event) {
+    if (root.hasAttribute("hidden")) {
+      return;
+    }
+    if (event.key === "Escape" || event.key === "Esc") {
+      /* Escape is never consent: collapse the settings, or close a dialog the visitor
+       * reopened; a first-time dialog stays open until a choice is clicked. */
+      event.preventDefault();
+      if (details && details.open) {
+        details.open = false;
+        var summary = details.querySelector("summary");
+        if (summary) {
+          summary.focus();
+        }
+      } else if (!required) {
+        close();
+      }
+      return;
+    }
+    if (event.key !== "Tab") {
+      return;
+    }
+    var items = focusables();
+    if (items.length === 0) {
+      event.preventDefault();
+      panel.focus();
+      return;
+    }
+    var first = items[0];
+    var last = items[items.length - 1];
+    var active = document.activeElement;
+    var inside = root.contains(active) && active !== panel && active !== root;
+    if (event.shiftKey && (!inside || active === first)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (!inside || active === last)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
+  function onClick(event) {
+    var target = event.target;
+    var button = target && target.closest ? target.closest("[data-privguard-action]") : null;
+    if (!button || !root.contains(button)) {
+      return;
+    }
+    var action = button.getAttribute("data-privguard-action");
+    if (action === "accept-all") {
+      event.preventDefault();
+      choose({ accept: "all" }, button);
+    } else if (action === "reject-all") {
+      event.preventDefault();
+      choose({ accept: "none" }, button);
+    } else if (action === "save") {
+      event.preventDefault();
+      choose({ categories: selectedCategories() }, button);
+    } else if (action === "do-not-sell") {
+      event.preventDefault();
+      choose({ categories: doNotSellCategories(button) }, button);
+    }
+    /* "settings" is a <summary>: the browser opens the <details> itself */
+  }
+
+  function onSubmit(event) {
+    if (event.target.getAttribute("data-privguard-native") === "1") {
+      return; /* the fallback post after a failed fetch */
+    }
+    /* every choice goes through onClick; a submit without one is not a choice */
+    event.preventDefault();
+  }
+
+  /* --- start ---------------------------------------------------------------------- */
+
+  setNext();
+  root.addEventListener("click", onClick);
+  root.addEventListener("submit", onSubmit);
+  document.addEventListener("keydown", onKeydown);
+  if (reopen) {
+    reopen.addEventListener("click", function (event) {
+      event.preventDefault();
+      open(true);
+    });
+    if (required) {
+      reopen.setAttribute("hidden", "");
+    }
+  }
+
+  window.privguard = {
+    open: function () {
+      open(true);
+    },
+    close: function () {
+      if (!required) {
+        close();
+      }
+    },
+    state: function () {
+      return state;
+    },
+    refresh: loadState
+  };
+
+  if (document.querySelector("[data-privguard-category]")) {
+    loadState().catch(function () {});
+  }
+  if (required) {
+    lastFocus = document.activeElement;
+    panel.focus();
+  }
+})();
