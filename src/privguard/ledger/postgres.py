@@ -118,6 +118,13 @@ class PostgresLedger:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in params:
             kwargs["connect_timeout"] = max(1, round(timeout))
+        # One direct connection first: an unreachable server fails at once with
+        # libpq's own message, and the schema is ready before the pool starts.
+        try:
+            with psycopg.connect(url, **kwargs) as conn:
+                self._ensure_schema(conn, create)
+        except psycopg.Error as exc:
+            raise LedgerError(f"PostgreSQL ledger unavailable: {_one_line(exc)}") from exc
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             open=False,
@@ -129,11 +136,6 @@ class PostgresLedger:
             name="privguard-ledger",
         )
         self._pool.open(wait=False)
-        try:
-            self._ensure_schema(create)
-        except BaseException:
-            self._pool.close()
-            raise
 
     @contextlib.contextmanager
     def _transaction(self, *, snapshot: bool = False) -> Iterator[psycopg.Connection[Any]]:
@@ -143,10 +145,11 @@ class PostgresLedger:
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield conn
         except psycopg.Error as exc:
-            raise LedgerError(f"PostgreSQL ledger failed: {exc}") from exc
+            raise LedgerError(f"PostgreSQL ledger failed: {_one_line(exc)}") from exc
 
-    def _ensure_schema(self, create: bool) -> None:
-        with self._transaction() as conn:
+    @staticmethod
+    def _ensure_schema(conn: psycopg.Connection[Any], create: bool) -> None:
+        with conn.transaction():
             exists = conn.execute("SELECT to_regclass('privguard_schema')").fetchone()
             if exists is None or exists[0] is None:
                 if not create:
@@ -293,3 +296,8 @@ class PostgresLedger:
 
     def __repr__(self) -> str:
         return "PostgresLedger(<url hidden>)"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -85,7 +85,7 @@ class Spool:
                 return bool(self._memory)
             try:
                 return self.path.stat().st_size > 0
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 return False
 
     def replay(self, store: Callable[[Sequence[ReceiptDraft]], object], batch: int = 500) -> int:

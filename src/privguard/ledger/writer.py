@@ -10,7 +10,7 @@ Decides when and where a receipt is written:
   From then on new receipts are spooled behind it, so the order holds, until
   a replay succeeds: on the next flush, on the next submit once
   ``retry_interval`` has passed since the last failed attempt, or periodically
-  while idle.
+  while idle. A failed ledger is closed and reopened for the next attempt.
 * A receipt the spool cannot take either (disk full) stays in memory and is
   retried; each such failure is logged.
 """
@@ -181,17 +181,25 @@ class LedgerWriter:
 
     def _run(self) -> None:
         q = self._queue
-        self._spooled = self.spool.pending()
+        try:
+            self._spooled = self.spool.pending()
+        except OSError:
+            self._spooled = True  # cannot tell: try a replay first
         try:
             while True:
                 waiting = self._spooled or self._held
                 try:
                     first = q.get(timeout=self.retry_interval) if waiting else q.get()
                 except queue.Empty:
-                    self._store([], retry=True)
-                    continue
-                batch, flushes, stop = self._drain(q, first)
-                self._store(batch, retry=bool(flushes) or stop)
+                    first = None
+                batch, flushes, stop = (
+                    self._drain(q, first) if first is not None else ([], [], False)
+                )
+                try:
+                    self._store(batch, retry=first is None or bool(flushes) or stop)
+                except Exception:  # a bug must not kill the thread and strand the queue
+                    _log.exception("privguard ledger writer: unexpected error")
+                    self._held = batch + self._held
                 for flush in flushes:
                     flush.done.set()
                 if stop:
@@ -266,6 +274,14 @@ class LedgerWriter:
             _log.warning("privguard ledger unavailable, spooling receipts: %s", exc)
         self._spooled = True
         self._next_retry = time.monotonic() + self.retry_interval
+        # Start afresh next time: a new pool connects at once instead of
+        # waiting out the old pool's reconnect back-off.
+        ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            try:
+                ledger.close()
+            except Exception:
+                _log.debug("privguard ledger: error closing a failed ledger", exc_info=True)
 
     def _spool(self, batch: list[ReceiptDraft]) -> None:
         try:
