@@ -22,7 +22,7 @@ from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
-from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint
+from privguard.endpoints import MAX_BODY, signal_withdrawal, EndpointResponse, handle_endpoint
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
@@ -141,7 +141,7 @@ class _Responder:
     """Per-request state: filters the start message, injects into HTML bodies."""
 
     __slots__ = ("mw", "_send", "view", "decision", "lang", "scope", "start", "injector",
-                 "buffer", "buffered", "passthrough")
+                 "buffer", "buffered", "passthrough", "own_cookies")
 
     def __init__(self, mw: PrivacyMiddleware, send: Send, view: RequestView, decision: Decision,
                  lang: str, scope: Scope) -> None:
@@ -156,6 +156,9 @@ class _Responder:
         self.buffer: list[bytes] | None = None
         self.buffered = 0
         self.passthrough = True
+        self.own_cookies: tuple[str, ...] = (
+            signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
+        )
 
     async def send(self, message: Message) -> None:
         mtype = message["type"]
@@ -172,7 +175,8 @@ class _Responder:
         rt = mw.runtime
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
         status = int(message["status"])
-        result = filter_headers(headers, self.decision, mw.settings)
+        result = filter_headers(headers, self.decision, mw.settings,
+                                extra_cookies=self.own_cookies)
         if result.dropped:
             rt.report_dropped(result.dropped, self.view.path)
         if status == 200 and rt.analytics is not None:
@@ -184,7 +188,7 @@ class _Responder:
             await self._send(message)
             return
         result = filter_headers(headers, self.decision, mw.settings, changed=True,
-                                vary_extra=("Accept-Language",))
+                                extra_cookies=self.own_cookies, vary_extra=("Accept-Language",))
         self.passthrough = False
         self.injector = rt.injector(self.decision, self.lang, self.view, mw._nonce(self.scope))
         length = next((v for n, v in result.headers if n.lower() == "content-length"), None)

@@ -30,6 +30,7 @@ __all__ = [
     "json_error",
     "handle_endpoint",
     "state_json",
+    "signal_withdrawal",
     "MAX_BODY",
     "GPC_LAST_UPDATE",
 ]
@@ -351,6 +352,21 @@ def _store(
         303, [("Location", target), _NO_STORE, ("Content-Length", "0")], b"",
         tuple(extra), new_decision,
     )
+
+
+def signal_withdrawal(runtime: Runtime, view: RequestView, decision: Decision) -> tuple[str, ...]:
+    """Record a GPC/DNT-forced withdrawal of marketing once: new cookie + receipt.
+
+    The rewritten consent cookie no longer grants marketing, so the withdrawal
+    is recorded once, and stays in force when the signal is later absent (the
+    absence of a signal is not an opt-in).
+    """
+    if decision.choice is None:
+        return ()
+    granted = decision.choice - {Category.MARKETING}
+    response = _store(runtime, view, decision, granted, "gpc" if decision.gpc else "dnt", {},
+                      True)
+    return response.cookies
 
 
 def _redecide(decision: Decision, state: ConsentState, settings: object) -> Decision:

@@ -23,7 +23,7 @@ from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
-from privguard.endpoints import MAX_BODY, handle_endpoint
+from privguard.endpoints import MAX_BODY, signal_withdrawal, handle_endpoint
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
@@ -98,12 +98,13 @@ class PrivacyMiddleware:
             return [answer.body]
 
         state: dict[str, Any] = {}
+        own_cookies = signal_withdrawal(rt, view, decision) if decision.signal_withdrawal else ()
 
         def filtering_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             code = int(status[:3]) if status[:3].isdigit() else 0
-            result = filter_headers(headers, decision, self.settings)
+            result = filter_headers(headers, decision, self.settings, extra_cookies=own_cookies)
             inject = should_inject(
                 view.method, code, result, decision, bool(environ.get("privguard.skip"))
             )
@@ -122,7 +123,12 @@ class PrivacyMiddleware:
             if inject:
                 # re-filter: a changed body is private and depends on Accept-Language
                 result = filter_headers(
-                    headers, decision, self.settings, changed=True, vary_extra=("Accept-Language",)
+                    headers,
+                    decision,
+                    self.settings,
+                    extra_cookies=own_cookies,
+                    changed=True,
+                    vary_extra=("Accept-Language",),
                 )
                 state["inject"] = (status, result.headers, exc_info)
                 return _no_write

@@ -36,7 +36,10 @@ def request_cookies(cookie_header: str | None) -> dict[str, str]:
             continue
         name = name.strip(" \t")
         if name and name not in out:
-            out[name] = value.strip(" \t")
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':  # RFC 6265 quoted value
+                value = value[1:-1]
+            out[name] = value
     return out
 
 

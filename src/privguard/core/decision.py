@@ -74,6 +74,7 @@ class Decision:
     vary: tuple[str, ...]
     consent_cookie_name: str
     is_https: bool
+    signal_withdrawal: bool = False  # a GPC/DNT signal overrode a stored marketing consent
 
     def allows(self, category: Category | str) -> bool:
         """Is ``category`` allowed for this request?"""
@@ -204,6 +205,10 @@ def decide(
         vary=tuple(vary),
         consent_cookie_name=cookie_name,
         is_https=https,
+        signal_withdrawal=signal
+        and settings.signal_overrides_consent
+        and choice is not None
+        and Category.MARKETING in choice,
     )
 
 

@@ -1,0 +1,120 @@
+"""The cookie firewall end to end through a real Starlette app (httpx TestClient)."""
+
+import asyncio
+import contextlib
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+
+import privguard
+from privguard.asgi import PrivacyMiddleware
+
+KEY = "starlette-test-key-" + "x" * 32
+ORIGIN = {"Origin": "http://testserver"}
+
+
+async def index(request):
+    resp = HTMLResponse("<html><body><p>shop</p></body></html>")
+    for name in ("sessionid", "lang", "_ga", "_fbp"):
+        resp.set_cookie(name, "v")
+    return resp
+
+
+async def stream(request):
+    async def gen():
+        for i in range(3):
+            yield f"line {i}\n".encode()
+            await asyncio.sleep(0)
+
+    resp = StreamingResponse(gen(), media_type="text/plain")
+    resp.set_cookie("_ga", "1")
+    return resp
+
+
+async def ctx(request):
+    c = privguard.get_context(request)
+    return JSONResponse({"regime": c.regime, "allowed": sorted(c.allowed)})
+
+
+async def ws(websocket):
+    await websocket.accept()
+    assert "privguard" not in websocket.scope
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
+def build(**options):
+    events = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    app = Starlette(routes=[Route("/", index), Route("/stream", stream), Route("/ctx", ctx),
+                            WebSocketRoute("/ws", ws)], lifespan=lifespan)
+    options.setdefault("secret_key", KEY)
+    options.setdefault("ledger", None)
+    app.add_middleware(PrivacyMiddleware, **options)
+    return app, events
+
+
+def names(resp, live=True):
+    return sorted(v.split("=", 1)[0] for v in resp.headers.get_list("set-cookie")
+                  if ("Max-Age=0" not in v) == live)
+
+
+def test_lifespan_and_websocket_pass_through():
+    app, events = build()
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws") as sock:
+            assert sock.receive_text() == "hello"
+    assert events == ["startup", "shutdown"]
+
+
+def test_only_necessary_before_consent_then_granted_pass_then_withdrawal():
+    app, _ = build()
+    with TestClient(app) as client:
+        assert names(client.get("/")) == ["sessionid"]
+        r = client.post("/privguard/consent", json={"categories": ["performance"]},
+                        headers=ORIGIN)
+        assert r.status_code == 200 and r.json()["categories"]["performance"] is True
+        assert names(client.get("/")) == ["_ga", "sessionid"]
+        assert client.get("/ctx").json() == {"regime": "gdpr",
+                                             "allowed": ["necessary", "performance"]}
+        r = client.post("/privguard/consent", json={"accept": "none"}, headers=ORIGIN)
+        assert names(r, live=False) == ["_ga"]
+
+
+def test_streaming_non_html_stays_streamed_and_filtered():
+    app, _ = build()
+    with TestClient(app) as client:
+        with client.stream("GET", "/stream") as r:
+            chunks = list(r.iter_raw())
+            assert b"".join(chunks) == b"line 0\nline 1\nline 2\n"
+            assert "content-length" not in r.headers
+            assert names(r) == []
+
+
+def test_csrf_refused_and_protect_detects_asgi():
+    inner, _ = build()
+    app = privguard.protect(Starlette(routes=[Route("/", index)]), secret_key=KEY, ledger=None)
+    assert isinstance(app, PrivacyMiddleware)
+    with TestClient(inner) as client:
+        r = client.post("/privguard/consent", json={"accept": "all"},
+                        headers={"Origin": "http://evil.test"})
+        assert r.status_code == 403
+        assert client.get("/privguard/consent").json()["choice_made"] is False
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"categories": "marketing"}'])
+def test_bad_json_is_400(body):
+    app, _ = build()
+    with TestClient(app) as client:
+        r = client.post("/privguard/consent", content=body,
+                        headers={**ORIGIN, "Content-Type": "application/json"})
+        assert r.status_code == 400 and "error" in r.json()
