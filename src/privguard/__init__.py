@@ -15,8 +15,7 @@ from privguard.errors import ConfigError as ConfigError
 from privguard.errors import PrivguardError as PrivguardError
 from privguard.settings import Settings as Settings
 
-__all__ = ["protect", "get_context", "Settings", "ConfigError", "PrivguardError",
-           "PrivacyContext"]
+__all__ = ["protect", "get_context", "Settings", "ConfigError", "PrivguardError", "PrivacyContext"]
 __version__ = "0.1.0"
 
 

@@ -13,8 +13,18 @@ __all__ = ["CONSULTED", "should_inject", "MAX_BUFFER"]
 #: Request headers privguard reads (lower case); everything else is not copied.
 CONSULTED = frozenset(
     {
-        "cookie", "sec-gpc", "dnt", "x-forwarded-for", "forwarded", "accept-language",
-        "user-agent", "origin", "referer", "content-type", "accept", "x-privguard-csrf",
+        "cookie",
+        "sec-gpc",
+        "dnt",
+        "x-forwarded-for",
+        "forwarded",
+        "accept-language",
+        "user-agent",
+        "origin",
+        "referer",
+        "content-type",
+        "accept",
+        "x-privguard-csrf",
     }
 )
 #: Largest body with a Content-Length that is buffered to recompute it when injecting.
@@ -42,6 +52,8 @@ def should_inject(
     return encoding in ("", "identity")
 
 
-def strip_headers(headers: Iterable[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
+def strip_headers(
+    headers: Iterable[tuple[str, str]], names: frozenset[str]
+) -> list[tuple[str, str]]:
     """Headers without those named (lower-case) in ``names``."""
     return [(n, v) for n, v in headers if n.lower() not in names]

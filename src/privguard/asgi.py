@@ -13,8 +13,8 @@ as it comes. The context is stored at ``scope["privguard"]``.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
@@ -22,7 +22,7 @@ from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
-from privguard.endpoints import MAX_BODY, signal_withdrawal, EndpointResponse, handle_endpoint
+from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
@@ -108,7 +108,11 @@ class PrivacyMiddleware:
         await self.app(scope, receive, responder.send)
 
     async def _answer(
-        self, send: Send, view: RequestView, decision: Decision, answer: EndpointResponse,
+        self,
+        send: Send,
+        view: RequestView,
+        decision: Decision,
+        answer: EndpointResponse,
         changed: bool,
     ) -> None:
         result = filter_headers(
@@ -119,8 +123,11 @@ class PrivacyMiddleware:
             changed=changed,
         )
         await send(
-            {"type": "http.response.start", "status": answer.status,
-             "headers": _decode(result.headers)}
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": _decode(result.headers),
+            }
         )
         body = b"" if view.method == "HEAD" else answer.body
         await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -140,11 +147,30 @@ class PrivacyMiddleware:
 class _Responder:
     """Per-request state: filters the start message, injects into HTML bodies."""
 
-    __slots__ = ("mw", "_send", "view", "decision", "lang", "scope", "start", "injector",
-                 "buffer", "buffered", "passthrough", "own_cookies")
+    __slots__ = (
+        "mw",
+        "_send",
+        "view",
+        "decision",
+        "lang",
+        "scope",
+        "start",
+        "injector",
+        "buffer",
+        "buffered",
+        "passthrough",
+        "own_cookies",
+    )
 
-    def __init__(self, mw: PrivacyMiddleware, send: Send, view: RequestView, decision: Decision,
-                 lang: str, scope: Scope) -> None:
+    def __init__(
+        self,
+        mw: PrivacyMiddleware,
+        send: Send,
+        view: RequestView,
+        decision: Decision,
+        lang: str,
+        scope: Scope,
+    ) -> None:
         self.mw = mw
         self._send = send
         self.view = view
@@ -173,22 +199,30 @@ class _Responder:
     async def _start(self, message: Message) -> None:
         mw = self.mw
         rt = mw.runtime
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
+        headers = [
+            (n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())
+        ]
         status = int(message["status"])
-        result = filter_headers(headers, self.decision, mw.settings,
-                                extra_cookies=self.own_cookies)
+        result = filter_headers(headers, self.decision, mw.settings, extra_cookies=self.own_cookies)
         if result.dropped:
             rt.report_dropped(result.dropped, self.view.path)
         if status == 200 and rt.analytics is not None:
             rt.page_view(self.view, self.decision, result.content_type)
-        inject = should_inject(self.view.method, status, result, self.decision,
-                               bool(self.scope.get("privguard.skip")))
+        inject = should_inject(
+            self.view.method, status, result, self.decision, bool(self.scope.get("privguard.skip"))
+        )
         if not inject:
             message["headers"] = _decode(result.headers)
             await self._send(message)
             return
-        result = filter_headers(headers, self.decision, mw.settings, changed=True,
-                                extra_cookies=self.own_cookies, vary_extra=("Accept-Language",))
+        result = filter_headers(
+            headers,
+            self.decision,
+            mw.settings,
+            changed=True,
+            extra_cookies=self.own_cookies,
+            vary_extra=("Accept-Language",),
+        )
         self.passthrough = False
         self.injector = rt.injector(self.decision, self.lang, self.view, mw._nonce(self.scope))
         length = next((v for n, v in result.headers if n.lower() == "content-length"), None)

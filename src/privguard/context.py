@@ -69,7 +69,10 @@ class PrivacyContext:
 
         rt = self._runtime
         body = rt.banner.body_snippet(
-            lang or self._lang or rt.settings.languages[0], self.decision, rt.csrf_token(self._host), None
+            lang or self._lang or rt.settings.languages[0],
+            self.decision,
+            rt.csrf_token(self._host),
+            None,
         )
         return Markup(body.decode("utf-8"))
 

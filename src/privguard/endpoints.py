@@ -102,10 +102,15 @@ def handle_endpoint(
             return _error(405, "method not allowed")
         data = {"gpc": runtime.settings.honor_gpc, "lastUpdate": GPC_LAST_UPDATE}
         resp = _json(200, data)
-        return replace(resp, headers=[("Content-Type", _JSON),
-                                      ("Cache-Control", "public, max-age=86400"),
-                                      ("Content-Length", str(len(resp.body)))])
-    name = path[len(runtime.prefix_slash):]
+        return replace(
+            resp,
+            headers=[
+                ("Content-Type", _JSON),
+                ("Cache-Control", "public, max-age=86400"),
+                ("Content-Length", str(len(resp.body))),
+            ],
+        )
+    name = path[len(runtime.prefix_slash) :]
     try:
         if name == "consent":
             if view.method in ("GET", "HEAD"):
@@ -124,8 +129,12 @@ def handle_endpoint(
             cache = "public, max-age=31536000, immutable" if hashed else "public, max-age=3600"
             return EndpointResponse(
                 200,
-                [("Content-Type", content_type), ("Cache-Control", cache),
-                 ("Content-Length", str(len(data))), ("X-Content-Type-Options", "nosniff")],
+                [
+                    ("Content-Type", content_type),
+                    ("Cache-Control", cache),
+                    ("Content-Length", str(len(data))),
+                    ("X-Content-Type-Options", "nosniff"),
+                ],
                 data,
             )
     except RequestDataError as exc:
@@ -200,9 +209,7 @@ def _parse_body(view: RequestView, body: bytes | None) -> tuple[dict[str, list[o
         for key, value in pairs:
             form.setdefault(key, []).append(value)
         return form, False
-    raise RequestDataError(
-        "send application/x-www-form-urlencoded or application/json", 415
-    )
+    raise RequestDataError("send application/x-www-form-urlencoded or application/json", 415)
 
 
 def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[object]]) -> None:
@@ -216,8 +223,7 @@ def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[ob
             token = values[0] if isinstance(values[0], str) else None
         if runtime.check_csrf(token, view.host):
             return
-    raise RequestDataError("cross-origin request refused (same-origin or a CSRF token needed)",
-                           403)
+    raise RequestDataError("cross-origin request refused (same-origin or a CSRF token needed)", 403)
 
 
 def _rate_limit(runtime: Runtime, decision: Decision) -> None:
@@ -349,8 +355,11 @@ def _store(
         return replace(resp, cookies=tuple(extra), decision=new_decision)
     target = _safe_next(_single(fields, "next"))
     return EndpointResponse(
-        303, [("Location", target), _NO_STORE, ("Content-Length", "0")], b"",
-        tuple(extra), new_decision,
+        303,
+        [("Location", target), _NO_STORE, ("Content-Length", "0")],
+        b"",
+        tuple(extra),
+        new_decision,
     )
 
 
@@ -364,8 +373,7 @@ def signal_withdrawal(runtime: Runtime, view: RequestView, decision: Decision) -
     if decision.choice is None:
         return ()
     granted = decision.choice - {Category.MARKETING}
-    response = _store(runtime, view, decision, granted, "gpc" if decision.gpc else "dnt", {},
-                      True)
+    response = _store(runtime, view, decision, granted, "gpc" if decision.gpc else "dnt", {}, True)
     return response.cookies
 
 
@@ -376,7 +384,10 @@ def _redecide(decision: Decision, state: ConsentState, settings: object) -> Deci
     age_status = carry_age_status(state.age_status, state.age_threshold, decision.required_age)
     choice = state.granted
     allowed = allowed_categories(
-        decision.regime, choice, decision.gpc or decision.dnt, age_status,
+        decision.regime,
+        choice,
+        decision.gpc or decision.dnt,
+        age_status,
         s.signal_overrides_consent,  # type: ignore[attr-defined]
     )
     return replace(
@@ -391,8 +402,7 @@ def _redecide(decision: Decision, state: ConsentState, settings: object) -> Deci
     )
 
 
-def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float,
-            method: str) -> None:
+def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, method: str) -> None:
     writer = runtime.ledger
     if writer is None:
         return
@@ -438,7 +448,13 @@ def _post_age(
     if decision.age_status == "minor":
         status = "minor"  # a minor answer sticks for the cookie's lifetime
     response = _store(
-        runtime, view, decision, None, "age", fields, is_json,
+        runtime,
+        view,
+        decision,
+        None,
+        "age",
+        fields,
+        is_json,
         age=(status, decision.required_age, decision.country),
     )
     if status == "minor":

@@ -35,7 +35,9 @@ DEFAULT_LEDGER = "sqlite:///privguard-ledger.db"
 DEFAULT_RATE_LIMIT = "30/minute"
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es")
 _LANG_RE = re.compile(r"\A[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
-_DOMAIN_RE = re.compile(r"\A(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\Z")
+_DOMAIN_RE = re.compile(
+    r"\A(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\Z"
+)
 _HEADER_NAME_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _RATE_RE = re.compile(r"\A\s*(\d+)\s*/\s*(second|minute|hour|day)\s*\Z")
 
@@ -53,69 +55,181 @@ class Option:
 _REQUIRED = object()
 
 OPTIONS: tuple[Option, ...] = (
-    Option("secret_key", _REQUIRED, "Signs the consent cookie and CSRF tokens. str/bytes, or a "
-           "list for rotation: the first signs, all verify. Keys under 32 bytes are refused "
-           "unless `debug=True`.", "list"),
-    Option("policy_version", "1", "Version of the privacy policy. A consent given for another "
-           "version counts as no choice, and the banner asks again.", "str"),
-    Option("policy_url", None, "Link to the shop's privacy policy, shown in the banner.",
-           "optional-str"),
-    Option("cookies", MappingProxyType({}), "Cookie name or glob -> category (`necessary`, "
-           "`functionality`, `performance`, `marketing`), or -> `{\"category\": ..., \"paths\": "
-           "[...]}`; merged over the built-in catalog.", "mapping"),
-    Option("unknown_cookies", "block", "`block` drops undeclared cookies (each is logged once), "
-           "`allow` lets them pass.", "str"),
-    Option("cookie_domains", (), "Parent domains on which withdrawn cookies are also expired "
-           "(e.g. `shop.example`).", "list"),
-    Option("consent_max_age", DEFAULT_CONSENT_MAX_AGE, "Lifetime of the consent cookie in "
-           "seconds (or a timedelta); 180 days by default.", "duration"),
-    Option("regimes", MappingProxyType({}), "Overrides of the built-in regimes: name -> "
-           "`{\"opt_in\": [...], \"default_on\": [...]}`.", "mapping"),
-    Option("country_regimes", MappingProxyType({}), "Country (`BR`) or US state (`US-CA`) -> "
-           "regime name, over the built-in table.", "mapping"),
-    Option("trusted_proxies", 0, "Proxies whose `X-Forwarded-For`/`Forwarded` are believed: a "
-           "hop count, or a list of addresses/CIDRs. 0 trusts nobody.", "proxies"),
-    Option("country_header", None, "Header carrying the visitor's country from a trusted CDN "
-           "(e.g. `CF-IPCountry`); read only when the direct peer is a trusted proxy.",
-           "optional-str"),
-    Option("geoip_db", None, "MaxMind `.mmdb` path (Country or City edition) or a "
-           "`geoip2.database.Reader`.", "optional-str"),
-    Option("geoip_required", True, "When True a missing or unreadable `geoip_db` is a "
-           "ConfigError; when False it is a logged warning and visitors get the strictest "
-           "regime.", "bool"),
-    Option("honor_gpc", True, "Treat `Sec-GPC: 1` as an opt-out of sale/sharing (marketing "
-           "denied).", "bool"),
+    Option(
+        "secret_key",
+        _REQUIRED,
+        "Signs the consent cookie and CSRF tokens. str/bytes, or a "
+        "list for rotation: the first signs, all verify. Keys under 32 bytes are refused "
+        "unless `debug=True`.",
+        "list",
+    ),
+    Option(
+        "policy_version",
+        "1",
+        "Version of the privacy policy. A consent given for another "
+        "version counts as no choice, and the banner asks again.",
+        "str",
+    ),
+    Option(
+        "policy_url",
+        None,
+        "Link to the shop's privacy policy, shown in the banner.",
+        "optional-str",
+    ),
+    Option(
+        "cookies",
+        MappingProxyType({}),
+        "Cookie name or glob -> category (`necessary`, "
+        '`functionality`, `performance`, `marketing`), or -> `{"category": ..., "paths": '
+        "[...]}`; merged over the built-in catalog.",
+        "mapping",
+    ),
+    Option(
+        "unknown_cookies",
+        "block",
+        "`block` drops undeclared cookies (each is logged once), `allow` lets them pass.",
+        "str",
+    ),
+    Option(
+        "cookie_domains",
+        (),
+        "Parent domains on which withdrawn cookies are also expired (e.g. `shop.example`).",
+        "list",
+    ),
+    Option(
+        "consent_max_age",
+        DEFAULT_CONSENT_MAX_AGE,
+        "Lifetime of the consent cookie in seconds (or a timedelta); 180 days by default.",
+        "duration",
+    ),
+    Option(
+        "regimes",
+        MappingProxyType({}),
+        'Overrides of the built-in regimes: name -> `{"opt_in": [...], "default_on": [...]}`.',
+        "mapping",
+    ),
+    Option(
+        "country_regimes",
+        MappingProxyType({}),
+        "Country (`BR`) or US state (`US-CA`) -> regime name, over the built-in table.",
+        "mapping",
+    ),
+    Option(
+        "trusted_proxies",
+        0,
+        "Proxies whose `X-Forwarded-For`/`Forwarded` are believed: a "
+        "hop count, or a list of addresses/CIDRs. 0 trusts nobody.",
+        "proxies",
+    ),
+    Option(
+        "country_header",
+        None,
+        "Header carrying the visitor's country from a trusted CDN "
+        "(e.g. `CF-IPCountry`); read only when the direct peer is a trusted proxy.",
+        "optional-str",
+    ),
+    Option(
+        "geoip_db",
+        None,
+        "MaxMind `.mmdb` path (Country or City edition) or a `geoip2.database.Reader`.",
+        "optional-str",
+    ),
+    Option(
+        "geoip_required",
+        True,
+        "When True a missing or unreadable `geoip_db` is a "
+        "ConfigError; when False it is a logged warning and visitors get the strictest "
+        "regime.",
+        "bool",
+    ),
+    Option(
+        "honor_gpc",
+        True,
+        "Treat `Sec-GPC: 1` as an opt-out of sale/sharing (marketing denied).",
+        "bool",
+    ),
     Option("honor_dnt", True, "Treat `DNT: 1` the same way.", "bool"),
-    Option("signal_overrides_consent", True, "A GPC/DNT signal denies marketing even over an "
-           "earlier stored accept. False lets an explicit opt-in win.", "bool"),
-    Option("age_rule", "policy", "`policy`: 16 in the EEA/UK/CH, 13 elsewhere. "
-           "`member-state`: each country's GDPR Art. 8 age.", "str"),
-    Option("age_overrides", MappingProxyType({}), "Country -> required age, over the rule.",
-           "mapping"),
-    Option("age_gate_paths", (), "Path globs (e.g. `/checkout*`) that require an age answer.",
-           "list"),
+    Option(
+        "signal_overrides_consent",
+        True,
+        "A GPC/DNT signal denies marketing even over an "
+        "earlier stored accept. False lets an explicit opt-in win.",
+        "bool",
+    ),
+    Option(
+        "age_rule",
+        "policy",
+        "`policy`: 16 in the EEA/UK/CH, 13 elsewhere. "
+        "`member-state`: each country's GDPR Art. 8 age.",
+        "str",
+    ),
+    Option(
+        "age_overrides", MappingProxyType({}), "Country -> required age, over the rule.", "mapping"
+    ),
+    Option(
+        "age_gate_paths", (), "Path globs (e.g. `/checkout*`) that require an age answer.", "list"
+    ),
     Option("ipv4_prefix", 24, "Bits of an IPv4 address kept for analytics and logs.", "int"),
     Option("ipv6_prefix", 48, "Bits of an IPv6 address kept for analytics and logs.", "int"),
-    Option("analytics", None, "Page-view sink: a callable taking a dict, or a path for the "
-           "built-in JSON-lines sink. Called only when `performance` is allowed, with a "
-           "truncated IP.", "optional-str"),
-    Option("languages", DEFAULT_LANGUAGES, "Banner languages offered, the first is the "
-           "fallback.", "list"),
-    Option("texts", MappingProxyType({}), "Per-key overrides of the banner texts: "
-           "`{\"en\": {\"title\": ...}}`.", "mapping"),
-    Option("consent_mode", False, "Emit Google Consent Mode v2 `gtag('consent', ...)` "
-           "defaults and updates.", "bool"),
-    Option("csp_nonce", None, "Callable(environ or scope) -> the CSP nonce of this response, "
-           "put on privguard's inline script.", "optional-str"),
+    Option(
+        "analytics",
+        None,
+        "Page-view sink: a callable taking a dict, or a path for the "
+        "built-in JSON-lines sink. Called only when `performance` is allowed, with a "
+        "truncated IP.",
+        "optional-str",
+    ),
+    Option(
+        "languages",
+        DEFAULT_LANGUAGES,
+        "Banner languages offered, the first is the fallback.",
+        "list",
+    ),
+    Option(
+        "texts",
+        MappingProxyType({}),
+        'Per-key overrides of the banner texts: `{"en": {"title": ...}}`.',
+        "mapping",
+    ),
+    Option(
+        "consent_mode",
+        False,
+        "Emit Google Consent Mode v2 `gtag('consent', ...)` defaults and updates.",
+        "bool",
+    ),
+    Option(
+        "csp_nonce",
+        None,
+        "Callable(environ or scope) -> the CSP nonce of this response, "
+        "put on privguard's inline script.",
+        "optional-str",
+    ),
     Option("endpoint_prefix", "/privguard", "URL prefix of privguard's endpoints.", "str"),
-    Option("ledger", DEFAULT_LEDGER, "Consent ledger URL: `sqlite:///path`, "
-           "`postgresql://...`, or None to disable.", "optional-str"),
-    Option("rate_limit", DEFAULT_RATE_LIMIT, "Consent/age posts allowed per truncated IP + "
-           "consent id, e.g. `30/minute`; None disables.", "optional-str"),
-    Option("on_minor", None, "Callable(context) run when a visitor answers the age gate as a "
-           "minor (e.g. flag an order for review).", "optional-str"),
-    Option("debug_headers", False, "Add `Privguard-Region` and `Privguard-Regime` to "
-           "responses.", "bool"),
+    Option(
+        "ledger",
+        DEFAULT_LEDGER,
+        "Consent ledger URL: `sqlite:///path`, `postgresql://...`, or None to disable.",
+        "optional-str",
+    ),
+    Option(
+        "rate_limit",
+        DEFAULT_RATE_LIMIT,
+        "Consent/age posts allowed per truncated IP + consent id, e.g. `30/minute`; None disables.",
+        "optional-str",
+    ),
+    Option(
+        "on_minor",
+        None,
+        "Callable(context) run when a visitor answers the age gate as a "
+        "minor (e.g. flag an order for review).",
+        "optional-str",
+    ),
+    Option(
+        "debug_headers",
+        False,
+        "Add `Privguard-Region` and `Privguard-Regime` to responses.",
+        "bool",
+    ),
     Option("debug", False, "Development mode: allows short secret keys.", "bool"),
 )
 _OPTION_NAMES = frozenset(o.name for o in OPTIONS)
@@ -196,8 +310,11 @@ class Settings:
         catalog, paths = _catalog(values["cookies"])
         s(self, "catalog", catalog)
         s(self, "cookie_paths", MappingProxyType(paths))
-        s(self, "unknown_cookies", _choice("unknown_cookies", values["unknown_cookies"],
-                                           ("block", "allow")))
+        s(
+            self,
+            "unknown_cookies",
+            _choice("unknown_cookies", values["unknown_cookies"], ("block", "allow")),
+        )
         s(self, "cookie_domains", _domains(values["cookie_domains"]))
         s(self, "consent_max_age", _duration("consent_max_age", values["consent_max_age"]))
         s(self, "regions", _regions(values["regimes"], values["country_regimes"]))
@@ -210,13 +327,21 @@ class Settings:
             raise ConfigError("country_header", f"{header!r} is not a header name")
         s(self, "country_header", header.lower() if header else None)
         geoip = values["geoip_db"]
-        if geoip is not None and not isinstance(geoip, str | os.PathLike) and not hasattr(
-            geoip, "metadata"
+        if (
+            geoip is not None
+            and not isinstance(geoip, str | os.PathLike)
+            and not hasattr(geoip, "metadata")
         ):
             raise ConfigError("geoip_db", "expected a path or a geoip2.database.Reader")
         s(self, "geoip_db", geoip)
-        for name in ("geoip_required", "honor_gpc", "honor_dnt", "signal_overrides_consent",
-                     "consent_mode", "debug_headers"):
+        for name in (
+            "geoip_required",
+            "honor_gpc",
+            "honor_dnt",
+            "signal_overrides_consent",
+            "consent_mode",
+            "debug_headers",
+        ):
             s(self, name, _bool(name, values[name]))
         s(self, "age_rule", _choice("age_rule", values["age_rule"], ("policy", "member-state")))
         s(self, "age_rules", _age_rules(self.age_rule, values["age_overrides"], self.regions))
@@ -225,13 +350,18 @@ class Settings:
             if not g.startswith("/"):
                 raise ConfigError("age_gate_paths", f"{g!r} must start with '/'")
         s(self, "age_gate_paths", gates)
-        s(self, "age_gate_regex", re.compile("|".join(fnmatch.translate(g) for g in gates))
-          if gates else None)
+        s(
+            self,
+            "age_gate_regex",
+            re.compile("|".join(fnmatch.translate(g) for g in gates)) if gates else None,
+        )
         s(self, "ipv4_prefix", _int_range("ipv4_prefix", values["ipv4_prefix"], 0, 32))
         s(self, "ipv6_prefix", _int_range("ipv6_prefix", values["ipv6_prefix"], 0, 128))
         analytics = values["analytics"]
-        if analytics is not None and not callable(analytics) and not isinstance(
-            analytics, str | os.PathLike
+        if (
+            analytics is not None
+            and not callable(analytics)
+            and not isinstance(analytics, str | os.PathLike)
         ):
             raise ConfigError("analytics", "expected None, a callable or a file path")
         s(self, "analytics", analytics)
@@ -256,8 +386,9 @@ class Settings:
             raise ConfigError("endpoint_prefix", "must start with '/' and not end with '/'")
         s(self, "endpoint_prefix", prefix)
         ledger = _optional_str("ledger", values["ledger"])
-        if ledger is not None and not ledger.startswith(("sqlite://", "postgresql://",
-                                                         "postgres://")):
+        if ledger is not None and not ledger.startswith(
+            ("sqlite://", "postgresql://", "postgres://")
+        ):
             raise ConfigError("ledger", "expected sqlite:///path, postgresql://... or None")
         s(self, "ledger", ledger)
         rate = _optional_str("rate_limit", values["rate_limit"])
@@ -336,9 +467,11 @@ def _from_env(option: Option, text: str) -> Any:
     if kind == "list":
         return [p.strip() for p in stripped.split(",") if p.strip()]
     if kind == "proxies":
-        return int(stripped) if stripped.isdigit() else [
-            p.strip() for p in stripped.split(",") if p.strip()
-        ]
+        return (
+            int(stripped)
+            if stripped.isdigit()
+            else [p.strip() for p in stripped.split(",") if p.strip()]
+        )
     if kind == "mapping":
         try:
             value = json.loads(stripped)
@@ -444,7 +577,8 @@ def _catalog(value: Any) -> tuple[CookieCatalog, dict[str, tuple[str, ...]]]:
     for name, spec in value.items():
         if not isinstance(name, str) or not name or any(c in name for c in ";,= \t\r\n"):
             raise ConfigError("cookies", f"{name!r} is not a cookie name or glob")
-        cat_value, cookie_paths = spec, ()
+        cat_value: Any = spec
+        cookie_paths: tuple[str, ...] = ()
         if isinstance(spec, Mapping):
             cat_value = spec.get("category")
             cookie_paths = _str_list("cookies", spec.get("paths", ()))
@@ -480,16 +614,22 @@ def _regions(regimes: Any, country_regimes: Any) -> RegionTable:
     if not isinstance(country_regimes, Mapping):
         raise ConfigError("country_regimes", "expected a mapping of code -> regime name")
     table: dict[str, Regime] = {}
-    specs = {**data["regimes"], **{k: {**data["regimes"].get(k, {}), **v} if isinstance(
-        v, Mapping) else v for k, v in regimes.items()}}
+    specs = {
+        **data["regimes"],
+        **{
+            k: {**data["regimes"].get(k, {}), **v} if isinstance(v, Mapping) else v
+            for k, v in regimes.items()
+        },
+    }
     for name, spec in specs.items():
         if not isinstance(spec, Mapping):
             raise ConfigError("regimes", f"regime {name!r}: expected a mapping")
         opt_in = _categories("regimes", spec.get("opt_in", ()))
         default_on = _categories("regimes", spec.get("default_on", ()))
         if opt_in & default_on:
-            raise ConfigError("regimes", f"regime {name!r}: a category is both opt_in and "
-                              "default_on")
+            raise ConfigError(
+                "regimes", f"regime {name!r}: a category is both opt_in and default_on"
+            )
         table[name] = Regime(str(name), opt_in, default_on, str(spec.get("description", "")))
     by_code: dict[str, str] = {}
     for regime, codes in data["countries"].items():
@@ -499,11 +639,16 @@ def _regions(regimes: Any, country_regimes: Any) -> RegionTable:
         if not isinstance(code, str) or not re.match(r"\A[A-Z]{2}(-[A-Z0-9]{1,3})?\Z", code):
             raise ConfigError("country_regimes", f"{code!r} is not like 'BR' or 'US-CA'")
         if regime not in table:
-            raise ConfigError("country_regimes", f"{code}: unknown regime {regime!r}; "
-                              f"valid: {sorted(table)}")
+            raise ConfigError(
+                "country_regimes", f"{code}: unknown regime {regime!r}; valid: {sorted(table)}"
+            )
         by_code[code] = regime
-    return RegionTable(MappingProxyType(table), MappingProxyType(by_code),
-                       data["default_regime"], data["unknown_regime"])
+    return RegionTable(
+        MappingProxyType(table),
+        MappingProxyType(by_code),
+        data["default_regime"],
+        data["unknown_regime"],
+    )
 
 
 def _age_rules(rule: str, overrides: Any, regions: RegionTable) -> AgeRules:

@@ -15,15 +15,15 @@ needs it -- injects the banner before ``</body>``.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
-from privguard.endpoints import MAX_BODY, signal_withdrawal, handle_endpoint
+from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
@@ -137,8 +137,9 @@ class PrivacyMiddleware:
         app_iter = self.app(environ, filtering_start_response)
         if "inject" not in state:
             return app_iter
-        return self._inject(app_iter, state["inject"], start_response, decision, lang, view,
-                            environ)
+        return self._inject(
+            app_iter, state["inject"], start_response, decision, lang, view, environ
+        )
 
     def _inject(
         self,
@@ -224,8 +225,13 @@ def _nonce(settings: Settings, environ: WSGIEnvironment) -> str | None:
 
 
 _REASONS = {
-    200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden",
-    405: "Method Not Allowed", 413: "Content Too Large", 415: "Unsupported Media Type",
+    200: "OK",
+    303: "See Other",
+    400: "Bad Request",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
     429: "Too Many Requests",
 }
 

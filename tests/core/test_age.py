@@ -8,10 +8,8 @@ from privguard.settings import Settings
 TODAY = dt.date(2026, 11, 25)
 
 COUNTRIES = ["DE", "FR", "AT", "BE", "GB", "IE", "US", "BR", None]
-POLICY = {"DE": 16, "FR": 16, "AT": 16, "BE": 16, "GB": 16, "IE": 16, "US": 13, "BR": 13,
-          None: 16}
-MEMBER = {"DE": 16, "FR": 15, "AT": 14, "BE": 13, "GB": 13, "IE": 16, "US": 13, "BR": 13,
-          None: 16}
+POLICY = {"DE": 16, "FR": 16, "AT": 16, "BE": 16, "GB": 16, "IE": 16, "US": 13, "BR": 13, None: 16}
+MEMBER = {"DE": 16, "FR": 15, "AT": 14, "BE": 13, "GB": 13, "IE": 16, "US": 13, "BR": 13, None: 16}
 
 
 @pytest.mark.parametrize("country", COUNTRIES, ids=lambda c: c or "unknown")
@@ -22,8 +20,9 @@ def test_required_age_by_rule(rule, table, country):
 
 
 def test_member_state_defaults_and_overrides():
-    rules = Settings(secret_key="k" * 32, age_rule="member-state",
-                     age_overrides={"BR": 16}).age_rules
+    rules = Settings(
+        secret_key="k" * 32, age_rule="member-state", age_overrides={"BR": 16}
+    ).age_rules
     assert rules.required_age("CH") == 16  # gdpr regime, no own Art. 8 age
     assert rules.required_age("GF") == 16
     assert rules.required_age("BR") == 16
@@ -66,8 +65,13 @@ def test_bad_answers(birth_date, birth_year):
 
 @pytest.mark.parametrize(
     ("stored", "threshold", "required", "expected"),
-    [("minor", 16, 13, "minor"), ("adult", 16, 13, "adult"), ("adult", 13, 16, "unknown"),
-     ("adult", None, 13, "unknown"), ("unknown", None, 13, "unknown")],
+    [
+        ("minor", 16, 13, "minor"),
+        ("adult", 16, 13, "adult"),
+        ("adult", 13, 16, "unknown"),
+        ("adult", None, 13, "unknown"),
+        ("unknown", None, 13, "unknown"),
+    ],
 )
 def test_carry_age_status(stored, threshold, required, expected):
     assert carry_age_status(stored, threshold, required) == expected

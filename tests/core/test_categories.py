@@ -42,8 +42,13 @@ def test_shop_entries_win_over_builtin_and_longest_glob_wins():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("marketing", Category.MARKETING), (" Performance ", Category.PERFORMANCE), ("ads", None),
-     (3, None), (None, None)],
+    [
+        ("marketing", Category.MARKETING),
+        (" Performance ", Category.PERFORMANCE),
+        ("ads", None),
+        (3, None),
+        (None, None),
+    ],
 )
 def test_parse_category(value, expected):
     assert parse_category(value) == expected

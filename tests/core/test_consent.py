@@ -19,8 +19,12 @@ def state(granted=ALL, version="1", **kw):
 
 def test_round_trip_keeps_everything_but_signing_time():
     codec = ConsentCodec([KEY_A], max_age=3600)
-    s = state(frozenset({Category.NECESSARY, Category.PERFORMANCE}), age_status="adult",
-              age_threshold=16, age_country="DE")
+    s = state(
+        frozenset({Category.NECESSARY, Category.PERFORMANCE}),
+        age_status="adult",
+        age_threshold=16,
+        age_country="DE",
+    )
     loaded = codec.load(codec.dump(s), time.time())
     assert loaded is not None
     assert loaded.granted == s.granted
@@ -31,8 +35,9 @@ def test_round_trip_keeps_everything_but_signing_time():
 
 def test_no_choice_is_none_not_empty():
     codec = ConsentCodec([KEY_A], max_age=3600)
-    loaded = codec.load(codec.dump(state(granted=None, age_status="minor", age_threshold=16)),
-                        time.time())
+    loaded = codec.load(
+        codec.dump(state(granted=None, age_status="minor", age_threshold=16)), time.time()
+    )
     assert loaded is not None and loaded.granted is None and loaded.age_status == "minor"
 
 
@@ -70,11 +75,18 @@ def test_expired_cookie_is_no_choice():
 
 
 def test_valid_signature_with_bad_payload_is_no_choice():
-    signer = URLSafeTimedSerializer([KEY_A], salt=CONSENT_SALT,
-                                    signer_kwargs={"digest_method": __import__("hashlib").sha256})
+    signer = URLSafeTimedSerializer(
+        [KEY_A], salt=CONSENT_SALT, signer_kwargs={"digest_method": __import__("hashlib").sha256}
+    )
     codec = ConsentCodec([KEY_A], max_age=3600)
-    for payload in ({"v": 1}, {"v": "1", "g": ["ads"]}, {"v": "1", "g": "all"}, [1, 2],
-                    {"v": "1", "a": "teen"}, {"v": "1", "r": 5}):
+    for payload in (
+        {"v": 1},
+        {"v": "1", "g": ["ads"]},
+        {"v": "1", "g": "all"},
+        [1, 2],
+        {"v": "1", "a": "teen"},
+        {"v": "1", "r": 5},
+    ):
         assert codec.load(signer.dumps(payload), time.time()) is None
 
 

@@ -8,8 +8,7 @@ from privguard.core.decision import Lookups, allowed_categories, decide
 from privguard.core.request import RequestView
 from privguard.settings import Settings
 
-N, F, P, M = (Category.NECESSARY, Category.FUNCTIONALITY, Category.PERFORMANCE,
-              Category.MARKETING)
+N, F, P, M = (Category.NECESSARY, Category.FUNCTIONALITY, Category.PERFORMANCE, Category.MARKETING)
 NOW = time.time()
 
 
@@ -25,14 +24,21 @@ def make(**options):
     options.setdefault("secret_key", "k" * 32)
     settings = Settings(**options)
     codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
-    geo = FixedGeo({"81.0.0.1": ("DE", None), "8.8.8.8": ("US", "US-CA"),
-                    "200.1.1.1": ("BR", None), "9.9.9.9": ("US", "US-TX")})
+    geo = FixedGeo(
+        {
+            "81.0.0.1": ("DE", None),
+            "8.8.8.8": ("US", "US-CA"),
+            "200.1.1.1": ("BR", None),
+            "9.9.9.9": ("US", "US-TX"),
+        }
+    )
     return settings, Lookups(geo=geo, codec=codec), codec
 
 
 def view(peer="81.0.0.1", path="/", **headers):
-    return RequestView("GET", path, "http", "shop.test", peer,
-                       {k.replace("_", "-"): v for k, v in headers.items()})
+    return RequestView(
+        "GET", path, "http", "shop.test", peer, {k.replace("_", "-"): v for k, v in headers.items()}
+    )
 
 
 def consent_cookie(codec, granted, version="1", **kw):
@@ -154,10 +160,17 @@ def test_analytics_ip_is_truncated():
 def test_https_reads_only_the_host_prefixed_cookie():
     settings, lookups, codec = make()
     token = codec.dump(ConsentState("1", frozenset({N, M}), "r"))
-    tossed = RequestView("GET", "/", "https", "shop.test", "81.0.0.1",
-                         {"cookie": f"privguard_consent={token}"})
-    host = RequestView("GET", "/", "https", "shop.test", "81.0.0.1",
-                       {"cookie": f"__Host-privguard_consent={token}"})
+    tossed = RequestView(
+        "GET", "/", "https", "shop.test", "81.0.0.1", {"cookie": f"privguard_consent={token}"}
+    )
+    host = RequestView(
+        "GET",
+        "/",
+        "https",
+        "shop.test",
+        "81.0.0.1",
+        {"cookie": f"__Host-privguard_consent={token}"},
+    )
     assert decide(tossed, settings, lookups, NOW).choice is None
     assert decide(host, settings, lookups, NOW).choice == {N, M}
 

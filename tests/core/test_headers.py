@@ -9,8 +9,10 @@ from privguard.core.headers import make_private, merge_permissions_policy, merge
     [
         (None, "browsing-topics=(), interest-cohort=()"),
         ("camera=()", "camera=(), browsing-topics=(), interest-cohort=()"),
-        ("browsing-topics=(self), geolocation=()",
-         "browsing-topics=(), geolocation=(), interest-cohort=()"),
+        (
+            "browsing-topics=(self), geolocation=()",
+            "browsing-topics=(), geolocation=(), interest-cohort=()",
+        ),
     ],
 )
 def test_permissions_policy_merge(existing, expected):
@@ -26,9 +28,13 @@ def test_vary_merge_keeps_app_entries_once():
 
 @pytest.mark.parametrize(
     ("existing", "expected"),
-    [(None, "private"), ("public, max-age=60", "private, max-age=60"),
-     ("no-store", "no-store"), ("private, max-age=5", "private, max-age=5"),
-     ("public, s-maxage=600, max-age=60", "private, max-age=60")],
+    [
+        (None, "private"),
+        ("public, max-age=60", "private, max-age=60"),
+        ("no-store", "no-store"),
+        ("private, max-age=5", "private, max-age=5"),
+        ("public, s-maxage=600, max-age=60", "private, max-age=60"),
+    ],
 )
 def test_make_private(existing, expected):
     assert make_private(existing) == expected
@@ -36,8 +42,13 @@ def test_make_private(existing, expected):
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [("a=b; Path=/", "a"), (" _ga = 1", "_ga"), ("noequals", ""), ("=v", ""),
-     ("x=; Max-Age=0", "x")],
+    [
+        ("a=b; Path=/", "a"),
+        (" _ga = 1", "_ga"),
+        ("noequals", ""),
+        ("=v", ""),
+        ("x=; Max-Age=0", "x"),
+    ],
 )
 def test_set_cookie_name(value, name):
     assert set_cookie_name(value) == name

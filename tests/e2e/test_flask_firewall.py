@@ -23,8 +23,11 @@ def build(**options):
     @app.get("/ctx")
     def ctx():
         c = privguard.get_context(request)
-        return {"regime": c.regime, "consent": sorted(c.consent) if c.consent else None,
-                "marketing": c.allows("marketing")}
+        return {
+            "regime": c.regime,
+            "consent": sorted(c.consent) if c.consent else None,
+            "marketing": c.allows("marketing"),
+        }
 
     options.setdefault("secret_key", KEY)
     options.setdefault("ledger", None)
@@ -39,8 +42,9 @@ def set_names(resp):
 
 
 def live_names(resp):
-    return sorted(v.split("=", 1)[0] for v in resp.headers.getall("Set-Cookie")
-                  if "Max-Age=0" not in v)
+    return sorted(
+        v.split("=", 1)[0] for v in resp.headers.getall("Set-Cookie") if "Max-Age=0" not in v
+    )
 
 
 def accept(app, body, **kw):
@@ -66,40 +70,64 @@ def test_separate_set_cookie_headers_stay_separate_when_allowed():
 
 def test_granted_categories_pass_afterwards():
     app = build()
-    resp = app.post("/privguard/consent", "category=performance&category=necessary",
-                    headers={"Origin": "http://localhost",
-                             "Content-Type": "application/x-www-form-urlencoded"})
+    resp = app.post(
+        "/privguard/consent",
+        "category=performance&category=necessary",
+        headers={"Origin": "http://localhost", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status_int == 303 and resp.location.endswith("/")
     assert live_names(app.get("/")) == ["_ga", "session"]
-    assert app.get("/ctx").json == {"regime": "gdpr", "consent": ["necessary", "performance"],
-                                    "marketing": False}
+    assert app.get("/ctx").json == {
+        "regime": "gdpr",
+        "consent": ["necessary", "performance"],
+        "marketing": False,
+    }
 
 
 def test_withdrawal_expires_cookies():
     app = build()
     accept(app, {"accept": "all"})
     app.get("/")  # the browser now holds _ga, _fbp, lang
-    resp = app.post_json("/privguard/consent", {"accept": "none"},
-                         headers={"Origin": "http://localhost"})
-    expired = sorted(v.split("=", 1)[0] for v in resp.headers.getall("Set-Cookie")
-                     if "Max-Age=0" in v)
+    resp = app.post_json(
+        "/privguard/consent", {"accept": "none"}, headers={"Origin": "http://localhost"}
+    )
+    expired = sorted(
+        v.split("=", 1)[0] for v in resp.headers.getall("Set-Cookie") if "Max-Age=0" in v
+    )
     assert expired == ["_fbp", "_ga", "lang"]
-    assert resp.json["categories"] == {"necessary": True, "functionality": False,
-                                       "performance": False, "marketing": False}
+    assert resp.json["categories"] == {
+        "necessary": True,
+        "functionality": False,
+        "performance": False,
+        "marketing": False,
+    }
     assert "_ga" not in app.cookies and "_fbp" not in app.cookies
 
 
 def test_json_state_shape():
     body = build().get("/privguard/consent").json
-    assert list(body) == ["country", "subdivision", "regime", "choice_made", "policy_version",
-                          "categories", "signals", "age_status", "required_age", "needs_banner"]
+    assert list(body) == [
+        "country",
+        "subdivision",
+        "regime",
+        "choice_made",
+        "policy_version",
+        "categories",
+        "signals",
+        "age_status",
+        "required_age",
+        "needs_banner",
+    ]
     assert body["country"] == "DE" and body["needs_banner"] is True
 
 
 @pytest.mark.parametrize(
     "value",
-    [pytest.param("garbage", id="garbage"), pytest.param("", id="empty"),
-     pytest.param("eyJ2IjoiMSIsImciOlsibWFya2V0aW5nIl19.x.y", id="forged")],
+    [
+        pytest.param("garbage", id="garbage"),
+        pytest.param("", id="empty"),
+        pytest.param("eyJ2IjoiMSIsImciOlsibWFya2V0aW5nIl19.x.y", id="forged"),
+    ],
 )
 def test_tampered_cookie_counts_as_no_choice(value):
     app = build()
@@ -133,11 +161,13 @@ def test_key_rotation_keeps_old_cookies_valid():
 
 @pytest.mark.parametrize(
     "headers",
-    [pytest.param({"Origin": "http://evil.test"}, id="foreign-origin"),
-     pytest.param({"Origin": "null"}, id="null-origin"),
-     pytest.param({"Referer": "http://evil.test/page"}, id="foreign-referer"),
-     pytest.param({}, id="no-origin-no-token"),
-     pytest.param({"X-Privguard-CSRF": "forged.token.value"}, id="bad-token")],
+    [
+        pytest.param({"Origin": "http://evil.test"}, id="foreign-origin"),
+        pytest.param({"Origin": "null"}, id="null-origin"),
+        pytest.param({"Referer": "http://evil.test/page"}, id="foreign-referer"),
+        pytest.param({}, id="no-origin-no-token"),
+        pytest.param({"X-Privguard-CSRF": "forged.token.value"}, id="bad-token"),
+    ],
 )
 def test_csrf_refusals(headers):
     app = build()
@@ -148,8 +178,12 @@ def test_csrf_refusals(headers):
 
 def test_referer_and_token_accepted():
     app = build()
-    app.post("/privguard/consent", {"accept": "none"},
-             headers={"Referer": "http://localhost/cart"}, status=303)
+    app.post(
+        "/privguard/consent",
+        {"accept": "none"},
+        headers={"Referer": "http://localhost/cart"},
+        status=303,
+    )
     token = app.app.wsgi_app.runtime.csrf_token("localhost:80")
     app.post("/privguard/consent", {"accept": "all", "csrf_token": token}, status=303)
     assert app.get("/privguard/consent").json["categories"]["marketing"] is True
@@ -157,8 +191,14 @@ def test_referer_and_token_accepted():
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [("/cart?x=1", "/cart?x=1"), ("https://evil.test/", "/"), ("//evil.test/", "/"),
-     ("/\\evil.test", "/"), ("javascript:alert(1)", "/"), ("/a\r\nSet-Cookie: x=1", "/")],
+    [
+        ("/cart?x=1", "/cart?x=1"),
+        ("https://evil.test/", "/"),
+        ("//evil.test/", "/"),
+        ("/\\evil.test", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/a\r\nSet-Cookie: x=1", "/"),
+    ],
 )
 def test_open_redirect_refused(target, expected):
     resp = accept(build(), {"accept": "all", "next": target}, status=303)
@@ -167,20 +207,27 @@ def test_open_redirect_refused(target, expected):
 
 @pytest.mark.parametrize(
     ("body", "ctype", "status"),
-    [pytest.param("{not json", "application/json", 400, id="bad-json"),
-     pytest.param('["all"]', "application/json", 400, id="json-array"),
-     pytest.param('{"accept": "some"}', "application/json", 400, id="bad-accept"),
-     pytest.param('{"categories": ["ads"]}', "application/json", 400, id="unknown-category"),
-     pytest.param("accept=all&category=marketing", "application/x-www-form-urlencoded", 400,
-                  id="both"),
-     pytest.param("x" * 20000, "application/x-www-form-urlencoded", 413, id="too-large"),
-     pytest.param(b"\xff\xfe", "application/x-www-form-urlencoded", 400, id="not-utf8"),
-     pytest.param("a", "text/plain", 415, id="media-type")],
+    [
+        pytest.param("{not json", "application/json", 400, id="bad-json"),
+        pytest.param('["all"]', "application/json", 400, id="json-array"),
+        pytest.param('{"accept": "some"}', "application/json", 400, id="bad-accept"),
+        pytest.param('{"categories": ["ads"]}', "application/json", 400, id="unknown-category"),
+        pytest.param(
+            "accept=all&category=marketing", "application/x-www-form-urlencoded", 400, id="both"
+        ),
+        pytest.param("x" * 20000, "application/x-www-form-urlencoded", 413, id="too-large"),
+        pytest.param(b"\xff\xfe", "application/x-www-form-urlencoded", 400, id="not-utf8"),
+        pytest.param("a", "text/plain", 415, id="media-type"),
+    ],
 )
 def test_malformed_bodies_are_4xx_json(body, ctype, status):
     app = build()
-    resp = app.post("/privguard/consent", body, headers={"Origin": "http://localhost",
-                                                          "Content-Type": ctype}, status=status)
+    resp = app.post(
+        "/privguard/consent",
+        body,
+        headers={"Origin": "http://localhost", "Content-Type": ctype},
+        status=status,
+    )
     assert resp.content_type == "application/json" and resp.json["error"]
     assert app.get("/privguard/consent").json["choice_made"] is False
 
@@ -198,8 +245,9 @@ def test_gpc_withdraws_stored_marketing_consent_once():
     resp = app.get("/", headers={"Sec-GPC": "1"})
     assert "_fbp" not in live_names(resp) and "_ga" in live_names(resp)
     assert "privguard_consent" in live_names(resp)  # rewritten once, without marketing
-    assert any(v.startswith("_fbp=;") and "Max-Age=0" in v
-               for v in resp.headers.getall("Set-Cookie"))
+    assert any(
+        v.startswith("_fbp=;") and "Max-Age=0" in v for v in resp.headers.getall("Set-Cookie")
+    )
     # the signal is gone, the withdrawal stays: absence of a signal is not an opt-in
     later = app.get("/privguard/consent").json
     assert later["categories"]["marketing"] is False and later["choice_made"] is True

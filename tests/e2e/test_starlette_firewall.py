@@ -55,8 +55,15 @@ def build(**options):
         yield
         events.append("shutdown")
 
-    app = Starlette(routes=[Route("/", index), Route("/stream", stream), Route("/ctx", ctx),
-                            WebSocketRoute("/ws", ws)], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/stream", stream),
+            Route("/ctx", ctx),
+            WebSocketRoute("/ws", ws),
+        ],
+        lifespan=lifespan,
+    )
     options.setdefault("secret_key", KEY)
     options.setdefault("ledger", None)
     app.add_middleware(PrivacyMiddleware, **options)
@@ -64,8 +71,11 @@ def build(**options):
 
 
 def names(resp, live=True):
-    return sorted(v.split("=", 1)[0] for v in resp.headers.get_list("set-cookie")
-                  if ("Max-Age=0" not in v) == live)
+    return sorted(
+        v.split("=", 1)[0]
+        for v in resp.headers.get_list("set-cookie")
+        if ("Max-Age=0" not in v) == live
+    )
 
 
 def test_lifespan_and_websocket_pass_through():
@@ -80,12 +90,13 @@ def test_only_necessary_before_consent_then_granted_pass_then_withdrawal():
     app, _ = build()
     with TestClient(app) as client:
         assert names(client.get("/")) == ["sessionid"]
-        r = client.post("/privguard/consent", json={"categories": ["performance"]},
-                        headers=ORIGIN)
+        r = client.post("/privguard/consent", json={"categories": ["performance"]}, headers=ORIGIN)
         assert r.status_code == 200 and r.json()["categories"]["performance"] is True
         assert names(client.get("/")) == ["_ga", "sessionid"]
-        assert client.get("/ctx").json() == {"regime": "gdpr",
-                                             "allowed": ["necessary", "performance"]}
+        assert client.get("/ctx").json() == {
+            "regime": "gdpr",
+            "allowed": ["necessary", "performance"],
+        }
         r = client.post("/privguard/consent", json={"accept": "none"}, headers=ORIGIN)
         assert names(r, live=False) == ["_ga"]
 
@@ -105,8 +116,9 @@ def test_csrf_refused_and_protect_detects_asgi():
     app = privguard.protect(Starlette(routes=[Route("/", index)]), secret_key=KEY, ledger=None)
     assert isinstance(app, PrivacyMiddleware)
     with TestClient(inner) as client:
-        r = client.post("/privguard/consent", json={"accept": "all"},
-                        headers={"Origin": "http://evil.test"})
+        r = client.post(
+            "/privguard/consent", json={"accept": "all"}, headers={"Origin": "http://evil.test"}
+        )
         assert r.status_code == 403
         assert client.get("/privguard/consent").json()["choice_made"] is False
 
@@ -115,6 +127,9 @@ def test_csrf_refused_and_protect_detects_asgi():
 def test_bad_json_is_400(body):
     app, _ = build()
     with TestClient(app) as client:
-        r = client.post("/privguard/consent", content=body,
-                        headers={**ORIGIN, "Content-Type": "application/json"})
+        r = client.post(
+            "/privguard/consent",
+            content=body,
+            headers={**ORIGIN, "Content-Type": "application/json"},
+        )
         assert r.status_code == 400 and "error" in r.json()

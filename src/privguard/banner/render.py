@@ -58,6 +58,16 @@ CONSENT_MODE_TYPES: Mapping[Category, tuple[str, ...]] = MappingProxyType(
 #: Milliseconds tags wait for the banner's ``update`` while a choice is open.
 WAIT_FOR_UPDATE_MS = 500
 
+#: The settings form: checkboxes and "save" belong to it through their ``form``
+#: attribute, so ticking a box and then clicking "Accept all" without JavaScript
+#: does not post ``accept`` and ``category`` together (the endpoint refuses that).
+_SETTINGS_FORM = "privguard-settings-form"
+#: Hidden fields of every banner form: the CSRF token, and ``banner`` so the
+#: ledger records the method as "banner".
+_FORM_FIELDS = (
+    '<input type="hidden" name="csrf_token" value="$csrf_token">'
+    '<input type="hidden" name="banner" value="1">'
+)
 _NEGOTIATION_CACHE_SIZE = 256
 _NEGOTIATION_CACHE_MAX_KEY = 256
 _ASSET_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
@@ -276,7 +286,8 @@ class BannerRenderer:
             categories.append(
                 '<div class="privguard__category">'
                 f'<input type="checkbox" name="category" value="{name}" '
-                f'id="privguard-cat-{name}" aria-describedby="privguard-cat-{name}-desc">'
+                f'form="{_SETTINGS_FORM}" id="privguard-cat-{name}" '
+                f'aria-describedby="privguard-cat-{name}-desc">'
                 f'<label for="privguard-cat-{name}"><span class="privguard__category-name">'
                 f"{t['cat_' + name]}</span></label>"
                 f'<p class="privguard__description" id="privguard-cat-{name}-desc">'
@@ -291,8 +302,7 @@ class BannerRenderer:
             optout_form = (
                 f'<form method="post" action="{prefix}/consent" class="privguard__optout" '
                 'data-privguard-form="do-not-sell">'
-                '<input type="hidden" name="csrf_token" value="$csrf_token">'
-                f"{hidden_cats}"
+                f"{_FORM_FIELDS}{hidden_cats}"
                 '<button type="submit" name="category" value="necessary" '
                 'class="privguard__button privguard__button--secondary" '
                 f'data-privguard-action="do-not-sell" data-privguard-categories="{" ".join(keep)}">'
@@ -321,7 +331,7 @@ class BannerRenderer:
             f'<p id="privguard-banner-text" class="privguard__text">{intro}{policy}</p>'
             f'<form method="post" action="{prefix}/consent" class="privguard__form" '
             'data-privguard-form="consent">'
-            '<input type="hidden" name="csrf_token" value="$csrf_token">'
+            f"{_FORM_FIELDS}"
             '<div class="privguard__actions">'
             '<button type="submit" name="accept" value="all" class="privguard__button" '
             f'data-privguard-action="accept-all">{t["accept_all"]}</button>'
@@ -337,9 +347,12 @@ class BannerRenderer:
             "</fieldset>"
             '<div class="privguard__actions">'
             '<button type="submit" name="category" value="necessary" '
-            'class="privguard__button privguard__button--secondary" '
+            f'form="{_SETTINGS_FORM}" class="privguard__button privguard__button--secondary" '
             f'data-privguard-action="save">{t["save"]}</button>'
             "</div></details></form>"
+            f'<form method="post" action="{prefix}/consent" id="{_SETTINGS_FORM}" '
+            'data-privguard-form="settings">'
+            f"{_FORM_FIELDS}</form>"
             f"{optout_form}"
             "</div></div>"
             f'<a href="#privguard-banner" id="privguard-reopen" class="privguard-reopen" '

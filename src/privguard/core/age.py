@@ -88,9 +88,7 @@ def _age_on(year: int, month: int, day: int, today: dt.date) -> int:
     return today.year - year - ((today.month, today.day) < (month, day))
 
 
-def judge_age(
-    birth: tuple[int, int | None, int | None], required_age: int, today: dt.date
-) -> str:
+def judge_age(birth: tuple[int, int | None, int | None], required_age: int, today: dt.date) -> str:
     """``"adult"`` or ``"minor"`` against ``required_age``.
 
     With only a year, the visitor is taken to be the youngest that year allows

@@ -84,7 +84,9 @@ class ConsentState:
             return None
         if age not in _AGE_STATUSES:
             return None
-        if threshold is not None and (not isinstance(threshold, int) or isinstance(threshold, bool)):
+        if threshold is not None and (
+            not isinstance(threshold, int) or isinstance(threshold, bool)
+        ):
             return None
         if country is not None and not isinstance(country, str):
             return None

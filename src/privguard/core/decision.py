@@ -104,9 +104,7 @@ def allowed_categories(
     return allowed
 
 
-def decide(
-    view: RequestView, settings: Settings, lookups: Lookups, now: float
-) -> Decision:
+def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) -> Decision:
     """The privacy decision for ``view`` under ``settings`` at time ``now``."""
     vary: list[str] = ["Cookie"]
     # 1. who is asking
