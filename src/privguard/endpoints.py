@@ -458,5 +458,5 @@ def _post_age(
         age=(status, decision.required_age, decision.country),
     )
     if status == "minor":
-        runtime.on_minor(view, decision)
+        runtime.on_minor(view, response.decision or decision)
     return response
