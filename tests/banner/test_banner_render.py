@@ -1,0 +1,486 @@
+"""BannerRenderer: markup contract, languages, overrides, escaping, assets, contrast."""
+
+from __future__ import annotations
+
+import dataclasses
+import html.parser
+import json
+import re
+
+import pytest
+
+from privguard.banner import BannerRenderer
+from privguard.banner.render import TEXT_KEYS, load_builtin_texts
+from privguard.core.categories import Category
+from privguard.core.decision import Decision, Lookups, decide
+from privguard.core.request import RequestView
+from privguard.errors import ConfigError
+from privguard.settings import Settings
+
+SECRET = "s" * 32
+LANGS = ("en", "de", "fr", "es")
+
+
+def settings(**kw: object) -> Settings:
+    base: dict[str, object] = {
+        "secret_key": SECRET,
+        "country_header": "CF-IPCountry",
+        "trusted_proxies": ["127.0.0.1/32"],
+        "ledger": None,
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+def decision(s: Settings, country: str = "DE", **changes: object) -> Decision:
+    view = RequestView(
+        "GET", "/", peer="127.0.0.1", headers={"cf-ipcountry": country, "user-agent": "x"}
+    )
+    return dataclasses.replace(decide(view, s, Lookups(), 1_700_000_000.0), **changes)
+
+
+class Tree(html.parser.HTMLParser):
+    """Elements as (tag, attrs, text-inside) for simple queries."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def find(self, tag: str | None = None, **attrs: str) -> list[dict[str, str | None]]:
+        out = []
+        for t, a in self.elements:
+            if tag is not None and t != tag:
+                continue
+            if all(a.get(k.replace("_", "-")) == v for k, v in attrs.items()):
+                out.append(a)
+        return out
+
+
+def parse(data: bytes) -> Tree:
+    tree = Tree()
+    tree.feed(data.decode("utf-8"))
+    return tree
+
+
+@pytest.fixture(scope="module")
+def renderer() -> BannerRenderer:
+    return BannerRenderer(settings(policy_url="https://shop.example/privacy", consent_mode=True))
+
+
+# --- markup contract -------------------------------------------------------------------
+
+
+def test_root_and_buttons(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    tree = parse(renderer.body_snippet("en", decision(s), "tok", None))
+    (root,) = tree.find("div", id="privguard-banner")
+    assert root["role"] == "dialog"
+    assert root["aria-modal"] == "true"
+    assert root["aria-labelledby"] == "privguard-banner-title"
+    assert root["lang"] == "en"
+    assert "hidden" not in root
+    assert tree.find(id="privguard-banner-title")
+    for action in ("accept-all", "reject-all", "settings", "save"):
+        assert len(tree.find(data_privguard_action=action)) == 1, action
+    accept = tree.find(data_privguard_action="accept-all")[0]
+    reject = tree.find(data_privguard_action="reject-all")[0]
+    # equally prominent: same element, same classes
+    assert accept["class"] == reject["class"]
+    assert (accept["name"], accept["value"]) == ("accept", "all")
+    assert (reject["name"], reject["value"]) == ("accept", "none")
+    forms = tree.find("form", action="/privguard/consent")
+    assert forms and all(f["method"] == "post" for f in forms)
+    assert tree.find("input", type="hidden", name="csrf_token", value="tok")
+    assert not tree.find("input", name="next")  # the script adds it
+    assert tree.find("a", href="https://shop.example/privacy")
+
+
+def test_checkboxes_unticked_necessary_always_on(renderer: BannerRenderer) -> None:
+    tree = parse(renderer.body_snippet("en", decision(renderer.settings), "t", None))
+    boxes = tree.find("input", type="checkbox", name="category")
+    assert sorted(b["value"] or "" for b in boxes) == ["functionality", "marketing", "performance"]
+    assert all("checked" not in b for b in boxes)
+    (necessary,) = tree.find("input", id="privguard-cat-necessary")
+    assert "checked" in necessary and "disabled" in necessary and "name" not in necessary
+
+
+def test_category_descriptions_use_the_policy_words(renderer: BannerRenderer) -> None:
+    text = renderer.body_snippet("en", decision(renderer.settings), "t", None).decode()
+    for words in (
+        "Essential for the website to function (e.g., shopping cart, login). Cannot be disabled.",
+        "Collect anonymous data on how visitors use our site (e.g., Google Analytics).",
+        "Remember choices you make (e.g., language, region).",
+        "Track advertising effectiveness (only active with your consent).",
+    ):
+        assert words in text
+
+
+def test_hidden_when_no_banner_needed(renderer: BannerRenderer) -> None:
+    d = decision(renderer.settings, needs_banner=False)
+    tree = parse(renderer.body_snippet("en", d, "t", None))
+    (root,) = tree.find("div", id="privguard-banner")
+    assert "hidden" in root
+    assert tree.find(id="privguard-reopen")
+
+
+def test_reconsent_notice(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    plain = renderer.body_snippet("en", decision(s), "t", None)
+    again = renderer.body_snippet("en", decision(s, reconsent=True), "t", None)
+    assert b"Our privacy policy changed" in again
+    assert b"Our privacy policy changed" not in plain
+
+
+def test_us_visitor_gets_do_not_sell_and_gpc_notice(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    d = decision(s, "US")
+    assert d.regime.name == "us-optout"
+    plain = renderer.body_snippet("en", d, "t", None)
+    assert b"Do Not Sell or Share My Personal Information" in plain
+    assert b"Opt-Out Request Honored" not in plain
+    tree = parse(plain)
+    (dns,) = tree.find(data_privguard_action="do-not-sell")
+    assert dns["data-privguard-categories"] == "functionality performance"
+    gpc = renderer.body_snippet("en", dataclasses.replace(d, gpc=True), "t", None)
+    assert b"Opt-Out Request Honored" in gpc
+    eu = renderer.body_snippet("en", decision(s), "t", None)
+    assert b"Do Not Sell" not in eu
+
+
+def test_cache_safe_bytes(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    a = renderer.body_snippet("de", decision(s, client_ip="10.0.0.1"), "tok", "n")
+    b = renderer.body_snippet("de", decision(s, client_ip="10.9.9.9", country="AT"), "tok", "n")
+    assert a == b
+
+
+# --- languages ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_each_language(renderer: BannerRenderer, lang: str) -> None:
+    texts = load_builtin_texts(lang)
+    data = renderer.body_snippet(lang, decision(renderer.settings), "t", None)
+    tree = parse(data)
+    assert tree.find("div", id="privguard-banner")[0]["lang"] == lang
+    text = data.decode()
+    for key in ("accept_all", "reject_all", "settings", "save", "title"):
+        assert texts[key] in text, key
+
+
+def test_translations_are_complete_and_distinct() -> None:
+    en = load_builtin_texts("en")
+    for lang in LANGS:
+        texts = load_builtin_texts(lang)
+        assert set(texts) == TEXT_KEYS, lang
+        assert "{age}" in texts["age_intro"]
+        if lang != "en":
+            assert texts["accept_all"] != en["accept_all"]
+            assert texts["reject_all"] != en["reject_all"]
+
+
+@pytest.mark.parametrize(
+    "header,lang",
+    [
+        pytest.param(None, "en", id="absent"),
+        pytest.param("", "en", id="empty"),
+        pytest.param("de-DE,de;q=0.9,en;q=0.8", "de", id="de-DE"),
+        pytest.param("fr-CH, fr;q=0.9", "fr", id="fr-CH"),
+        pytest.param("es-419", "es", id="es-419"),
+        pytest.param("it,fr;q=0.5", "fr", id="second-choice"),
+        pytest.param("en;q=0.1,de;q=0.9", "de", id="quality"),
+        pytest.param("*", "en", id="star"),
+        pytest.param("zz", "en", id="unsupported"),
+        pytest.param(";;;,,q=x", "en", id="garbage"),
+        pytest.param("de" * 500, "en", id="huge"),
+    ],
+)
+def test_negotiate(renderer: BannerRenderer, header: str | None, lang: str) -> None:
+    assert renderer.negotiate(header) == lang
+    assert renderer.negotiate(header) == lang  # cached answer is the same
+
+
+def test_negotiate_fallback_is_first_language() -> None:
+    r = BannerRenderer(settings(languages=["de", "en"]))
+    assert r.negotiate(None) == "de"
+    assert r.negotiate("ja") == "de"
+    assert r.negotiate("en-US") == "en"
+
+
+def test_negotiation_cache_is_bounded(renderer: BannerRenderer) -> None:
+    for i in range(1000):
+        renderer.negotiate(f"x{i}")
+    assert len(renderer._negotiated) <= 256
+
+
+# --- overrides and escaping ------------------------------------------------------------
+
+
+def test_texts_override_per_key() -> None:
+    r = BannerRenderer(settings(texts={"de": {"accept_all": "Ja, gerne"}}))
+    de = r.body_snippet("de", decision(r.settings), "t", None)
+    en = r.body_snippet("en", decision(r.settings), "t", None)
+    assert b"Ja, gerne" in de
+    assert b"Alle ablehnen" in de  # other keys keep the translation
+    assert b"Accept all" in en
+
+
+@pytest.mark.parametrize(
+    "texts,match",
+    [
+        pytest.param({"en": {"nope": "x"}}, "unknown text key", id="unknown-key"),
+        pytest.param({"it": {"title": "x"}}, "not in languages", id="unknown-language"),
+    ],
+)
+def test_bad_texts_are_config_errors(texts: dict[str, dict[str, str]], match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        BannerRenderer(settings(texts=texts))
+    assert info.value.option == "texts"
+
+
+def test_language_without_translation_needs_every_key() -> None:
+    with pytest.raises(ConfigError, match="missing"):
+        BannerRenderer(settings(languages=["en", "it"], texts={"it": {"title": "Privacy"}}))
+    full = {k: f"it:{k}" for k in TEXT_KEYS}
+    r = BannerRenderer(settings(languages=["en", "it"], texts={"it": full}))
+    assert b"it:accept_all" in r.body_snippet("it", decision(r.settings), "t", None)
+
+
+def test_policy_url_must_be_http() -> None:
+    with pytest.raises(ConfigError) as info:
+        BannerRenderer(settings(policy_url="javascript:alert(1)"))
+    assert info.value.option == "policy_url"
+
+
+EVIL = '<script>alert("x")</script>&$csrf_token${nonce_attr}'
+
+
+def test_shop_texts_and_policy_url_are_escaped() -> None:
+    texts = {k: EVIL for k in ("title", "accept_all", "cat_marketing_desc", "intro")}
+    r = BannerRenderer(
+        settings(texts={"en": texts}, policy_url='/privacy?a=1&b="><script>alert(2)</script>')
+    )
+    data = r.body_snippet("en", decision(r.settings), "tok", "n").decode()
+    assert "<script>alert" not in data
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;$csrf_token${nonce_attr}" in data
+    assert 'href="/privacy?a=1&amp;b=&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;"' in data
+    scripts = re.findall(r"<script[^>]*>", data)
+    assert scripts == [
+        '<script type="application/json" id="privguard-config">',
+        f'<script src="{r.js_url}" defer nonce="n">',
+    ]
+
+
+def test_token_and_nonce_are_escaped(renderer: BannerRenderer) -> None:
+    data = renderer.body_snippet("en", decision(renderer.settings), '"><x', '"><y').decode()
+    assert '"><x' not in data and '"><y' not in data
+    assert 'value="&quot;&gt;&lt;x"' in data and 'nonce="&quot;&gt;&lt;y"' in data
+
+
+def test_config_json_is_escaped_for_script() -> None:
+    r = BannerRenderer(settings(endpoint_prefix="/p</script><b>&"))
+    data = r.body_snippet("en", decision(r.settings), "t", None).decode()
+    config = re.search(r'id="privguard-config">(.*?)</script>', data)
+    assert config is not None
+    raw = config.group(1)
+    assert "<" not in raw and ">" not in raw and "&" not in raw
+    assert json.loads(raw)["prefix"] == "/p</script><b>&"
+
+
+def test_nonce_on_every_script_and_stylesheet(renderer: BannerRenderer) -> None:
+    data = renderer.body_snippet("en", decision(renderer.settings), "t", "abc").decode()
+    assert 'rel="stylesheet"' in data
+    for tag in re.findall(r"<(?:script src|link)[^>]*>", data):
+        assert 'nonce="abc"' in tag
+    bare = renderer.body_snippet("en", decision(renderer.settings), "t", None).decode()
+    assert "nonce" not in bare
+
+
+def test_no_inline_handlers_or_third_party_urls(renderer: BannerRenderer) -> None:
+    for lang in LANGS:
+        data = renderer.body_snippet(lang, decision(renderer.settings, "US"), "t", None).decode()
+        assert not re.search(r"\son[a-z]+=", data)
+        assert not re.search(r"""(?:src|href)="(?!/privguard/|https://shop\.example/|#)""", data)
+    js = renderer.assets["banner.js"][1].decode()
+    css = renderer.assets["banner.css"][1].decode()
+    assert "http://" not in js + css and "https://" not in js + css
+    assert "url(" not in css and "@import" not in css
+
+
+# --- Consent Mode ---------------------------------------------------------------------
+
+
+def test_head_snippet_only_with_consent_mode() -> None:
+    r = BannerRenderer(settings())
+    assert r.head_snippet(decision(r.settings), "n") is None
+
+
+def test_head_snippet_defaults_follow_server_state(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    d = decision(s)
+    data = renderer.head_snippet(d, "n0").decode()
+    assert data.startswith('<script nonce="n0">')
+    defaults = json.loads(re.search(r"'default',(\{.*?\})\)", data).group(1))  # type: ignore[union-attr]
+    assert defaults == {
+        "ad_storage": "denied",
+        "ad_user_data": "denied",
+        "ad_personalization": "denied",
+        "analytics_storage": "denied",
+        "functionality_storage": "denied",
+        "personalization_storage": "denied",
+        "security_storage": "granted",
+        "wait_for_update": 500,
+    }
+    assert "ads_data_redaction" in data
+    everything = frozenset(Category)
+    granted = renderer.head_snippet(
+        dataclasses.replace(d, allowed=everything, needs_banner=False), None
+    ).decode()  # type: ignore[union-attr]
+    defaults = json.loads(re.search(r"'default',(\{.*?\})\)", granted).group(1))  # type: ignore[union-attr]
+    assert set(defaults.values()) == {"granted"}
+    assert "wait_for_update" not in defaults and "ads_data_redaction" not in granted
+    assert granted.startswith("<script>")
+    us = renderer.head_snippet(decision(s, "US"), None).decode()  # type: ignore[union-attr]
+    assert '"analytics_storage":"granted"' in us and '"ad_storage":"denied"' in us
+
+
+# --- assets ---------------------------------------------------------------------------
+
+
+def test_assets_hashed_and_stable(renderer: BannerRenderer) -> None:
+    names = set(renderer.assets)
+    hashed = {n for n in names if re.fullmatch(r"banner\.[0-9a-f]{10}\.(js|css)", n)}
+    assert len(hashed) == 2 and {"banner.js", "banner.css"} <= names
+    again = BannerRenderer(settings())
+    assert set(again.assets) == names
+    for name in hashed:
+        ext = name.rsplit(".", 1)[1]
+        assert renderer.assets[name] == renderer.assets[f"banner.{ext}"]
+        assert renderer.assets[name][0].startswith("text/javascript" if ext == "js" else "text/css")
+        assert renderer.is_immutable_asset(name)
+    assert not renderer.is_immutable_asset("banner.js")
+    data = renderer.body_snippet("en", decision(renderer.settings), "t", None).decode()
+    assert renderer.js_url in data and renderer.css_url in data
+    assert renderer.js_url.startswith("/privguard/banner.")
+
+
+def test_prefix_is_used() -> None:
+    r = BannerRenderer(settings(endpoint_prefix="/_p"))
+    data = r.body_snippet("en", decision(r.settings), "t", None).decode()
+    assert 'action="/_p/consent"' in data and r.js_url.startswith("/_p/banner.")
+    assert '"prefix":"/_p"' in data
+
+
+# --- age pages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_age_form(renderer: BannerRenderer, lang: str) -> None:
+    d = decision(renderer.settings)
+    data = renderer.age_form(lang, d, "tok", "/checkout?step=1", "n")
+    tree = parse(data)
+    assert data.startswith(b"<!DOCTYPE html>")
+    assert tree.find("html")[0]["lang"] == lang
+    assert tree.find(id="privguard-age-gate")
+    (form,) = tree.find("form")
+    assert form["action"] == "/privguard/age" and form["method"] == "post"
+    (field,) = tree.find("input", name="birth_date")
+    assert field["type"] == "date" and "required" in field
+    assert tree.find("label", **{"for": "privguard-birth-date"})
+    assert tree.find("input", name="next", value="/checkout?step=1")
+    assert tree.find("input", name="csrf_token", value="tok")
+    assert b"16" in data  # the required age
+    assert load_builtin_texts(lang)["age_submit"].encode() in data
+
+
+@pytest.mark.parametrize("nxt", ["//evil.example/", "https://evil.example/", "\\\\x", None, ""])
+def test_age_form_next_is_same_origin(renderer: BannerRenderer, nxt: str | None) -> None:
+    tree = parse(renderer.age_form("en", decision(renderer.settings), "t", nxt, None))
+    assert tree.find("input", name="next", value="/")
+
+
+def test_age_form_escapes(renderer: BannerRenderer) -> None:
+    data = renderer.age_form("en", decision(renderer.settings), '"><s', '/"><script>', '"><n')
+    assert b"<script>" not in data and b'"><s' not in data and b'"><n' not in data
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_minor_page(renderer: BannerRenderer, lang: str) -> None:
+    data = renderer.minor_page(lang, decision(renderer.settings, age_status="minor"))
+    tree = parse(data)
+    assert tree.find("html")[0]["lang"] == lang
+    assert load_builtin_texts(lang)["minor_title"].encode() in data
+    assert tree.find("a", href="/")
+
+
+# --- contrast -------------------------------------------------------------------------
+
+
+def _luminance(hex_colour: str) -> float:
+    value = hex_colour.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_contrast_formula() -> None:
+    assert contrast("#000", "#fff") == pytest.approx(21.0)
+    assert contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+def test_css_colours_meet_wcag_aa(renderer: BannerRenderer) -> None:
+    css = renderer.assets["banner.css"][1].decode()
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    variables = dict(re.findall(r"(--pg-[a-z-]+):\s*(#[0-9a-fA-F]{3,6})\s*;", css))
+    assert len(variables) >= 8
+
+    def resolve(value: str) -> str:
+        value = value.strip()
+        m = re.fullmatch(r"var\((--pg-[a-z-]+)\)", value)
+        return variables[m.group(1)] if m else value
+
+    checked = 0
+    panel_bg = variables["--pg-bg"]
+    for selector, block in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
+        decls = dict(
+            (k.strip(), v.strip())
+            for k, v in (d.split(":", 1) for d in block.split(";") if ":" in d)
+        )
+        fg = decls.get("color")
+        if fg is None:
+            continue
+        bg = decls.get("background") or decls.get("background-color") or "var(--pg-bg)"
+        fg_hex, bg_hex = resolve(fg), resolve(bg)
+        if not fg_hex.startswith("#") or not bg_hex.startswith("#"):
+            continue
+        ratio = contrast(fg_hex, bg_hex)
+        assert ratio >= 4.5, f"{selector.strip()}: {fg_hex} on {bg_hex} is {ratio:.2f}:1"
+        checked += 1
+    assert checked >= 10
+    # focus outline and borders (non-text) against the panel: >= 3:1
+    assert contrast(variables["--pg-focus"], panel_bg) >= 3
+    assert contrast(variables["--pg-focus"], variables["--pg-accent"]) >= 1  # visible offset
+    assert contrast(variables["--pg-border"], panel_bg) >= 3
+    # the primary buttons: white on accent
+    assert contrast(variables["--pg-accent-fg"], variables["--pg-accent"]) >= 4.5
+
+
+def test_accept_and_reject_share_one_style(renderer: BannerRenderer) -> None:
+    tree = parse(renderer.body_snippet("en", decision(renderer.settings), "t", None))
+    accept = tree.find(data_privguard_action="accept-all")[0]
+    reject = tree.find(data_privguard_action="reject-all")[0]
+    assert accept["class"] == reject["class"] == "privguard__button"
