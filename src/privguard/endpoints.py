@@ -410,8 +410,8 @@ def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, m
 
     granted = tuple(sorted(c.value for c in decision.allowed))
     denied = tuple(sorted(c.value for c in decision.denied))
-    writer.submit(
-        ReceiptDraft(
+    try:
+        draft = ReceiptDraft(
             id=receipt_id,
             ts=dt.datetime.fromtimestamp(now, dt.UTC),
             policy_version=runtime.settings.policy_version,
@@ -426,7 +426,10 @@ def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, m
             ua_family=decision.ua_family,
             age_status=decision.age_status,
         )
-    )
+    except ValueError:  # a field the ledger refuses to store; the choice is still honoured
+        log.exception("privguard could not build a ledger receipt")
+        return
+    writer.submit(draft)
 
 
 # --- age -------------------------------------------------------------------------------

@@ -169,8 +169,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "age_gate_paths", (), "Path globs (e.g. `/checkout*`) that require an age answer.", "list"
     ),
-    Option("ipv4_prefix", 24, "Bits of an IPv4 address kept for analytics and logs.", "int"),
-    Option("ipv6_prefix", 48, "Bits of an IPv6 address kept for analytics and logs.", "int"),
+    Option(
+        "ipv4_prefix",
+        24,
+        "Bits of an IPv4 address kept for analytics and logs (at most 24).",
+        "int",
+    ),
+    Option(
+        "ipv6_prefix",
+        48,
+        "Bits of an IPv6 address kept for analytics and logs (at most 64).",
+        "int",
+    ),
     Option(
         "analytics",
         None,
@@ -355,8 +365,9 @@ class Settings:
             "age_gate_regex",
             re.compile("|".join(fnmatch.translate(g) for g in gates)) if gates else None,
         )
-        s(self, "ipv4_prefix", _int_range("ipv4_prefix", values["ipv4_prefix"], 0, 32))
-        s(self, "ipv6_prefix", _int_range("ipv6_prefix", values["ipv6_prefix"], 0, 128))
+        # longer prefixes would keep (nearly) whole addresses: not truncation any more
+        s(self, "ipv4_prefix", _int_range("ipv4_prefix", values["ipv4_prefix"], 0, 24))
+        s(self, "ipv6_prefix", _int_range("ipv6_prefix", values["ipv6_prefix"], 0, 64))
         analytics = values["analytics"]
         if (
             analytics is not None

@@ -60,7 +60,7 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 
 #: How a choice was made.
-METHODS = frozenset({"banner", "form", "json", "age", "gpc"})
+METHODS = frozenset({"banner", "form", "json", "age", "gpc", "dnt"})
 #: Age answers a receipt may carry (never a birth date).
 AGE_STATUSES = frozenset({"unknown", "adult", "minor"})
 #: Consent categories of the policy, in display order.
