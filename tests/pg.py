@@ -62,6 +62,7 @@ class PgCluster:
     bindir: Path = field(default_factory=find_bindir)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="privguard-pg-")))
     port: int = field(default_factory=_free_port)
+    fsync: bool = False  # tests trade durability for speed; benchmarks turn it on
     running: bool = False
 
     @property
@@ -141,9 +142,10 @@ class PgCluster:
                 timeout=120,
             )
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=100"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=100"
         )
+        if not self.fsync:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(
             [
                 str(self.bindir / "pg_ctl"),
