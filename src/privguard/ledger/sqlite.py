@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,6 +113,22 @@ def parse_sqlite_url(url: str) -> tuple[str, float]:
     return path, timeout
 
 
+class _ThreadConnection:
+    """One thread's connection; closed with the ledger, or when its thread ends."""
+
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __del__(self) -> None:  # the thread-local slot is dropped when the thread exits
+        self.close()
+
+
 class SQLiteLedger:
     """A :class:`~privguard.ledger.base.Ledger` in one SQLite file.
 
@@ -127,7 +144,8 @@ class SQLiteLedger:
         self._create = create
         self._lock = threading.RLock()  # guards the bookkeeping (and the memory connection)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[sqlite3.Connection] = []  # the :memory: one
+        self._holders: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._closed = False
         self._ready = False
         if not self._memory and not create and not Path(self.path).is_file():
@@ -155,7 +173,8 @@ class SQLiteLedger:
         except sqlite3.Error as exc:
             conn.close()
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
-        self._connections.append(conn)
+        if self._memory:
+            self._connections.append(conn)
         return conn
 
     @contextlib.contextmanager
@@ -167,9 +186,11 @@ class SQLiteLedger:
             if self._memory:
                 conn = self._connections[0] if self._connections else self._connect()
             else:
-                conn = getattr(self._local, "conn", None)
-                if conn is None:
-                    conn = self._local.conn = self._connect()
+                holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+                if holder is None:
+                    holder = self._local.holder = _ThreadConnection(self._connect())
+                    self._holders.add(holder)
+                conn = holder.conn
         if self._memory:
             with self._lock:
                 yield conn
@@ -342,9 +363,13 @@ class SQLiteLedger:
         with self._lock:
             self._closed = True
             connections, self._connections = self._connections, []
+            holders = list(self._holders)
+            self._holders.clear()
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+        for holder in holders:
+            holder.close()
 
     def __enter__(self) -> SQLiteLedger:
         return self
