@@ -187,7 +187,7 @@ def _parse_body(view: RequestView, body: bytes | None) -> tuple[dict[str, list[o
     if ctype == _JSON or ctype.endswith("+json"):
         try:
             data = json.loads(text) if text.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested JSON must be a 400, not a 500
             raise RequestDataError("request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise RequestDataError("expected a JSON object")
@@ -240,7 +240,7 @@ def _safe_next(value: object) -> str:
     """A same-origin relative path, else ``/`` (no open redirects, no header injection)."""
     if not isinstance(value, str) or not value.startswith("/") or value.startswith(("//", "/\\")):
         return "/"
-    if any(ord(c) < 0x20 or c in "\\\x7f" for c in value) or len(value) > 2048:
+    if any(not 0x20 <= ord(c) < 0x7F or c == "\\" for c in value) or len(value) > 2048:
         return "/"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:

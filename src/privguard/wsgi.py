@@ -195,7 +195,7 @@ def _no_write(data: bytes) -> None:  # pragma: no cover - legacy write() unsuppo
 def _read_body(environ: WSGIEnvironment) -> bytes | None:
     """Up to MAX_BODY bytes of the request body; ``None`` when it is larger."""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        length = max(0, int(environ.get("CONTENT_LENGTH") or 0))  # -1 must not read all
     except ValueError:
         length = 0
     if length > MAX_BODY:
