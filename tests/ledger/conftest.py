@@ -48,8 +48,8 @@ def pg_cluster() -> Iterator[Any]:
         cluster = pg.PgCluster().start()
     except Exception as exc:  # binaries missing, no user, port taken, ...
         message = f"PostgreSQL could not be started for the ledger tests: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message)  # CI must not pass by skipping the database half
         pytest.skip(message)
     try:
         yield cluster

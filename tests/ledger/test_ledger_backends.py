@@ -438,3 +438,52 @@ def test_relative_sqlite_url(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, dra
     with open_ledger("sqlite:///sub.db") as ledger:
         ledger.append(draft(1))
     assert (tmp_path / "sub.db").is_file()
+
+
+def test_a_half_read_iterator_does_not_block_writes(ledger_url: str, draft: Draft) -> None:
+    with open_ledger(ledger_url) as ledger:
+        ledger.append_many([draft(i) for i in range(3)])
+        receipts = ledger.iter_receipts()
+        first = next(receipts)
+        later = ledger.append(draft(9))
+        assert (first.seq, later.seq) == (1, 4)
+        receipts.close()
+        assert ledger.verify().ok
+
+
+def test_reading_a_malformed_row_raises_ledger_error(
+    ledger_url: str, raw_db: Any, draft: Draft
+) -> None:
+    with open_ledger(ledger_url) as ledger:
+        ledger.append_many([draft(i) for i in range(3)])
+        raw_db.execute("UPDATE privguard_receipts SET granted = 'necessary' WHERE seq = 2")
+        with pytest.raises(LedgerError, match="granted"):
+            list(ledger.iter_receipts())
+        result = ledger.verify()
+        assert (result.ok, result.first_bad_seq) == (False, 2)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        pytest.param("gpc", 7, id="bool-not-0-1"),
+        pytest.param("ts", "2026-03-01T12:02:00Z", id="ts-same-instant-other-spelling"),
+        pytest.param("granted", '["performance", "necessary"]', id="categories-unsorted"),
+        pytest.param("hash", "A" * 64, id="hash-upper-case"),
+    ],
+)
+def test_sqlite_non_canonical_values_count_as_tampering(
+    tmp_path: Any, draft: Draft, column: str, value: Any
+) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(url) as ledger:
+        ledger.append_many([draft(i) for i in range(3)])
+        conn = sqlite3.connect(tmp_path / "l.db")
+        with conn:
+            conn.execute(f"UPDATE privguard_receipts SET {column} = ? WHERE seq = 3", (value,))
+        conn.close()
+        result = ledger.verify()
+        assert (result.ok, result.first_bad_seq) == (False, 3)
+        assert column in result.reason or "hash" in result.reason

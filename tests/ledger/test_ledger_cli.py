@@ -42,6 +42,25 @@ def test_verify_ok(ledger_url: str, filled: list[Any], capsys: pytest.CaptureFix
     code, out, _ = run(["ledger", "verify", "--ledger", ledger_url], capsys)
     assert code == 0
     assert "5 receipt(s) verified" in out
+    assert f"head: seq 5 hash {filled[-1].hash}" in out
+
+
+def test_verify_reports_receipts_cut_off_the_end(
+    ledger_url: str, raw_db: Any, filled: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw_db.execute("DELETE FROM privguard_receipts WHERE seq = 5")
+    code, out, _ = run(["ledger", "verify", "--ledger", ledger_url], capsys)
+    assert code == 1
+    assert "after the last receipt" in out and "seq 4" in out
+
+
+def test_export_of_a_malformed_ledger_exits_1(
+    ledger_url: str, raw_db: Any, filled: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw_db.execute("UPDATE privguard_receipts SET denied = 'x' WHERE seq = 3")
+    code, _, err = run(["ledger", "export", "--ledger", ledger_url], capsys)
+    assert code == 1
+    assert f"seq 3 (id {filled[2].id})" in err
 
 
 def test_verify_names_the_first_bad_receipt(

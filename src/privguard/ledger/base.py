@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from privguard.errors import ConfigError, LedgerError
+
 __all__ = [
     "AGE_STATUSES",
     "CATEGORIES",
@@ -39,6 +41,7 @@ __all__ = [
     "METHODS",
     "ChainHead",
     "Ledger",
+    "MalformedRow",
     "Receipt",
     "ReceiptDraft",
     "StatsRow",
@@ -371,8 +374,8 @@ def receipt_to_row(receipt: Receipt, *, ts_as_text: bool, bool_as_int: bool) -> 
     return tuple(row)
 
 
-class MalformedRow(ValueError):
-    """A stored row whose values are not in their canonical form."""
+class MalformedRow(LedgerError, ValueError):
+    """A stored row whose values are not in their canonical form (a sign of tampering)."""
 
     def __init__(self, seq: object, receipt_id: object, column: str, detail: str) -> None:
         self.seq = seq if isinstance(seq, int) else None
@@ -578,8 +581,6 @@ def ledger_kind(url: object) -> str:
     Raises ``ConfigError(option="ledger")`` for anything else, including a URL
     whose parameters the back-end would refuse.
     """
-    from privguard.errors import ConfigError
-
     if not isinstance(url, str) or ":" not in url:
         raise ConfigError(
             "ledger", f"{url!r} is not a ledger URL (sqlite:///path.db or postgresql://…)"

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
 from privguard.errors import ConfigError, LedgerError
-from privguard.ledger.base import COLUMNS, Ledger, open_ledger
+from privguard.ledger.base import COLUMNS, Ledger, MalformedRow, open_ledger
 
 __all__ = ["DEFAULT_RETENTION", "parse_age", "register"]
 
@@ -124,6 +124,9 @@ def _guarded(action: Any) -> Any:
         try:
             with _opened(args) as ledger:
                 return int(action(ledger, args))
+        except MalformedRow as exc:  # found while reading: the chain is broken
+            print(f"ledger BROKEN at {_where(exc.seq, exc.receipt_id)}: {exc}", file=sys.stderr)
+            return 1
         except (ConfigError, LedgerError, OSError) as exc:
             return _fail(str(exc))
 
@@ -138,12 +141,16 @@ def _verify(ledger: Ledger, args: argparse.Namespace) -> int:
         head = ledger.head()
         anchor = f", after {head.purged} purged" if head.purged else ""
         print(f"ledger ok: {result.checked} receipt(s) verified{anchor}")
+        # Auditors record the head: a later verify then also proves nothing was cut off.
+        print(f"head: seq {head.seq} hash {head.hash}")
         return 0
-    where = result.first_bad or f"after seq {result.checked}"
-    print(
-        f"ledger BROKEN at {where}: {result.reason} ({result.checked} receipt(s) verified before)"
-    )
+    where = f"at {result.first_bad}" if result.first_bad else "after the last receipt"
+    print(f"ledger BROKEN {where}: {result.reason} ({result.checked} receipt(s) verified before)")
     return 1
+
+
+def _where(seq: int | None, receipt_id: str | None) -> str:
+    return f"seq {seq} (id {receipt_id})" if seq is not None else "an unreadable receipt"
 
 
 def _export(ledger: Ledger, args: argparse.Namespace) -> int:

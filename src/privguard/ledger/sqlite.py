@@ -308,14 +308,28 @@ class SQLiteLedger:
         if receipt_id is not None:
             clauses.append("id = ?")
             params.append(receipt_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._transaction("BEGIN") as conn:
-            cursor = conn.execute(f"{_SELECT}{where} ORDER BY seq", params)
+        sql = f"{_SELECT}{' WHERE ' + ' AND '.join(clauses) if clauses else ''} ORDER BY seq"
+        if self._memory:  # never hold the shared connection's lock between yields
+            with self._transaction("BEGIN") as conn:
+                rows = conn.execute(sql, params).fetchall()
+            yield from map(receipt_from_row, rows)
+            return
+        # A private connection: a half-read iterator never blocks this thread's writes.
+        with self._lock:
+            if self._closed:
+                raise LedgerError("ledger is closed")
+        conn = self._connect()
+        try:
+            cursor = conn.execute(sql, params)
             try:
                 for row in cursor:
                     yield receipt_from_row(row)
             finally:
                 cursor.close()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger {self.path} failed: {exc}") from exc
+        finally:
+            conn.close()
 
     def verify(self) -> VerifyResult:
         """Check the whole chain in one read snapshot."""
