@@ -1,0 +1,150 @@
+"""Access logs without full client IPs: :class:`TruncateIPFilter`.
+
+The shop policy keeps log data for 12 months; an access log that stores
+whole client addresses keeps personal data for that long. This filter
+rewrites every IPv4 and IPv6 address in a log record -- the message and its
+arguments -- to the form privguard's analytics use (``203.0.113.77`` ->
+``203.0.113.0``, ``2001:db8:1:2::5`` -> ``2001:db8:1::``; IPv6 that embeds
+IPv4 is truncated as that IPv4 address; see ``core/clientip.truncate_ip``).
+It never drops a record.
+
+Attach it to the **handlers** that write access logs (a filter on a logger
+does not see records propagated from child loggers)::
+
+    import logging
+    from privguard.logging import TruncateIPFilter
+
+    ip_filter = TruncateIPFilter(ipv4_prefix=24, ipv6_prefix=48)
+    for handler in logging.getLogger().handlers:  # or your access-log handlers
+        handler.addFilter(ip_filter)
+
+    # werkzeug's development server logs to the "werkzeug" logger:
+    logging.getLogger("werkzeug").addFilter(ip_filter)
+
+With ``logging.config.dictConfig`` (Django's ``LOGGING``, uvicorn's
+``--log-config``)::
+
+    "filters": {"truncate_ip": {"()": "privguard.logging.TruncateIPFilter"}},
+    "handlers": {"access": {..., "filters": ["truncate_ip"]}},
+
+Gunicorn: put the same ``dictConfig`` in ``logconfig_dict`` (filter on the
+``gunicorn.access`` handler). It handles werkzeug's ``127.0.0.1 - - [date]
+"GET / HTTP/1.1" 200 -``, gunicorn's access ``atoms`` mapping (``{"h": ip,
+...}``, rewritten in place) and uvicorn.access's argument tuple
+``(client_addr "ip:port", method, path, http_version, status)``.
+
+Only text that parses as an address is changed: ``HTTP/1.1``, times such as
+``12:30:45``, dates and MAC addresses stay as they are. A four-part version
+number whose parts are all 0-255 (``Version/1.2.3.4``) cannot be told from
+an IPv4 address and is truncated too -- privacy first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from privguard.core.clientip import truncate_ip
+
+__all__ = ["TruncateIPFilter", "truncate_ips"]
+
+# An IPv6 candidate is a maximal run of hex digits, colons and dots holding at
+# least two colons; an IPv4 candidate a dotted quad. Candidates are checked with
+# ``ipaddress`` before anything is rewritten.
+_CANDIDATE = re.compile(
+    r"(?<![0-9A-Za-z.:])(?P<v6>(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+)"
+    r"|(?<![0-9])(?P<v4>\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![0-9])"
+)
+_DOTTED_QUAD = re.compile(r"(?<![0-9])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9])")
+
+
+class TruncateIPFilter(logging.Filter):
+    """A ``logging.Filter`` that truncates every IP address in a record; keeps every record."""
+
+    def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 48, name: str = "") -> None:
+        super().__init__(name)
+        if not 0 <= ipv4_prefix <= 32:
+            raise ValueError("ipv4_prefix must be from 0 to 32")
+        if not 0 <= ipv6_prefix <= 128:
+            raise ValueError("ipv6_prefix must be from 0 to 128")
+        self.ipv4_prefix = ipv4_prefix
+        self.ipv6_prefix = ipv6_prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record.msg`` and ``record.args`` in place; always True."""
+        v4, v6 = self.ipv4_prefix, self.ipv6_prefix
+        msg = record.msg
+        if isinstance(msg, str):
+            record.msg = truncate_ips(msg, v4, v6)
+        elif msg is not None and not isinstance(msg, int | float):
+            text = str(msg)
+            new = truncate_ips(text, v4, v6)
+            if new != text:
+                record.msg = new
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(self._value(a) for a in args)
+        elif isinstance(args, MutableMapping):  # gunicorn's atoms: keep its dict subclass
+            for key, value in list(args.items()):
+                new_value = self._value(value)
+                if new_value is not value:
+                    args[key] = new_value
+        elif isinstance(args, Mapping):
+            record.args = {k: self._value(v) for k, v in args.items()}
+        if record.exc_text:
+            record.exc_text = truncate_ips(record.exc_text, v4, v6)
+        return True
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            new = truncate_ips(value, self.ipv4_prefix, self.ipv6_prefix)
+            return value if new == value else new
+        if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            return truncate_ip(str(value), self.ipv4_prefix, self.ipv6_prefix)
+        if isinstance(value, list | tuple) and value and isinstance(value[0], str):
+            # e.g. an ASGI client (host, port) pair
+            return type(value)(self._value(v) for v in value)
+        return value
+
+
+def truncate_ips(text: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str:
+    """``text`` with every IPv4/IPv6 address replaced by its truncated form."""
+    if "." not in text and ":" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        v4 = match.group("v4")
+        if v4 is not None:
+            return _truncate(v4, ipv4_prefix, ipv6_prefix) or v4
+        return _v6(match.group("v6"), ipv4_prefix, ipv6_prefix)
+
+    return _CANDIDATE.sub(replace, text)
+
+
+def _truncate(text: str, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return truncate_ip(text, ipv4_prefix, ipv6_prefix)
+
+
+def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
+    """An IPv6 candidate: the whole, or the whole minus a ``:port``, or a dotted quad inside."""
+    core = candidate.rstrip(".")  # "from 2001:db8::1."
+    tail = candidate[len(core) :]
+    out = _truncate(core, ipv4_prefix, ipv6_prefix)
+    if out is not None:
+        return out + tail
+    head, sep, port = core.rpartition(":")  # uvicorn writes "2001:db8::1:51234"
+    if port.isdigit() and head.count(":") >= 2:
+        out = _truncate(head, ipv4_prefix, ipv6_prefix)
+        if out is not None:
+            return out + sep + port + tail
+    # not an address (a time, a MAC, "host:1.2.3.4"): still truncate any IPv4 inside
+    return _DOTTED_QUAD.sub(
+        lambda m: _truncate(m.group(0), ipv4_prefix, ipv6_prefix) or m.group(0), candidate
+    )
