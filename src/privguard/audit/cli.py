@@ -1,0 +1,292 @@
+"""``privguard audit TARGET`` and ``privguard cookies TARGET``.
+
+``TARGET`` is a URL (``http://127.0.0.1:8000/``) or ``module:app`` (a WSGI or
+ASGI app, run in-process). Exit codes: 0 clean, 1 a finding, 2 bad input
+(unreachable URL, import error, non-HTML start page, redirect loop, bad
+option) with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from privguard.audit.crawl import DEFAULT_REGIONS, AuditResult, Crawler, parse_regions
+from privguard.audit.target import Target, TargetError, open_target
+
+__all__ = ["register", "run_audit", "run_cookies"]
+
+EXIT_CLEAN, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _positive(kind: type, name: str) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, not {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive")
+        return value
+
+    return parse
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET", help="a URL, or module:app (WSGI or ASGI)")
+    parser.add_argument(
+        "--max-pages",
+        type=_positive(int, "--max-pages"),
+        default=50,
+        help="pages per region (default 50)",
+    )
+    parser.add_argument(
+        "--max-depth", type=int, default=3, help="link depth from the start page (default 3)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float, "--timeout"),
+        default=10.0,
+        help="seconds per request (default 10)",
+    )
+    parser.add_argument(
+        "--country-header",
+        default=None,
+        metavar="NAME",
+        help="header carrying the visitor's country (default: the app's "
+        "country_header, else CF-IPCountry); the app must trust it from the "
+        "auditor, e.g. trusted_proxies including 127.0.0.1",
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="the app's privguard Settings (or a callable returning them) to "
+        "classify cookies; found automatically for module:app",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="crawl with headless Chromium (/usr/bin/chromium) to catch cookies set by scripts too",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``audit`` and ``cookies`` to the ``privguard`` command."""
+    audit = subparsers.add_parser(
+        "audit",
+        help="crawl a site as first-time visitors and report cookies set before consent",
+        description="Crawl TARGET as a first-time visitor from each region and list every "
+        "cookie with its category. Exit 0 clean, 1 a finding (a non-essential cookie before "
+        "consent, an undeclared cookie, GPC ignored), 2 bad input.",
+    )
+    _common(audit)
+    audit.add_argument(
+        "--region",
+        action="append",
+        default=None,
+        metavar="CODE[,CODE]",
+        help="visitor region, repeatable or comma-separated: DE, US-CA, BR; "
+        "suffix +gpc to send Sec-GPC (default: DE,US-CA+gpc,BR)",
+    )
+    audit.add_argument("--gpc", action="store_true", help="send Sec-GPC: 1 in every region")
+    audit.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
+    audit.set_defaults(func=run_audit)
+
+    cookies = subparsers.add_parser(
+        "cookies",
+        help="inventory every cookie after accepting all (Markdown or --json)",
+        description="Accept all categories (POST <prefix>/consent accept=all), crawl TARGET and "
+        "list every cookie with category, lifetime, domain, path and flags.",
+    )
+    _common(cookies)
+    cookies.add_argument(
+        "--region", default="DE", metavar="CODE", help="visitor region (default DE)"
+    )
+    cookies.set_defaults(func=run_cookies)
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (only used on a TTY)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, label: str, done: int, total: int, path: str) -> None:
+        width = 24
+        filled = min(width, width * done // max(total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        line = f"\r{label:<10} [{bar}] {done:>3}/{total} {path[:40]:<40}"
+        self.stream.write(line)
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.flush()
+
+
+def _fail(message: str) -> int:
+    print(f"privguard: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _open(args: argparse.Namespace) -> tuple[Target, Any, str]:
+    target = open_target(args.target, args.settings)
+    settings = target.settings
+    catalog = "the app's"
+    if settings is None:
+        from privguard.testing.assertions import builtin_settings
+
+        settings = builtin_settings()
+        catalog = "built-in"
+    header = args.country_header or (target.settings.country_header if target.settings else None)
+    return target, (settings, header or "CF-IPCountry"), catalog
+
+
+def _crawler(
+    args: argparse.Namespace, target: Target, settings: Any, header: str, progress: Any
+) -> Crawler:
+    if args.max_depth < 0:
+        raise TargetError("--max-depth must be 0 or more")
+    return Crawler(target, settings, header, args.max_pages, args.max_depth, args.timeout, progress)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """``privguard audit``: 0 clean, 1 a finding, 2 bad input."""
+    try:
+        visitors = parse_regions(args.region or list(DEFAULT_REGIONS), args.gpc)
+        target, (settings, header), catalog = _open(args)
+    except TargetError as exc:
+        return _fail(str(exc))
+    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    result = AuditResult(args.target, catalog=catalog)
+    try:
+        if args.browser:
+            from privguard.audit.browser import BrowserError, browser_crawl
+
+            try:
+                result.regions.extend(
+                    browser_crawl(
+                        target,
+                        settings,
+                        visitors,
+                        header,
+                        args.max_pages,
+                        args.max_depth,
+                        args.timeout,
+                        bar,
+                    )
+                )
+            except BrowserError as exc:
+                return _fail(str(exc))
+        else:
+            crawler = _crawler(args, target, settings, header, bar)
+            for visitor in visitors:
+                result.regions.append(crawler.crawl(visitor))
+    except TargetError as exc:
+        return _fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.finish()
+        target.close()
+    if args.junit:
+        from privguard.audit.report import write_junit
+
+        try:
+            write_junit(result, args.junit)
+        except OSError as exc:
+            return _fail(f"cannot write {args.junit}: {exc}")
+    from privguard.audit.report import audit_json, render_table
+
+    if args.json:
+        json.dump(audit_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(result))
+        for region in result.regions:
+            for warning in region.warnings:
+                print(f"privguard: warning: {warning}", file=sys.stderr)
+    return result.exit_code
+
+
+def run_cookies(args: argparse.Namespace) -> int:
+    """``privguard cookies``: the inventory after accepting all; 0, or 2 on bad input."""
+    try:
+        visitors = parse_regions([args.region])
+        if len(visitors) != 1 or visitors[0].gpc:
+            raise TargetError("--region: give one region without +gpc")
+        target, (settings, header), _ = _open(args)
+    except TargetError as exc:
+        return _fail(str(exc))
+    visitor = visitors[0]
+    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    try:
+        if args.browser:
+            from privguard.audit.browser import BrowserError, browser_crawl
+
+            try:
+                regions = browser_crawl(
+                    target,
+                    settings,
+                    visitors,
+                    header,
+                    args.max_pages,
+                    args.max_depth,
+                    args.timeout,
+                    bar,
+                    accept_all=True,
+                )
+            except BrowserError as exc:
+                return _fail(str(exc))
+            records = regions[0].cookies
+        else:
+            crawler = _crawler(args, target, settings, header, bar)
+            jar: dict[str, str] = {}
+            records = []
+            try:
+                answer = crawler.accept_all(visitor, jar)
+            except Exception as exc:
+                return _fail(f"cannot accept all at {settings.endpoint_prefix}/consent: {exc}")
+            if answer.status >= 400 or not jar:
+                print(
+                    f"privguard: warning: POST {settings.endpoint_prefix}/consent answered "
+                    f"{answer.status}; inventory without consent",
+                    file=sys.stderr,
+                )
+            from privguard.audit.crawl import record_from
+            from privguard.testing.responses import parse_set_cookie
+
+            for value in answer.set_cookies:
+                cookie = parse_set_cookie(value)
+                if cookie is not None and not cookie.is_expiry():
+                    records.append(
+                        record_from(
+                            cookie,
+                            settings,
+                            visitor.label,
+                            f"POST {settings.endpoint_prefix}/consent",
+                        )
+                    )
+            region = crawler.crawl(visitor, jar, judge_cookies=False)
+            records.extend(region.cookies)
+    except TargetError as exc:
+        return _fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.finish()
+        target.close()
+    from privguard.audit.report import inventory, inventory_json, inventory_markdown
+
+    unique = inventory(records)
+    if args.json:
+        json.dump(inventory_json(unique, args.target), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(inventory_markdown(unique, args.target))
+    return EXIT_CLEAN

@@ -1,0 +1,189 @@
+"""Audit output: a readable table, JSON, JUnit XML, and the cookie inventory.
+
+The table and Markdown are for people; ``--json`` and ``--junit`` for
+machines (CI dashboards show one JUnit test case per region and page, its
+failure naming the cookies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from privguard.audit.crawl import AuditResult, CookieRecord
+
+__all__ = [
+    "render_table",
+    "audit_json",
+    "write_junit",
+    "inventory",
+    "inventory_markdown",
+    "inventory_json",
+]
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    line = "  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return out
+
+
+def render_table(result: AuditResult) -> str:
+    """The audit as text: one block per region, one row per cookie, then the verdict."""
+    lines = [f"privguard audit of {result.target} (categories: {result.catalog} catalog)"]
+    for region in result.regions:
+        v = region.visitor
+        lines.append("")
+        pages = len(region.pages)
+        lines.append(
+            f"{v.label}: regime {region.regime}, first-time visitor"
+            f"{', GPC' if v.gpc else ''}, {pages} page{'s' if pages != 1 else ''} crawled"
+        )
+        problems = {id(f.cookie): f.kind for f in region.findings}
+        rows = [
+            [c.name, c.category, c.source, c.page, problems.get(id(c), "ok")]
+            for c in region.cookies
+        ]
+        if rows:
+            lines.extend(
+                "  " + x for x in _table(["cookie", "category", "set by", "page", "verdict"], rows)
+            )
+        else:
+            lines.append("  no cookies set")
+        for page in region.pages:
+            if page.error:
+                lines.append(f"  ! {page.path}: {page.error}")
+        for warning in region.warnings:
+            lines.append(f"  warning: {warning}")
+    findings = result.findings
+    lines.append("")
+    if findings:
+        lines.append(f"FAIL: {len(findings)} finding{'s' if len(findings) != 1 else ''}")
+        lines.extend(f"  - {f.message}" for f in findings)
+    else:
+        lines.append("OK: no cookie was set before consent, none undeclared, GPC honoured")
+    return "\n".join(lines) + "\n"
+
+
+def audit_json(result: AuditResult) -> dict[str, Any]:
+    """The audit as a JSON-able dict."""
+    return {
+        "target": result.target,
+        "catalog": result.catalog,
+        "clean": not result.findings,
+        "findings": [f.as_dict() for f in result.findings],
+        "regions": [
+            {
+                "region": r.visitor.region,
+                "label": r.visitor.label,
+                "gpc": r.visitor.gpc,
+                "regime": r.regime,
+                "warnings": r.warnings,
+                "pages": [
+                    {
+                        "path": p.path,
+                        "depth": p.depth,
+                        "status": p.status,
+                        "content_type": p.content_type,
+                        "error": p.error,
+                        "cookies": [c.as_dict() for c in p.cookies],
+                        "findings": [f.as_dict() for f in p.findings],
+                    }
+                    for p in r.pages
+                ],
+            }
+            for r in result.regions
+        ],
+    }
+
+
+def write_junit(result: AuditResult, path: str) -> None:
+    """JUnit XML: a test suite per region, a test case per page; failures name the cookies."""
+    suites = ET.Element("testsuites", name="privguard audit")
+    total = failures = errors = 0
+    for region in result.regions:
+        suite = ET.SubElement(suites, "testsuite", name=f"privguard audit {region.visitor.label}")
+        s_fail = s_err = 0
+        for page in region.pages:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"privguard.audit.{region.visitor.label}",
+                name=page.path,
+            )
+            if page.error:
+                s_err += 1
+                ET.SubElement(case, "error", message=page.error).text = page.error
+            elif page.findings:
+                s_fail += 1
+                text = "\n".join(f.message for f in page.findings)
+                names = ", ".join(sorted({f.cookie.name for f in page.findings}))
+                ET.SubElement(
+                    case, "failure", message=f"cookies: {names}", type="privacy"
+                ).text = text
+        suite.set("tests", str(len(region.pages)))
+        suite.set("failures", str(s_fail))
+        suite.set("errors", str(s_err))
+        total += len(region.pages)
+        failures += s_fail
+        errors += s_err
+    suites.set("tests", str(total))
+    suites.set("failures", str(failures))
+    suites.set("errors", str(errors))
+    ET.indent(suites)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def inventory(records: Iterable[CookieRecord]) -> list[CookieRecord]:
+    """One record per cookie (name, domain, path), first seen first."""
+    out: dict[tuple[str, str, str], CookieRecord] = {}
+    for record in records:
+        out.setdefault((record.name, record.domain, record.path), record)
+    return list(out.values())
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def inventory_markdown(records: Sequence[CookieRecord], target: str) -> str:
+    """The inventory as a Markdown table."""
+    lines = [f"# Cookies set by {target}", ""]
+    if not records:
+        return "\n".join([*lines, "No cookies were set.", ""])
+    lines.append(
+        "| cookie | category | lifetime | domain | path | flags | set by | first seen on |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for r in records:
+        cells = [
+            f"`{r.name}`",
+            r.category,
+            r.lifetime,
+            r.domain,
+            r.path,
+            ", ".join(r.flags) or "-",
+            r.source,
+            r.page,
+        ]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    undeclared = [r.name for r in records if r.category == "undeclared"]
+    if undeclared:
+        lines += ["", f"Undeclared (add them to the `cookies` option): {', '.join(undeclared)}"]
+    return "\n".join(lines) + "\n"
+
+
+def inventory_json(records: Sequence[CookieRecord], target: str) -> dict[str, Any]:
+    """The inventory as a JSON-able dict."""
+    return {
+        "target": target,
+        "cookies": [{k: v for k, v in r.as_dict().items() if k != "region"} for r in records],
+    }

@@ -1,0 +1,110 @@
+"""Small shops for the audit tests: the same pages, leaking (bare) and clean (privguard).
+
+Pages: ``/`` links to ``/products`` and ``/about``; ``/products`` links to
+``/products/1``. ``/`` sets a session (necessary) and ``_ga`` (performance),
+``/products`` sets ``_fbp`` (marketing), ``/about`` an undeclared cookie.
+``/script`` (not linked) sets ``_fbp`` from an inline script before any consent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from privguard import Settings
+from privguard.asgi import PrivacyMiddleware as ASGIPrivacy
+from privguard.wsgi import PrivacyMiddleware as WSGIPrivacy
+
+SETTINGS = Settings(
+    secret_key="audit-tests-secret-key-0123456789abcdef",
+    country_header="CF-IPCountry",
+    trusted_proxies=["127.0.0.1"],
+    ledger=None,
+    rate_limit=None,
+)
+
+
+def _html(body: str) -> bytes:
+    return (
+        f"<!doctype html><html><head><title>shop</title></head><body>{body}</body></html>".encode()
+    )
+
+
+PAGES: dict[str, tuple[bytes, list[str]]] = {
+    "/": (
+        _html(
+            '<a href="/products">products</a> <a href="/about#team">about</a> '
+            '<a href="https://elsewhere.example/">out</a> <a href="mailto:a@b.c">mail</a>'
+        ),
+        ["session=abc; Path=/; HttpOnly; SameSite=Lax", "_ga=GA1.1.1.1; Path=/; Max-Age=63072000"],
+    ),
+    "/products": (
+        _html('<a href="/products/1">one</a> <a href="/">home</a>'),
+        ["_fbp=fb.1.1.1; Path=/; Max-Age=7776000"],
+    ),
+    "/products/1": (_html('<a href="/products">back</a>'), []),
+    "/about": (_html("about us"), ["mystery_tracker=1; Path=/"]),
+    "/script": (
+        _html('<script>document.cookie = "_fbp=fb.1.2.3; path=/; max-age=7776000";</script>'),
+        [],
+    ),
+    "/old": (b"", []),
+}
+
+
+def _answer(path: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    if path == "/old":
+        return "302 Found", [("Location", "/products")], b""
+    page = PAGES.get(path)
+    if page is None:
+        return "404 Not Found", [("Content-Type", "text/plain")], b"not found"
+    body, cookies = page
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+    headers += [("Set-Cookie", c) for c in cookies]
+    return "200 OK", headers, body
+
+
+def bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The shop without privguard: every cookie leaks."""
+    status, headers, body = _answer(environ.get("PATH_INFO") or "/")
+    start_response(status, headers)
+    return [body]
+
+
+async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same shop as a pure ASGI app, without privguard."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    status, headers, body = _answer(scope["path"])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": int(status[:3]),
+            "headers": [(n.lower().encode(), v.encode()) for n, v in headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def json_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Not a site: the start page is JSON."""
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
+def loop_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A redirect loop: / -> /a -> /."""
+    path = environ.get("PATH_INFO") or "/"
+    start_response("302 Found", [("Location", "/a" if path == "/" else "/")])
+    return [b""]
+
+
+leaky_wsgi = bare_wsgi
+leaky_asgi = bare_asgi
+clean_wsgi = WSGIPrivacy(bare_wsgi, SETTINGS)
+clean_asgi = ASGIPrivacy(bare_asgi, SETTINGS)
