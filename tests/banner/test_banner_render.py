@@ -150,6 +150,9 @@ def test_us_visitor_gets_do_not_sell_and_gpc_notice(renderer: BannerRenderer) ->
     assert dns["data-privguard-categories"] == "functionality performance"
     gpc = renderer.body_snippet("en", dataclasses.replace(d, gpc=True), "t", None)
     assert b"Opt-Out Request Honored" in gpc
+    quiet = dataclasses.replace(d, gpc=True, needs_banner=False)
+    tree = parse(renderer.body_snippet("en", quiet, "t", None))
+    assert len(tree.find("span", data_privguard_notice="gpc-honored")) == 1
     eu = renderer.body_snippet("en", decision(s), "t", None)
     assert b"Do Not Sell" not in eu
 

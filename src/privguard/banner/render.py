@@ -317,6 +317,13 @@ class BannerRenderer:
             }
         ).replace("$", "$$")
         hidden = "" if needs_banner else " hidden"
+        # an honoured GPC signal stays visible even when no dialog is needed
+        gpc_status = ""
+        if gpc:
+            gpc_status = (
+                '<span class="privguard-reopen__status" data-privguard-notice="gpc-honored">'
+                f"{t['gpc_title']}</span>"
+            )
         regime_attr = _esc(regime.name)
         lang_attr = _esc(lang)
         return (
@@ -356,7 +363,8 @@ class BannerRenderer:
             f"{optout_form}"
             "</div></div>"
             f'<a href="#privguard-banner" id="privguard-reopen" class="privguard-reopen" '
-            f'data-privguard-action="open" lang="{lang_attr}">{t["privacy_settings"]}</a>'
+            f'data-privguard-action="open" lang="{lang_attr}">{t["privacy_settings"]}'
+            f"{gpc_status}</a>"
             f'<script type="application/json" id="privguard-config">{config}</script>'
             f'<script src="{_esc(self.js_url)}" defer$nonce_attr></script>'
         )

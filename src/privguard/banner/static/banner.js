@@ -272,12 +272,20 @@
     );
     var out = [];
     for (var i = 0; i < nodes.length; i++) {
-      var el = nodes[i];
-      if (el.getClientRects().length > 0) {
-        out.push(el);
+      if (isShown(nodes[i])) {
+        out.push(nodes[i]);
       }
     }
     return out;
+  }
+
+  function isShown(el) {
+    /* the content of a closed <details> keeps its boxes in some engines: ask directly */
+    var closed = el.closest("details:not([open])");
+    if (closed && !(el.tagName === "SUMMARY" && el.parentNode === closed)) {
+      return false;
+    }
+    return el.getClientRects().length > 0;
   }
 
   function open(fromUser) {
