@@ -35,7 +35,7 @@ def request_cookies(cookie_header: str | None) -> dict[str, str]:
         if not sep:
             continue
         name = name.strip(" \t")
-        if name and name not in out:
+        if name and name not in out and name.isprintable():  # no CR/LF/NUL echoed back
             value = value.strip(" \t")
             if len(value) >= 2 and value[0] == value[-1] == '"':  # RFC 6265 quoted value
                 value = value[1:-1]
