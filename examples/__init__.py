@@ -1,0 +1,1 @@
+"""Example shops protected by privguard (run one with ``python -m examples.<shop>``)."""

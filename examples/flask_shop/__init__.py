@@ -1,0 +1,1 @@
+"""A small Flask shop protected by privguard in one line (``PrivGuard(app)``)."""
