@@ -107,7 +107,8 @@ def cart_lines() -> list[dict[str, Any]]:
     for key, qty in session.get("cart", {}).items():
         product = PRODUCTS.get(int(key))
         if product is not None and qty > 0:
-            lines.append({"id": int(key), **product, "qty": qty, "subtotal": qty * product["price"]})
+            subtotal = qty * product["price"]
+            lines.append({"id": int(key), **product, "qty": qty, "subtotal": subtotal})
     return lines
 
 

@@ -112,8 +112,9 @@ def test_checkout_needs_an_age_answer(shop: TestApp) -> None:
     add_to_cart(shop, DE)
     gate = shop.get("/checkout", headers=DE, status=403)
     assert 'id="privguard-age-gate"' in gate.text
-    shop.post("/privguard/age", {"birth_year": "1990", "next": "/checkout"},
-              headers={**DE, **SAME_ORIGIN})
+    shop.post(
+        "/privguard/age", {"birth_year": "1990", "next": "/checkout"}, headers={**DE, **SAME_ORIGIN}
+    )
     page = shop.get("/checkout", headers=DE)
     form = page.forms["checkout"]
     form["email"] = "ada@example.com"
