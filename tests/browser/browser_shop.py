@@ -7,6 +7,7 @@ privguard trusts because the peer (the browser, on 127.0.0.1) is a listed proxy.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import threading
@@ -62,15 +63,25 @@ window.__pgFunctionality = true;
 """
 
 
+def _page(request: Request, heading: str = "Qomoor test shop") -> str:
+    nonce = request.scope.get("csp_nonce")
+    page = PAGE.replace("Qomoor test shop</h1>", heading + "</h1>")
+    return page.replace("<script", f'<script nonce="{nonce}"') if nonce else page
+
+
 async def home(request: Request) -> Response:
-    response = HTMLResponse(PAGE)
+    response = HTMLResponse(_page(request))
     response.set_cookie("session", "s3ss10n", httponly=True, samesite="lax")
     response.set_cookie("_ga", "GA1.1.server.1", samesite="lax")
     return response
 
 
 async def other(request: Request) -> Response:
-    return HTMLResponse(PAGE.replace("Qomoor test shop</h1>", "Other page</h1>"))
+    return HTMLResponse(_page(request, "Other page"))
+
+
+async def checkout(request: Request) -> Response:
+    return HTMLResponse(_page(request, "Checkout"))
 
 
 async def embed(request: Request) -> Response:
@@ -79,7 +90,13 @@ async def embed(request: Request) -> Response:
 
 def make_app(**options: Any) -> PrivacyMiddleware:
     """The test shop wrapped in privguard's ASGI middleware."""
-    app = Starlette(routes=[Route("/", home), Route("/other", other), Route("/embed", embed)])
+    routes = [
+        Route("/", home),
+        Route("/other", other),
+        Route("/checkout", checkout),
+        Route("/embed", embed),
+    ]
+    app = Starlette(routes=routes)
     settings: dict[str, Any] = {
         "secret_key": SECRET,
         "ledger": None,
@@ -87,9 +104,46 @@ def make_app(**options: Any) -> PrivacyMiddleware:
         "country_header": "CF-IPCountry",
         "trusted_proxies": ["127.0.0.1/32"],
         "policy_url": "/privacy",
+        "age_gate_paths": ["/checkout*"],
     }
     settings.update(options)
     return PrivacyMiddleware(app, **settings)
+
+
+class StrictCSP:
+    """Outermost ASGI layer: a fresh nonce per request and a strict CSP using it.
+
+    The nonce is left in ``scope["csp_nonce"]`` for the app and privguard's
+    ``csp_nonce`` option (``lambda scope: scope.get("csp_nonce")``).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope["csp_nonce"] = nonce
+        policy = (
+            f"default-src 'self'; script-src 'nonce-{nonce}'; "
+            f"style-src 'self' 'nonce-{nonce}'; object-src 'none'; base-uri 'none'"
+        )
+
+        async def send_with_csp(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"content-security-policy", policy.encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_csp)
+
+
+def make_csp_app(**options: Any) -> StrictCSP:
+    """The shop under a strict nonce-based CSP, privguard using the same nonce."""
+    return StrictCSP(make_app(csp_nonce=lambda scope: scope.get("csp_nonce"), **options))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from tests.browser.browser_shop import (
     CHROMIUM_ARGS,
     chromium_missing_reason,
     make_app,
+    make_csp_app,
     serve,
 )
 
@@ -47,7 +49,7 @@ def shop() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def consent_mode_shop() -> Iterator[str]:
-    with serve(make_app(consent_mode=True)) as url:
+    with serve(make_csp_app(consent_mode=True)) as url:
         yield url
 
 
@@ -325,11 +327,26 @@ def test_us_visitor_do_not_sell(browser: Browser, shop: str) -> None:
 # --- Consent Mode -------------------------------------------------------------------------
 
 
-def test_consent_mode_default_and_update(browser: Browser, consent_mode_shop: str) -> None:
+def test_consent_mode_default_and_update_under_strict_csp(
+    browser: Browser, consent_mode_shop: str
+) -> None:
     context = new_context(browser, consent_mode_shop)
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     try:
-        page.goto("/")
+        response = page.goto("/")
+        assert response is not None
+        assert "nonce-" in response.headers["content-security-policy"]
+        # the stylesheet loaded (nonce on <link>), the script ran (nonce on <script>)
+        expect(page.locator("#privguard-banner")).to_be_visible()
+        position = page.evaluate(
+            "() => getComputedStyle(document.getElementById('privguard-banner')).position"
+        )
+        assert position == "fixed"
         calls = "() => (window.dataLayer || []).map(a => Array.from(a))"
         first = page.evaluate(calls)
         assert first[0][:2] == ["consent", "default"]
@@ -341,8 +358,42 @@ def test_consent_mode_default_and_update(browser: Browser, consent_mode_shop: st
         )
         update = [c for c in page.evaluate(calls) if c[:2] == ["consent", "update"]][-1][2]
         assert update["ad_storage"] == "granted" and update["analytics_storage"] == "granted"
+        # gated scripts were activated with the page's nonce
+        page.wait_for_function("() => window.__pgMarketing === true")
         page.goto("/other")
         again = page.evaluate(calls)
         assert again[0][2]["ad_storage"] == "granted"
+        page.wait_for_function("() => window.__pgMarketing === true")
+        assert violations == []
     finally:
         context.close()
+
+
+# --- age gate -----------------------------------------------------------------------------
+
+
+def test_age_form_adult_continues(eea: Page) -> None:
+    response = eea.goto("/checkout")
+    assert response is not None and response.status == 403
+    gate = eea.locator("#privguard-age-gate")
+    expect(gate).to_be_visible()
+    assert eea.evaluate("() => document.documentElement.lang") == "de"
+    expect(eea.get_by_label("Geburtsdatum")).to_be_visible()
+    eea.get_by_label("Geburtsdatum").fill("1990-05-17")
+    with eea.expect_navigation():
+        eea.click('#privguard-age-gate button[type="submit"]')
+    assert eea.url.endswith("/checkout")
+    expect(eea.locator("h1")).to_have_text("Checkout")
+
+
+def test_age_form_minor_gets_the_explanation(eea: Page) -> None:
+    eea.goto("/checkout")
+    eea.get_by_label("Geburtsdatum").fill(f"{date.today().year - 10}-01-01")
+    with eea.expect_navigation():
+        eea.click('#privguard-age-gate button[type="submit"]')
+    expect(eea.locator("#privguard-minor")).to_be_visible()
+    response = eea.goto("/checkout")
+    assert response is not None and response.status == 403
+    expect(eea.locator("#privguard-minor h1")).to_have_text(
+        "Diese Seite ist für Sie nicht verfügbar"
+    )

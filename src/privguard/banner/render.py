@@ -243,7 +243,9 @@ class BannerRenderer:
         template = self._body.get(key)
         if template is None:  # a Regime not from these settings: render on the fly
             template = Template(
-                self._render_body(lang, decision.regime, *key[2:])  # type: ignore[arg-type]
+                self._render_body(
+                    lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
+                )
             )
         return template.substitute(
             csrf_token=html.escape(csrf_token, quote=True), nonce_attr=_nonce_attr(nonce)
