@@ -3,7 +3,8 @@
 Pages: ``/`` links to ``/products`` and ``/about``; ``/products`` links to
 ``/products/1``. ``/`` sets a session (necessary) and ``_ga`` (performance),
 ``/products`` sets ``_fbp`` (marketing), ``/about`` an undeclared cookie.
-``/script`` (not linked) sets ``_fbp`` from an inline script before any consent.
+``/script`` (not linked; the home page of ``scripted_wsgi``) sets ``_fbp`` from an inline
+script before any consent: only a browser sees it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def scripted_bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A shop whose home page runs an ungated script that sets ``_fbp``."""
+    path = environ.get("PATH_INFO") or "/"
+    status, headers, body = _answer("/script" if path == "/" else path)
+    start_response(status, headers)
+    return [body]
+
+
 def json_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """Not a site: the start page is JSON."""
     start_response("200 OK", [("Content-Type", "application/json")])
@@ -108,3 +117,4 @@ leaky_wsgi = bare_wsgi
 leaky_asgi = bare_asgi
 clean_wsgi = WSGIPrivacy(bare_wsgi, SETTINGS)
 clean_asgi = ASGIPrivacy(bare_asgi, SETTINGS)
+scripted_wsgi = WSGIPrivacy(scripted_bare_wsgi, SETTINGS)
