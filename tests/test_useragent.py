@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privguard.useragent import MAX_LENGTH, UserAgents
+from privguard.useragent import MAX_LENGTH, UserAgents, is_bot_agent
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -200,3 +200,28 @@ def test_parse_never_raises(ua: str) -> None:
     family, is_bot = UserAgents(cache_size=16).parse(ua)
     assert family is None or (isinstance(family, str) and family != "Other")
     assert isinstance(is_bot, bool)
+
+
+@pytest.mark.parametrize(
+    ("ua", "expected"),
+    [
+        pytest.param("PHP/8.2", True, id="php-product"),
+        pytest.param("Dart/3.2 (dart:io)", True, id="dart-product"),
+        pytest.param("Mozilla/5.0 (compatible; Java applet)", False, id="java-not-first"),
+        pytest.param("TelegramBot (like TwitterBot)", True, id="telegram"),
+        pytest.param(
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True, id="slack"
+        ),
+        pytest.param(
+            "Mozilla/5.0 (compatible; archive.org_bot +http://archive.org/details/archive.org_bot)",
+            True,
+            id="archive-org",
+        ),
+        pytest.param("Mozilla/5.0 (compatible; Yahoo! Slurp)", True, id="slurp"),
+        pytest.param(CUBOT, False, id="cubot-phone"),
+        pytest.param(CHROME, False, id="chrome"),
+        pytest.param("", False, id="empty-has-no-bot-token"),
+    ],
+)
+def test_is_bot_agent(ua: str, expected: bool) -> None:
+    assert is_bot_agent(ua) is expected

@@ -6,10 +6,14 @@
 slower on unseen agents), and each instance keeps a bounded LRU cache of
 answers.
 
-A request counts as a bot when ua-parser's device family is ``Spider`` or the
-agent matches :data:`BOT_PATTERN` (HTTP libraries and tools such as curl,
-Wget, python-requests, Go-http-client, okhttp, Java, headless browsers, and
-the common crawlers). An empty agent is a bot (no person's browser sends
+A request counts as a bot when ua-parser's device family is ``Spider`` or
+:func:`is_bot_agent` says so: a crawler URL (``+http://...``), ``crawl``,
+``spider``, a product token containing ``bot`` (Googlebot, bingbot,
+DuckDuckBot, YandexBot, Applebot, AhrefsBot, SemrushBot, GPTBot, ...), or a
+token of :data:`BOT_TOKENS` (curl, Wget, python-requests, python-httpx,
+Go-http-client, okhttp, libwww-perl, Scrapy, HeadlessChrome,
+facebookexternalhit, ...), or a first token of :data:`BOT_PRODUCTS`
+(``Java/17``). An empty agent is a bot (no person's browser sends
 none). Garbage never raises: at worst it is ``(None, False)``.
 
 The compiled ua-parser matcher set is built once per process on first use
@@ -24,32 +28,58 @@ import re
 import threading
 from typing import Any
 
-__all__ = ["UserAgents", "BOT_PATTERN", "MAX_LENGTH", "DEFAULT_CACHE_SIZE"]
+__all__ = [
+    "UserAgents",
+    "is_bot_agent",
+    "BOT_TOKENS",
+    "BOT_PRODUCTS",
+    "MAX_LENGTH",
+    "DEFAULT_CACHE_SIZE",
+]
 
 #: Cached answers per instance.
 DEFAULT_CACHE_SIZE = 10_000
 #: Characters of a User-Agent that are parsed (and cached); real agents are far shorter.
 MAX_LENGTH = 512
 
-#: Agents that are bots whatever ua-parser says: tools, libraries, headless browsers, crawlers.
-BOT_PATTERN = re.compile(
-    r"""
-    ^(?:curl|wget|java|okhttp|go-http-client|python-|libwww-perl|lwp-|httpie|
-        axios|node-fetch|undici|php|ruby|guzzlehttp|apache-httpclient|postmanruntime|
-        insomnia|scrapy|aiohttp|httpx|dart|reqwest|winhttp|powershell)\b
-    |python-requests|python-httpx|python-urllib|aiohttp/|go-http-client|okhttp/|\bjava/|
-    libwww-perl|scrapy|headlesschrome|phantomjs|puppeteer|playwright|selenium|lighthouse|
-    googlebot|google-inspectiontool|googleother|adsbot-google|mediapartners-google|
-    feedfetcher-google|storebot-google|bingbot|bingpreview|msnbot|duckduckbot|duckassistbot|
-    baiduspider|yandex(?:bot|images|mobilebot|metrika)|applebot|facebookexternalhit|facebot|
-    meta-externalagent|ahrefsbot|semrushbot|gptbot|chatgpt-user|oai-searchbot|claudebot|
-    claude-web|anthropic-ai|perplexitybot|ccbot|bytespider|petalbot|mj12bot|dotbot|
-    seznambot|sogou|exabot|ia_archiver|archive\.org_bot|twitterbot|linkedinbot|slackbot|
-    discordbot|telegrambot|whatsapp|pinterestbot|amazonbot|uptimerobot|pingdom|
-    yahoo!\ slurp|\bbot\b|bot/|crawler|spider|\+https?://
-    """,
-    re.IGNORECASE | re.VERBOSE,
+#: Lower-case product tokens that mark a bot wherever they appear: HTTP libraries and
+#: tools, headless browsers and crawlers whose names do not say "bot".
+BOT_TOKENS = frozenset(
+    """
+    curl wget okhttp go-http-client python-requests python-httpx python-urllib aiohttp httpx
+    libwww-perl lwp-useragent lwp-request scrapy headlesschrome phantomjs puppeteer playwright
+    selenium chrome-lighthouse lighthouse facebookexternalhit meta-externalagent
+    meta-externalfetcher chatgpt-user oai-searchbot claude-web anthropic-ai perplexity-user
+    mediapartners-google adsbot-google adsbot-google-mobile feedfetcher-google apis-google
+    google-inspectiontool googleother storebot-google bingpreview yandex yandeximages
+    yandexmetrika ia_archiver slurp sogou exabot whatsapp pingdom uptimerobot
+    ahc node-fetch undici axios guzzlehttp apache-httpclient postmanruntime insomnia httpie
+    reqwest
+    """.split()
 )
+#: Lower-case products that mark a bot only as the first token (``Java/17``, ``PHP/8``):
+#: the same words may appear elsewhere in a browser's agent.
+BOT_PRODUCTS = frozenset("java php ruby dart winhttp powershell perl python go".split())
+_NOT_BOTS = frozenset({"cubot"})  # a phone brand
+_TOKEN = re.compile(r"[a-z][a-z0-9_!-]*")
+
+
+def is_bot_agent(user_agent: str) -> bool:
+    """Does the agent name a bot, crawler, HTTP library or headless browser?
+
+    Substring and token-set checks on the lower-cased agent (~1 µs; one big
+    case-insensitive regex took 50-400 µs per browser agent).
+    """
+    low = user_agent.lower()
+    if "+http" in low or "crawl" in low or "spider" in low:
+        return True
+    tokens = _TOKEN.findall(low)
+    if not tokens:
+        return False
+    if tokens[0] in BOT_PRODUCTS or not BOT_TOKENS.isdisjoint(tokens):
+        return True
+    return "bot" in low and any("bot" in t and t not in _NOT_BOTS for t in tokens)
+
 
 _resolver: Any = None
 _resolver_lock = threading.Lock()
@@ -105,4 +135,4 @@ class UserAgents:
             if result.user_agent is not None and result.user_agent.family != "Other":
                 family = result.user_agent.family
             spider = result.device is not None and result.device.family == "Spider"
-        return family, spider or BOT_PATTERN.search(text) is not None
+        return family, spider or is_bot_agent(text)

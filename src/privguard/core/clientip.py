@@ -195,17 +195,19 @@ def parse_ip(value: str) -> IPAddress | None:
         text, _, port = text.partition(":")
         if not _is_port(port) or "." not in text:
             return None
+    if ":" not in text:
+        try:
+            return _V4(text)
+        except ValueError:
+            return None
     if "%" in text:  # zone id
         text = text.split("%", 1)[0]
     try:
-        addr = ipaddress.ip_address(text)
+        addr = _V6(text)
     except ValueError:
         return None
-    if isinstance(addr, _V6):
-        mapped = addr.ipv4_mapped
-        if mapped is not None:
-            return mapped
-    return addr
+    mapped = addr.ipv4_mapped
+    return addr if mapped is None else mapped
 
 
 def _is_port(text: str) -> bool:
