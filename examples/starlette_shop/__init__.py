@@ -1,0 +1,1 @@
+"""A small Starlette shop protected by privguard in one line (``add_middleware``)."""
