@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privguard.banner import HtmlInjector
 
@@ -149,3 +153,60 @@ def test_injects_once() -> None:
     inj = HtmlInjector(body=BODY, head=HEAD)
     first = inj.feed(PAGE) + inj.finish()
     assert first.count(BODY) == 1 and first.count(HEAD) == 1
+
+
+# --- property: streaming equals whole-document processing ------------------------------
+
+_TOKENS = [
+    "<head>",
+    "<HEAD lang=x>",
+    "<head\n>",
+    "</head>",
+    "<body>",
+    "<Body class=a>",
+    "</body>",
+    "</BODY>",
+    "</bo",
+    "dy>",
+    "<",
+    ">",
+    "a",
+    " ",
+    "<header>",
+    "<b>",
+    "</",
+    "<!-- x -->",
+]
+
+
+def reference(doc: bytes, head: bytes | None) -> tuple[bytes, bool]:
+    """What the injector must produce when it sees the whole document at once."""
+    if head is not None:
+        m = re.search(rb"<head(?=[\s/>])[^>]*>|</head\s*>|<body(?=[\s/>])", doc, re.I)
+        if m is not None:
+            pos = m.end() if m.group(0)[:5].lower() == b"<head" else m.start()
+            doc = doc[:pos] + head + doc[pos:]
+            head = None
+    pos = doc.lower().rfind(b"</body>")
+    if pos < 0:
+        return doc, False
+    return doc[:pos] + (head or b"") + BODY + doc[pos:], True
+
+
+@given(
+    parts=st.lists(st.sampled_from(_TOKENS), max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    with_head=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_chunking_matches_the_whole_document(
+    parts: list[str], cuts: list[int], with_head: bool
+) -> None:
+    doc = "".join(parts).encode()
+    points = sorted({min(c, len(doc)) for c in cuts})
+    chunks = [doc[a:b] for a, b in zip([0, *points], [*points, len(doc)], strict=True)]
+    head = HEAD if with_head else None
+    out, inj = run(chunks, head=head)
+    want, injected = reference(doc, head)
+    assert out == want
+    assert inj.injected is injected
