@@ -282,11 +282,10 @@ def test_rows_hold_no_full_ip_no_birth_date_no_user_agent(
         pytest.param({"ip": "203.0.113.7"}, id="full-ipv4"),
         pytest.param({"ip": "2001:db8::1"}, id="full-ipv6"),
         pytest.param({"ip": "not-an-ip"}, id="garbage-ip"),
-        pytest.param({"ua_family": "Mozilla/5.0 (X11; Linux x86_64)"}, id="raw-user-agent"),
         pytest.param({"birth_date": "2000-01-01"}, id="birth-date"),
     ],
 )
-def test_drafts_cannot_carry_personal_data(draft: Draft, overrides: dict[str, Any]) -> None:
+def test_drafts_refuse_personal_data(draft: Draft, overrides: dict[str, Any]) -> None:
     with pytest.raises((ValueError, TypeError)):
         draft(1, **overrides)
 
@@ -487,3 +486,29 @@ def test_sqlite_non_canonical_values_count_as_tampering(
         result = ledger.verify()
         assert (result.ok, result.first_bad_seq) == (False, 3)
         assert column in result.reason or "hash" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        pytest.param("Chrome Mobile WebView", "Chrome Mobile WebView", id="family"),
+        pytest.param("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0", "Other", id="raw-ua"),
+        pytest.param("x" * 65, "Other", id="too-long"),
+        pytest.param("Chrome\n", "Other", id="control-char"),
+        pytest.param(" ", "Other", id="blank"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_raw_user_agents_are_stored_as_other(draft: Draft, given: Any, stored: Any) -> None:
+    """Never the raw string, and never a lost receipt because of it."""
+    assert draft(1, ua_family=given).ua_family == stored
+
+
+@pytest.mark.parametrize("method", ["banner", "form", "json", "age", "gpc", "dnt"])
+def test_every_method_is_accepted(draft: Draft, method: str) -> None:
+    assert draft(1, method=method).method == method
+
+
+def test_unknown_method_is_refused(draft: Draft) -> None:
+    with pytest.raises(ValueError, match="method"):
+        draft(1, method="scroll")

@@ -3,8 +3,9 @@
 This module decides:
 
 * which facts a receipt may hold (:class:`ReceiptDraft` refuses a full IP
-  address, a raw User-Agent string or an unknown method/age status, so a
-  birth date or a full address can never reach a row);
+  address or an unknown method/age status and stores a raw User-Agent string
+  as ``"Other"``, so a birth date, a full address or a User-Agent can never
+  reach a row);
 * how a receipt is hashed: SHA-256 over canonical JSON of *every* stored field
   (``seq`` and ``prev_hash`` included, only ``hash`` itself left out), so no
   column can change unnoticed (:func:`hash_receipt`);
@@ -39,6 +40,7 @@ __all__ = [
     "COLUMNS",
     "GENESIS_HASH",
     "METHODS",
+    "UA_FAMILY_OTHER",
     "ChainHead",
     "Ledger",
     "MalformedRow",
@@ -62,7 +64,7 @@ __all__ = [
 #: ``prev_hash`` of the first receipt of a ledger that was never purged.
 GENESIS_HASH = "0" * 64
 
-#: How a choice was made.
+#: How a choice was made (``gpc``/``dnt``: a browser signal, no click).
 METHODS = frozenset({"banner", "form", "json", "age", "gpc", "dnt"})
 #: Age answers a receipt may carry (never a birth date).
 AGE_STATUSES = frozenset({"unknown", "adult", "minor"})
@@ -93,6 +95,8 @@ COLUMNS = (
 _MAX_TEXT = 128
 _MAX_UA_FAMILY = 64
 _HEX = frozenset("0123456789abcdef")
+#: What a User-Agent string passed as ``ua_family`` is stored as.
+UA_FAMILY_OTHER = "Other"
 
 
 def _utc(ts: datetime) -> datetime:
@@ -128,6 +132,26 @@ def _check_text(
         raise ValueError(f"receipt {name} must not contain control characters")
 
 
+def _ua_family(value: object) -> str | None:
+    """A family name, or ``"Other"`` for anything that looks like a raw User-Agent.
+
+    Replaced rather than refused: a receipt must never be lost over its UA family.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("receipt ua_family must be a string or None")
+    if (
+        not value.strip()
+        or len(value) > _MAX_UA_FAMILY
+        or any(ch < " " for ch in value)
+        or "(" in value
+        or "/" in value
+    ):
+        return UA_FAMILY_OTHER
+    return value
+
+
 def _categories(name: str, values: Iterable[str]) -> tuple[str, ...]:
     if isinstance(values, str):
         raise ValueError(f"receipt {name} must be a sequence of category names, not a string")
@@ -144,9 +168,10 @@ class ReceiptDraft:
     The draft holds only what may be stored: ``ip`` must already be truncated
     (an IPv4 address with a zero last byte, an IPv6 address with a zero
     interface identifier), ``ua_family`` is a family name such as ``"Chrome"``
-    (never the raw User-Agent), and the age is ``age_status`` alone (never a
-    birth date). ``granted``/``denied`` are normalised to sorted tuples; ``ts``
-    to UTC. Anything else raises :class:`ValueError` at construction.
+    (anything that looks like a raw User-Agent is stored as ``"Other"``), and
+    the age is ``age_status`` alone (never a birth date). ``granted``/``denied``
+    are normalised to sorted tuples; ``ts`` to UTC. Anything else raises
+    :class:`ValueError` at construction.
     """
 
     id: str
@@ -164,9 +189,9 @@ class ReceiptDraft:
     age_status: str = "unknown"
 
     def __post_init__(self) -> None:
-        _check_text("id", self.id, limit=64)
+        _check_text("id", self.id)
         object.__setattr__(self, "ts", _utc(self.ts))
-        _check_text("policy_version", self.policy_version, limit=64)
+        _check_text("policy_version", self.policy_version)
         granted = _categories("granted", self.granted)
         denied = _categories("denied", self.denied)
         if set(granted) & set(denied):
@@ -181,9 +206,7 @@ class ReceiptDraft:
             raise ValueError("receipt gpc and dnt must be booleans")
         if self.ip is not None:
             _check_ip(self.ip)
-        _check_text("ua_family", self.ua_family, optional=True, limit=_MAX_UA_FAMILY)
-        if self.ua_family is not None and ("(" in self.ua_family or "/" in self.ua_family):
-            raise ValueError("receipt ua_family must be a family name, not a User-Agent string")
+        object.__setattr__(self, "ua_family", _ua_family(self.ua_family))
         if self.age_status not in AGE_STATUSES:
             raise ValueError(f"receipt age_status must be one of {sorted(AGE_STATUSES)}")
 
@@ -459,6 +482,8 @@ def receipt_from_row(row: Sequence[Any]) -> Receipt:
         raise MalformedRow(seq, rid, "receipt", str(exc)) from None
     if draft.granted != decoded["granted"] or draft.denied != decoded["denied"]:
         raise MalformedRow(seq, rid, "granted", "categories are not sorted")
+    if draft.ua_family != decoded["ua_family"]:
+        raise MalformedRow(seq, rid, "ua_family", "not a family name")
     return Receipt(**decoded)
 
 
