@@ -281,6 +281,13 @@ def test_shop_texts_and_policy_url_are_escaped() -> None:
     ]
 
 
+def test_texts_cannot_forge_slots() -> None:
+    r = BannerRenderer(settings(texts={"en": {"title": "a\x00csrf_token\x00b\x00nonce_attr\x00"}}))
+    data = r.body_snippet("en", decision(r.settings), "SECRET-TOKEN", "N")
+    assert b"acsrf_tokenbnonce_attr" in data
+    assert data.count(b"SECRET-TOKEN") == 2  # the two forms' hidden fields only
+
+
 def test_token_and_nonce_are_escaped(renderer: BannerRenderer) -> None:
     data = renderer.body_snippet("en", decision(renderer.settings), '"><x', '"><y').decode()
     assert '"><x' not in data and '"><y' not in data

@@ -1,8 +1,8 @@
 """BannerRenderer: the consent banner's markup, Consent Mode defaults and static assets.
 
 Everything that does not depend on the request is rendered once, at start-up: one
-:class:`string.Template` per (language, regime, needs_banner, reconsent, gpc). A request
-only substitutes its CSRF token and CSP nonce, so the bytes of a snippet depend on
+pre-encoded snippet per (language, regime, needs_banner, reconsent, gpc). A request
+only fills in its CSRF token and CSP nonce, so the bytes of a snippet depend on
 exactly those seven values and carry no per-visitor id -- a shop may cache them.
 
 Every text is HTML-escaped where it is interpolated, shop overrides (``texts``) and
@@ -15,10 +15,10 @@ import hashlib
 import html
 import importlib.resources
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from string import Template
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -58,6 +58,11 @@ CONSENT_MODE_TYPES: Mapping[Category, tuple[str, ...]] = MappingProxyType(
 #: Milliseconds tags wait for the banner's ``update`` while a choice is open.
 WAIT_FOR_UPDATE_MS = 500
 
+#: Slot markers in pre-rendered markup; NUL never survives :func:`_esc`.
+_CSRF = "\x00csrf_token\x00"
+_NONCE = "\x00nonce_attr\x00"
+_SLOT = re.compile("\x00(csrf_token|nonce_attr)\x00")
+_SLOT_INDEX = {"csrf_token": 0, "nonce_attr": 1}
 #: The settings form: checkboxes and "save" belong to it through their ``form``
 #: attribute, so ticking a box and then clicking "Accept all" without JavaScript
 #: does not post ``accept`` and ``category`` together (the endpoint refuses that).
@@ -65,7 +70,7 @@ _SETTINGS_FORM = "privguard-settings-form"
 #: Hidden fields of every banner form: the CSRF token, and ``banner`` so the
 #: ledger records the method as "banner".
 _FORM_FIELDS = (
-    '<input type="hidden" name="csrf_token" value="$csrf_token">'
+    f'<input type="hidden" name="csrf_token" value="{_CSRF}">'
     '<input type="hidden" name="banner" value="1">'
 )
 _NEGOTIATION_CACHE_SIZE = 256
@@ -87,8 +92,8 @@ TEXT_KEYS: frozenset[str] = frozenset(load_builtin_texts("en"))
 
 
 def _esc(text: str) -> str:
-    """HTML-escape ``text`` and protect ``$`` from :class:`string.Template`."""
-    return html.escape(text, quote=True).replace("$", "$$")
+    """HTML-escape ``text``; NUL is dropped, so no text can forge a slot marker."""
+    return html.escape(text.replace("\x00", ""), quote=True)
 
 
 def _json_for_script(value: object) -> str:
@@ -97,8 +102,31 @@ def _json_for_script(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _nonce_attr(nonce: str | None) -> str:
-    return f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
+def _attr_value(value: str) -> bytes:
+    return html.escape(value, quote=True).encode("utf-8")
+
+
+def _nonce_attr(nonce: str | None) -> bytes:
+    return b' nonce="' + _attr_value(nonce) + b'"' if nonce else b""
+
+
+class _Snippet:
+    """Markup rendered once, with two slots (CSRF token, nonce attribute) per request."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, text: str) -> None:
+        pieces = _SLOT.split(text)  # static, slot name, static, slot name, ...
+        self._parts: tuple[bytes | int, ...] = tuple(
+            piece.encode("utf-8") if i % 2 == 0 else _SLOT_INDEX[piece]
+            for i, piece in enumerate(pieces)
+            if i % 2 == 1 or piece
+        )
+
+    def render(self, csrf_token: bytes, nonce_attr: bytes) -> bytes:
+        """The bytes with both slots filled (values already escaped)."""
+        values = (csrf_token, nonce_attr)
+        return b"".join([p if isinstance(p, bytes) else values[p] for p in self._parts])
 
 
 def _content_hash(data: bytes) -> str:
@@ -162,17 +190,17 @@ class BannerRenderer:
             _build_catalogs(self.languages, settings.texts)
         )
         self.assets, self.js_url, self.css_url = self._build_assets()
-        self._body: dict[tuple[str, str, bool, bool, bool], Template] = {}
+        self._body: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
         for lang in self.languages:
             for regime in settings.regions.regimes.values():
                 for needs_banner in (True, False):
                     for reconsent in (True, False):
                         for gpc in (True, False):
                             key = (lang, regime.name, needs_banner, reconsent, gpc)
-                            self._body[key] = Template(
+                            self._body[key] = _Snippet(
                                 self._render_body(lang, regime, needs_banner, reconsent, gpc)
                             )
-        self._head: dict[tuple[frozenset[Category], bool], Template] = {}
+        self._head: dict[tuple[frozenset[Category], bool], _Snippet] = {}
         self._head_lock = threading.Lock()
         self._negotiated: OrderedDict[str, str] = OrderedDict()
         self._negotiate_lock = threading.Lock()
@@ -242,14 +270,12 @@ class BannerRenderer:
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
         template = self._body.get(key)
         if template is None:  # a Regime not from these settings: render on the fly
-            template = Template(
+            template = _Snippet(
                 self._render_body(
                     lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
                 )
             )
-        return template.substitute(
-            csrf_token=html.escape(csrf_token, quote=True), nonce_attr=_nonce_attr(nonce)
-        ).encode("utf-8")
+        return template.render(_attr_value(csrf_token), _nonce_attr(nonce))
 
     def _render_body(
         self, lang: str, regime: Regime, needs_banner: bool, reconsent: bool, gpc: bool
@@ -317,7 +343,7 @@ class BannerRenderer:
                 "regime": regime.name,
                 "lang": lang,
             }
-        ).replace("$", "$$")
+        )
         hidden = "" if needs_banner else " hidden"
         # an honoured GPC signal stays visible even when no dialog is needed
         gpc_status = ""
@@ -330,7 +356,7 @@ class BannerRenderer:
         lang_attr = _esc(lang)
         return (
             "<!-- privguard consent banner -->"
-            f'<link rel="stylesheet" href="{_esc(self.css_url)}"$nonce_attr>'
+            f'<link rel="stylesheet" href="{_esc(self.css_url)}"{_NONCE}>'
             f'<div id="privguard-banner" class="privguard" role="dialog" aria-modal="true" '
             f'aria-labelledby="privguard-banner-title" aria-describedby="privguard-banner-text" '
             f'lang="{lang_attr}" data-privguard-regime="{regime_attr}"{hidden}>'
@@ -368,7 +394,7 @@ class BannerRenderer:
             f'data-privguard-action="open" lang="{lang_attr}">{t["privacy_settings"]}'
             f"{gpc_status}</a>"
             f'<script type="application/json" id="privguard-config">{config}</script>'
-            f'<script src="{_esc(self.js_url)}" defer$nonce_attr></script>'
+            f'<script src="{_esc(self.js_url)}" defer{_NONCE}></script>'
         )
 
     # --- Consent Mode -------------------------------------------------------------
@@ -383,10 +409,10 @@ class BannerRenderer:
         key = (decision.allowed, decision.needs_banner)
         template = self._head.get(key)
         if template is None:
-            template = Template(self._render_head(*key))
+            template = _Snippet(self._render_head(*key))
             with self._head_lock:  # at most 16 x 2 entries: bounded by construction
                 self._head.setdefault(key, template)
-        return template.substitute(nonce_attr=_nonce_attr(nonce)).encode("utf-8")
+        return template.render(b"", _nonce_attr(nonce))
 
     def consent_mode_state(self, allowed: frozenset[Category]) -> dict[str, str]:
         """Consent Mode v2 types -> ``granted``/``denied`` for the ``allowed`` categories."""
@@ -408,8 +434,7 @@ class BannerRenderer:
         ]
         if Category.MARKETING not in allowed:
             lines.append("window.gtag('set','ads_data_redaction',true);")
-        body = "".join(lines).replace("$", "$$")
-        return f"<script$nonce_attr>{body}</script>"
+        return f"<script{_NONCE}>{''.join(lines)}</script>"
 
     # --- age pages ----------------------------------------------------------------
 
