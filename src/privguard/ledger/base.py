@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -518,7 +518,6 @@ class _ChainCheck:
     expected_seq: int
     expected_prev: str
     checked: int = 0
-    last: Receipt | None = field(default=None)
 
 
 def verify_chain(rows: Iterable[Sequence[Any]], head: ChainHead) -> VerifyResult:
@@ -535,7 +534,6 @@ def verify_chain(rows: Iterable[Sequence[Any]], head: ChainHead) -> VerifyResult
         state.checked += 1
         state.expected_seq = receipt.seq + 1
         state.expected_prev = receipt.hash
-        state.last = receipt
     if state.expected_seq - 1 != head.seq or state.expected_prev != head.hash:
         return VerifyResult(
             False,
@@ -574,18 +572,6 @@ def stats_rows(receipts: Iterable[Receipt]) -> list[StatsRow]:
     order = {name: index for index, name in enumerate(CATEGORIES)}
     keys = sorted(counts, key=lambda k: (k[0], k[1], order.get(k[2], len(order)), k[2]))
     return [StatsRow(m, r, c, counts[(m, r, c)][0], counts[(m, r, c)][1]) for m, r, c in keys]
-
-
-def utcnow() -> datetime:
-    """The current time, aware UTC (for callers at the edge; the rules take time as input)."""
-    return datetime.now(UTC)
-
-
-def as_utc(ts: datetime) -> datetime:
-    """``ts`` in UTC; naive values are taken as UTC (CLI dates)."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
 
 
 def check_cutoff(older_than: timedelta, now: datetime) -> datetime:
