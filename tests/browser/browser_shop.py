@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -170,8 +169,20 @@ def serve(app: Any) -> Iterator[str]:
         sock.close()
 
 
-def chromium_missing_reason() -> str | None:
+def chromium_missing_reason(path: str = CHROMIUM) -> str | None:
     """Why the browser tests cannot run here, or None."""
-    if not os.path.exists(CHROMIUM) or shutil.which(CHROMIUM) is None:
-        return f"{CHROMIUM} is not installed (Debian package `chromium`; `make system-deps`)"
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return f"{path} is not installed (Debian package `chromium`; `make system-deps`)"
     return None
+
+
+def require_chromium(path: str = CHROMIUM) -> None:
+    """Return when Chromium is there; else fail under ``CI``, skip elsewhere."""
+    import pytest
+
+    reason = chromium_missing_reason(path)
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs the browser tests: {reason}", pytrace=False)
+    pytest.skip(reason)

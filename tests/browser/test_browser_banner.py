@@ -3,28 +3,20 @@ uvicorn serving a Starlette shop wrapped in privguard.asgi.PrivacyMiddleware."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from tests.browser.browser_shop import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    chromium_missing_reason,
     make_app,
     make_csp_app,
+    require_chromium,
     serve,
 )
-
-_missing = chromium_missing_reason()
-if _missing is not None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the browser tests: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
-
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 NECESSARY = {"session", "privguard_consent"}
 EEA = {"CF-IPCountry": "DE", "Accept-Language": "de-DE,de;q=0.9"}
@@ -33,6 +25,7 @@ TIMEOUT_MS = 5000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    require_chromium()  # skips locally, fails under CI, when /usr/bin/chromium is missing
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
