@@ -56,12 +56,15 @@ def chromium_path() -> str:
     return os.environ.get("PRIVGUARD_CHROMIUM") or CHROMIUM
 
 
-def _record(cookie: dict[str, Any], settings: Settings, region: str, page: str,
-            source: str) -> CookieRecord:
+def _record(
+    cookie: dict[str, Any], settings: Settings, region: str, page: str, source: str
+) -> CookieRecord:
     category = settings.catalog.classify(cookie["name"])
     expires = cookie.get("expires", -1)
-    lifetime = "session" if expires is None or expires < 0 else describe_seconds(
-        max(0, int(expires - time.time()))
+    lifetime = (
+        "session"
+        if expires is None or expires < 0
+        else describe_seconds(max(0, int(expires - time.time())))
     )
     flags = []
     if cookie.get("secure"):
@@ -250,7 +253,9 @@ def browser_crawl(
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise BrowserError("--browser needs the playwright package (pip install playwright)")
+        raise BrowserError(
+            "--browser needs the playwright package (pip install playwright)"
+        ) from None
     executable = chromium_path()
     if not os.path.exists(executable):
         raise BrowserError(
@@ -273,12 +278,24 @@ def browser_crawl(
                     executable_path=executable, headless=True, args=list(LAUNCH_ARGS)
                 )
             except PlaywrightError as exc:
-                raise BrowserError(f"Chromium would not start: {str(exc).splitlines()[0]}")
+                message = str(exc).splitlines()[0]
+                raise BrowserError(f"Chromium would not start: {message}") from None
             try:
                 _warm_up(browser, base_url, timeout)
                 return [
-                    _crawl_one(browser, base_url, target.start_path, settings, v, country_header,
-                               max_pages, max_depth, timeout, progress, accept_all)
+                    _crawl_one(
+                        browser,
+                        base_url,
+                        target.start_path,
+                        settings,
+                        v,
+                        country_header,
+                        max_pages,
+                        max_depth,
+                        timeout,
+                        progress,
+                        accept_all,
+                    )
                     for v in visitors
                 ]
             finally:

@@ -68,10 +68,18 @@ _AGE_STATUSES = (None, "adult", "minor")
 class Visitor:
     """A simulated visitor: what a test client sends on their behalf.
 
+    With werkzeug's test client pass ``environ_overrides=visitor.environ`` (it
+    sets no ``REMOTE_ADDR`` of its own, so the country header would not be
+    trusted); with webtest ``extra_environ=visitor.environ``; Flask's client,
+    Starlette's ``TestClient(app, client=("127.0.0.1", 50000))``, httpx's
+    ``ASGITransport(app, client=("127.0.0.1", 50000))`` and live servers on
+    loopback take ``headers=visitor.all_headers``.
+
     ``headers`` hold everything but the ``Cookie`` header, ``cookies`` the
     cookies (name → value); ``all_headers`` joins both, ``environ`` is the
     same as WSGI environ keys (for webtest's ``extra_environ`` or werkzeug's
-    ``environ_overrides``).
+    ``environ_overrides``). werkzeug's and Flask's test clients overwrite the
+    ``Cookie`` header from their own jar: see :meth:`set_cookies_on`.
     """
 
     country: str | None
@@ -132,6 +140,16 @@ class Visitor:
         if self.bot:
             parts.append("bot")
         return "-".join(parts)
+
+    def set_cookies_on(self, client: Any, domain: str = "localhost") -> None:
+        """Put the visitor's cookies into a werkzeug/Flask test client's cookie jar.
+
+        Those clients replace any ``Cookie`` header with their jar's content,
+        so either call this and send ``headers``, or build the client with
+        ``use_cookies=False`` and send ``all_headers``.
+        """
+        for name, value in self.cookies.items():
+            client.set_cookie(name, value, domain=domain)
 
     def describe(self) -> str:
         """A phrase for failure messages: ``DE visitor, GPC, no consent choice yet``."""

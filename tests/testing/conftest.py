@@ -1,0 +1,3 @@
+"""The plugin's own tests drive pytest inside pytest (``pytester``)."""
+
+pytest_plugins = ["pytester"]
