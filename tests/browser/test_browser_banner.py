@@ -203,6 +203,22 @@ def test_withdrawal_reloads_and_expires_cookies(eea: Page) -> None:
     assert jar(eea.context) <= NECESSARY
 
 
+def test_failed_fetch_falls_back_to_the_form_post(eea: Page) -> None:
+    def abort_fetch(route: Any) -> None:
+        if route.request.resource_type == "fetch" and route.request.method == "POST":
+            route.abort()
+        else:
+            route.continue_()
+
+    eea.route("**/privguard/consent", abort_fetch)
+    eea.goto("/other")
+    with eea.expect_navigation():
+        eea.click('[data-privguard-action="reject-all"]')
+    assert eea.url.endswith("/other")  # the script filled in `next`
+    assert banner_hidden(eea)
+    assert consent_state(eea)["choice_made"] is True
+
+
 # --- keyboard ---------------------------------------------------------------------------
 
 

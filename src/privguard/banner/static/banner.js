@@ -218,16 +218,18 @@
       return;
     }
     busy = true;
-    request("POST", body)
-      .then(function (s) {
+    request("POST", body).then(
+      function (s) {
         busy = false;
         close();
         apply(s, false);
-      })
-      .catch(function () {
+      },
+      function () {
+        /* only a failed request falls back, never an error while applying the answer */
         busy = false;
         submitNatively(button);
-      });
+      }
+    );
   }
 
   function selectedCategories() {
