@@ -249,15 +249,15 @@ def run_cookies(args: argparse.Namespace) -> int:
             crawler = _crawler(args, target, settings, header, bar)
             jar: dict[str, str] = {}
             records = []
+            warning = None
             try:
                 answer = crawler.accept_all(visitor, jar)
             except Exception as exc:
                 return _fail(f"cannot accept all at {settings.endpoint_prefix}/consent: {exc}")
             if answer.status >= 400 or not jar:
-                print(
-                    f"privguard: warning: POST {settings.endpoint_prefix}/consent answered "
-                    f"{answer.status}; inventory without consent",
-                    file=sys.stderr,
+                warning = (
+                    f"POST {settings.endpoint_prefix}/consent answered {answer.status}; "
+                    "inventory without consent"
                 )
             from privguard.audit.crawl import record_from
             from privguard.testing.responses import parse_set_cookie
@@ -275,6 +275,8 @@ def run_cookies(args: argparse.Namespace) -> int:
                     )
             region = crawler.crawl(visitor, jar, judge_cookies=False)
             records.extend(region.cookies)
+            if warning:
+                print(f"privguard: warning: {warning}", file=sys.stderr)
     except TargetError as exc:
         return _fail(str(exc))
     finally:

@@ -1,0 +1,315 @@
+"""``privguard audit`` and ``privguard cookies`` against a leaking and a clean shop.
+
+The shops (``tests/audit/apps.py``) are served over WSGI and ASGI in-process
+(``module:app``), by a live uvicorn on 127.0.0.1, and to headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from privguard.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = "tests.audit.apps"
+
+
+@pytest.fixture(autouse=True)
+def _in_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # module:app targets import from the current directory
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def findings(out: str) -> set[tuple[str, str, str]]:
+    data = json.loads(out)
+    return {(f["kind"], f["name"], f["region"]) for f in data["findings"]}
+
+
+LEAKS = {
+    ("before-consent", "_ga", "DE"),
+    ("before-consent", "_fbp", "DE"),
+    ("undeclared", "mystery_tracker", "DE"),
+    ("gpc-ignored", "_fbp", "US-CA+gpc"),
+    ("undeclared", "mystery_tracker", "US-CA+gpc"),
+    ("before-consent", "_fbp", "BR"),
+    ("undeclared", "mystery_tracker", "BR"),
+}
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_leaky_app_in_process(capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    code, out, _ = run(capsys, "audit", f"{APPS}:leaky_{kind}", "--json")
+    assert code == 1
+    assert findings(out) == LEAKS
+    data = json.loads(out)
+    assert [r["label"] for r in data["regions"]] == ["DE", "US-CA+gpc", "BR"]
+    de = data["regions"][0]
+    assert [p["path"] for p in de["pages"]] == ["/", "/products", "/about", "/products/1"]
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_clean_app_in_process(capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    code, out, err = run(capsys, "audit", f"{APPS}:clean_{kind}")
+    assert code == 0, out + err
+    assert "categories: the app's catalog" in out
+    assert "DE: regime gdpr" in out and "US-CA+gpc: regime us-optout" in out
+    assert "OK: no cookie was set before consent" in out
+    assert "warning" not in err  # the country header reached the app in every region
+
+
+def test_table_names_each_finding(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "audit", f"{APPS}:leaky_wsgi", "--region", "DE")
+    assert code == 1
+    assert "_ga (performance) set before consent for DE on /" in out
+    assert "mystery_tracker (undeclared) is not declared" in out
+    assert "FAIL: 3 findings" in out
+    assert "\r" not in err  # no progress bar without a TTY
+
+
+def test_gpc_flag_and_region_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "audit", f"{APPS}:leaky_asgi", "--region", "BR,FR", "--gpc", "--json"
+    )
+    assert code == 1
+    got = findings(out)
+    assert ("gpc-ignored", "_fbp", "BR+gpc") in got
+    assert ("before-consent", "_ga", "FR+gpc") in got
+
+
+def test_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(
+        capsys, "audit", f"{APPS}:leaky_wsgi", "--region", "DE", "--max-pages", "2", "--json"
+    )
+    assert [p["path"] for p in json.loads(out)["regions"][0]["pages"]] == ["/", "/products"]
+    _, out, _ = run(
+        capsys, "audit", f"{APPS}:leaky_wsgi", "--region", "DE", "--max-depth", "0", "--json"
+    )
+    assert [p["path"] for p in json.loads(out)["regions"][0]["pages"]] == ["/"]
+
+
+def test_junit_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    report = tmp_path / "audit.xml"
+    code, _, _ = run(capsys, "audit", f"{APPS}:leaky_wsgi", "--junit", str(report))
+    assert code == 1
+    root = ET.parse(report).getroot()
+    assert root.tag == "testsuites"
+    assert root.get("tests") == "12" and root.get("failures") == "7"
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    assert len(cases) == 12  # 3 regions x 4 pages
+    failure = cases[("privguard.audit.DE", "/")].find("failure")
+    assert failure is not None and failure.get("message") == "cookies: _ga"
+    assert "_ga (performance) set before consent for DE on /" in (failure.text or "")
+    assert cases[("privguard.audit.DE", "/products/1")].find("failure") is None
+
+
+def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cookies", f"{APPS}:clean_wsgi")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"# Cookies set by {APPS}:clean_wsgi"
+    assert "| `_ga` | performance | 2 years | (host) | / | - | server | / |" in lines
+    assert "| `_fbp` | marketing | 90 days | (host) | / | - | server | /products |" in lines
+    assert any(line.startswith("| `privguard_consent` | necessary | 180 days") for line in lines)
+    assert "| `session` | necessary | session | (host) | / | HttpOnly, SameSite=Lax |" in out
+
+    code, out, _ = run(capsys, "cookies", f"{APPS}:clean_asgi", "--json")
+    assert code == 0
+    cookies = {c["name"]: c for c in json.loads(out)["cookies"]}
+    assert set(cookies) == {"privguard_consent", "session", "_ga", "_fbp"}
+    assert cookies["session"]["flags"] == ["HttpOnly", "SameSite=Lax"]
+    assert cookies["_fbp"]["category"] == "marketing"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "no_such_module_xyz:app"], "cannot import 'no_such_module_xyz'"),
+        (["audit", f"{APPS}:nothing"], "has no attribute 'nothing'"),
+        (["audit", f"{APPS}:json_wsgi"], "is not HTML"),
+        (["audit", f"{APPS}:loop_wsgi"], "redirect loop: / -> /a -> /"),
+        (["audit", f"{APPS}:leaky_wsgi", "--region", "Germany"], "is not like 'DE'"),
+        (["audit", "ftp://example.test/"], "only http and https"),
+        (["audit", "not-a-target"], "is not a URL or module:attribute"),
+        (["cookies", f"{APPS}:json_wsgi"], "is not HTML"),
+    ],
+)
+def test_bad_input_exits_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("privguard: error: ")
+    assert message in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "audit", f"{APPS}:leaky_wsgi", "--max-pages", "0")
+    assert code == 2
+    assert "--max-pages must be positive" in err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "audit", f"http://127.0.0.1:{free_port()}/", "--timeout", "2")
+    assert code == 2
+    assert "Connection refused" in err
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[str]:
+    """uvicorn serving the leaky shop on / and the clean one on another port."""
+    procs = []
+    urls = []
+    try:
+        for app in ("clean_asgi", "leaky_asgi"):
+            port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        f"{APPS}:{app}",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
+                    cwd=ROOT,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            port = int(url.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"uvicorn did not start on {url}")
+                    time.sleep(0.05)
+        yield " ".join(urls)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+def test_live_uvicorn_server(capsys: pytest.CaptureFixture[str], live: str) -> None:
+    clean, leaky = live.split()
+    code, out, err = run(capsys, "audit", clean + "/")
+    assert code == 0, out + err
+    assert "categories: built-in catalog" in out
+    assert "warning" not in err
+    code, out, _ = run(capsys, "audit", leaky + "/", "--json")
+    assert code == 1
+    assert findings(out) == LEAKS
+    code, out, _ = run(capsys, "audit", clean, "--settings", f"{APPS}:SETTINGS", "--json")
+    assert code == 0
+    assert json.loads(out)["catalog"] == "the app's"
+
+
+def test_region_not_conveyed_is_a_warning(capsys: pytest.CaptureFixture[str], live: str) -> None:
+    clean, _ = live.split()
+    code, _, err = run(capsys, "audit", clean, "--region", "BR", "--country-header", "X-Geo")
+    assert code == 0
+    assert "the app saw country None, not 'BR'" in err
+
+
+def test_installed_command(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "privguard"
+    report = tmp_path / "junit.xml"
+    proc = subprocess.run(
+        [
+            str(exe),
+            "audit",
+            f"{APPS}:leaky_asgi",
+            "--region",
+            "US-CA+gpc",
+            "--json",
+            "--junit",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert ("gpc-ignored", "_fbp", "US-CA+gpc") in findings(proc.stdout)
+    assert report.exists()
+
+
+def _chromium_ready() -> str | None:
+    from privguard.audit.browser import chromium_path
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    if not os.path.exists(chromium_path()):
+        return f"Chromium is missing at {chromium_path()}"
+    return None
+
+
+@pytest.fixture
+def chromium() -> None:
+    missing = _chromium_ready()
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs the browser audit: {missing}", pytrace=False)
+    pytest.skip(missing)
+
+
+def test_browser_sees_cookies_set_by_scripts(
+    capsys: pytest.CaptureFixture[str], chromium: None
+) -> None:
+    # the server sets nothing but the home page's inline script writes _fbp
+    code, out, _ = run(capsys, "audit", f"{APPS}:scripted_wsgi", "--region", "BR,DE", "--json")
+    assert code == 0  # an HTTP crawl cannot see it
+    code, out, err = run(
+        capsys, "audit", f"{APPS}:scripted_wsgi", "--browser", "--region", "BR,DE", "--json"
+    )
+    assert code == 1, err
+    data = json.loads(out)
+    assert {(f["kind"], f["name"], f["region"], f["source"]) for f in data["findings"]} == {
+        ("before-consent", "_fbp", "BR", "script"),
+        ("before-consent", "_fbp", "DE", "script"),
+    }
+
+
+def test_browser_on_a_clean_live_server(
+    capsys: pytest.CaptureFixture[str], chromium: None, live: str
+) -> None:
+    clean, _ = live.split()
+    code, out, err = run(capsys, "audit", clean, "--browser", "--region", "DE", "--max-pages", "3")
+    assert code == 0, out + err
+    assert "session  necessary  server" in out
