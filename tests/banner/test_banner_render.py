@@ -317,6 +317,7 @@ def test_no_inline_handlers_or_third_party_urls(renderer: BannerRenderer) -> Non
     for lang in LANGS:
         data = renderer.body_snippet(lang, decision(renderer.settings, "US"), "t", None).decode()
         assert not re.search(r"\son[a-z]+=", data)
+        assert " style=" not in data  # nothing a strict style-src CSP would block
         assert not re.search(r"""(?:src|href)="(?!/privguard/|https://shop\.example/|#)""", data)
     js = renderer.assets["banner.js"][1].decode()
     css = renderer.assets["banner.css"][1].decode()
