@@ -325,3 +325,34 @@ def test_spool_lines_round_trip(
     line = draft_to_json(d)
     assert "\n" not in line
     assert draft_from_json(line) == d
+
+
+def test_close_racing_submitters_loses_nothing(tmp_path: Path, draft: Draft) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    spool = tmp_path / "spool.jsonl"
+    writer = LedgerWriter(url, spool)
+    drafts = [[draft(n * 1000 + i) for i in range(100)] for n in range(8)]
+    go = threading.Event()
+
+    def submit_all(mine: list[ReceiptDraft]) -> None:
+        go.wait(5)
+        for d in mine:
+            writer.submit(d)
+
+    threads = [threading.Thread(target=submit_all, args=(mine,)) for mine in drafts]
+    for t in threads:
+        t.start()
+    go.set()
+    time.sleep(0.005)
+    writer.close()
+    for t in threads:
+        t.join()
+    stored = stored_ids(url) if (tmp_path / "ledger.db").exists() else []
+    spooled = (
+        [json.loads(line)["id"] for line in spool.read_text().splitlines()]
+        if spool.exists()
+        else []
+    )
+    expected = {d.id for mine in drafts for d in mine}
+    assert len(stored) + len(spooled) == len(expected)
+    assert set(stored) | set(spooled) == expected

@@ -116,12 +116,10 @@ class LedgerWriter:
     def submit(self, draft: ReceiptDraft) -> None:
         """Queue ``draft`` for storage. Never blocks on I/O, never raises."""
         try:
-            if self._closed:
-                _log.warning("privguard ledger writer is closed; spooling receipt %s", draft.id)
-                self.spool.append((draft,))
+            if self._put(draft):
                 return
-            self._ensure_thread()
-            self._queue.put(draft)
+            _log.warning("privguard ledger writer is closed; spooling receipt %s", draft.id)
+            self.spool.append((draft,))
         except Exception:  # never let the ledger break a request
             _log.exception("privguard ledger: could not queue receipt %s", draft.id)
 
@@ -131,11 +129,9 @@ class LedgerWriter:
         Also retries the spool once, so after an outage ``flush`` is the way
         to say "the database is back". Returns ``False`` on timeout.
         """
-        if self._closed:
-            return True
         done = threading.Event()
-        self._ensure_thread()
-        self._queue.put(_Flush(done))
+        if not self._put(_Flush(done)):
+            return True  # closed: close() already stored or spooled everything
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -145,9 +141,12 @@ class LedgerWriter:
                 return
             self._closed = True
             finalizer, thread = self._finalizer, self._thread
-        if finalizer is not None and thread is not None and self._pid == os.getpid():
+            if thread is not None and self._pid == os.getpid():
+                self._queue.put(_STOP)  # behind everything queued before the close
+        if finalizer is not None:
             finalizer.detach()
-            _shutdown(self._queue, thread, timeout)
+        if thread is not None and self._pid == os.getpid():
+            thread.join(timeout)
             if thread.is_alive():
                 _log.warning("privguard ledger writer did not stop within %.1fs", timeout)
 
@@ -157,25 +156,26 @@ class LedgerWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ensure_thread(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            return
+    def _put(self, item: _QueueItem) -> bool:
+        """Queue ``item`` for the writer thread (started if need be); ``False`` once closed."""
         with self._lock:
             if self._closed:
-                return
-            if self._pid != os.getpid():  # forked: the parent's thread and queue are not ours
-                self._pid = os.getpid()
+                return False
+            pid = os.getpid()
+            if self._pid != pid:  # forked: the parent's thread and queue are not ours
+                self._pid = pid
                 self._queue = queue.SimpleQueue()
                 self._ledger = None
                 self._thread = None
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="privguard-ledger-writer", daemon=True
-            )
-            self._thread.start()
-            self._finalizer = weakref.finalize(self, _shutdown, self._queue, self._thread, 10.0)
+                self._finalizer = None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="privguard-ledger-writer", daemon=True
+                )
+                self._thread.start()
+                self._finalizer = weakref.finalize(self, _shutdown, self._queue, self._thread, 10.0)
+            self._queue.put(item)
+            return True
 
     # -- writer thread ----------------------------------------------------------------
 
