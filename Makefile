@@ -26,10 +26,13 @@ test: install system-deps lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests examples benchmarks
-	$(VENV)/bin/ruff format --check src tests examples benchmarks
+	$(VENV)/bin/ruff check src tests examples benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests examples benchmarks scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+screenshots: install system-deps
+	$(PY) scripts/screenshots.py
 
 bench: install system-deps
 	$(PY) benchmarks/run.py
