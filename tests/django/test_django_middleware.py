@@ -259,3 +259,20 @@ def test_views_without_middleware_are_misconfigured() -> None:
     with override_settings(MIDDLEWARE=[]):
         with pytest.raises(ImproperlyConfigured, match="PrivacyMiddleware"):
             Client().get("/privguard/consent")
+
+
+def test_withdrawal_on_parent_domains_leaves_django_as_separate_set_cookies() -> None:
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from webtest import TestApp
+
+    options = {**settings.PRIVGUARD, "cookie_domains": ["shop.example"]}
+    with override_settings(PRIVGUARD=options):
+        app = TestApp(WSGIHandler(), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        headers = {"CF-IPCountry": "DE", "User-Agent": UA, "Cookie": "_ga=GA1.1.1; lang=de"}
+        response = app.get("/state/", headers=headers)
+    lines = [v.strip() for v in response.headers.getall("Set-Cookie")]
+    lines = [v for v in lines if v.startswith("_ga=")]
+    assert len(lines) == 2
+    assert any("Domain=shop.example" in v for v in lines)
+    assert all("Max-Age=0" in v for v in lines)
