@@ -512,3 +512,20 @@ def test_every_method_is_accepted(draft: Draft, method: str) -> None:
 def test_unknown_method_is_refused(draft: Draft) -> None:
     with pytest.raises(ValueError, match="method"):
         draft(1, method="scroll")
+
+
+def test_open_without_create_refuses_a_database_without_a_ledger(tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE shop (x)")
+    conn.close()
+    with pytest.raises(LedgerError, match="no privguard ledger"):
+        open_ledger(f"sqlite:///{path}", create=False)
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert tables == {"shop"}

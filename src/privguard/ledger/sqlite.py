@@ -141,17 +141,19 @@ class SQLiteLedger:
         self.url = url
         self.path, self.timeout = parse_sqlite_url(url)
         self._memory = self.path == ":memory:"
-        self._create = create
         self._lock = threading.RLock()  # guards the bookkeeping (and the memory connection)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []  # the :memory: one
         self._holders: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._closed = False
-        self._ready = False
         if not self._memory and not create and not Path(self.path).is_file():
             raise LedgerError(f"no ledger database at {self.path}")
-        with self._connection() as conn:
-            self._ensure_schema(conn)
+        try:
+            with self._connection() as conn:
+                self._ensure_schema(conn, create)
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections ---------------------------------------------------------------
 
@@ -214,11 +216,13 @@ class SQLiteLedger:
                     raise LedgerError(f"ledger {self.path} failed: {exc}") from exc
                 raise
 
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+    def _ensure_schema(self, conn: sqlite3.Connection, create: bool) -> None:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == SCHEMA_VERSION:
                 return
+            if version == 0 and not create:
+                raise LedgerError(f"{self.path} holds no privguard ledger")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
