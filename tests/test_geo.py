@@ -103,6 +103,13 @@ def test_geoip2_reader_and_maxminddb_reader_are_accepted(city_db: Path) -> None:
         raw.close()
 
 
+def test_non_string_ip_is_unknown(city_db: Path) -> None:
+    geo = open_geo(city_db, required=True)
+    assert geo is not None
+    assert geo.lookup(["198.51.100.7"]) == (None, None)  # type: ignore[arg-type]
+    assert geo.lookup(None) == (None, None)  # type: ignore[arg-type]
+
+
 def test_none_is_no_geoip() -> None:
     assert open_geo(None, required=True) is None
 

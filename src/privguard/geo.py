@@ -102,6 +102,8 @@ class GeoIP:
             time.monotonic() >= self._next_check or os.getpid() != self._pid
         ):
             self._refresh()
+        if not isinstance(ip, str):
+            return _UNKNOWN
         return self._cached(ip)
 
     def cache_clear(self) -> None:
@@ -112,7 +114,7 @@ class GeoIP:
 
     def _lookup(self, ip: str) -> tuple[str | None, str | None]:
         reader = self._reader
-        if reader is None or not isinstance(ip, str):
+        if reader is None:
             return _UNKNOWN
         try:
             record = reader.get(_unmap(ip))
