@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import logging
+import logging.config
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -208,3 +209,15 @@ def test_truncate_ips_never_raises(text: str) -> None:
     out = truncate_ips(text)
     assert isinstance(out, str)
     assert truncate_ips(out) == out  # idempotent
+
+
+def test_dict_config_snippet_from_the_docstring() -> None:
+    # what logging.config.dictConfig does with the docstring's "filters" entry,
+    # without reconfiguring the test process's logging
+    configurator = logging.config.DictConfigurator({})
+    made = configurator.configure_filter(
+        {"()": "privguard.logging.TruncateIPFilter", "ipv4_prefix": 16}
+    )
+    assert isinstance(made, TruncateIPFilter)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s GET /", ("203.0.113.77",), None)
+    assert made.filter(record) and record.getMessage() == "203.0.0.0 GET /"
