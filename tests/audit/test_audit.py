@@ -164,14 +164,20 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-pages must be positive" in err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct ports that were free a moment ago (all bound at once, then released)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def test_unreachable_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "audit", f"http://127.0.0.1:{free_port()}/", "--timeout", "2")
+    code, _, err = run(capsys, "audit", f"http://127.0.0.1:{free_ports()[0]}/", "--timeout", "2")
     assert code == 2
     assert "Connection refused" in err
 
@@ -182,8 +188,7 @@ def live() -> Iterator[str]:
     procs = []
     urls = []
     try:
-        for app in ("clean_asgi", "leaky_asgi"):
-            port = free_port()
+        for app, port in zip(("clean_asgi", "leaky_asgi"), free_ports(2), strict=True):
             procs.append(
                 subprocess.Popen(
                     [
@@ -206,11 +211,13 @@ def live() -> Iterator[str]:
             port = int(url.rsplit(":", 1)[1])
             deadline = time.monotonic() + 15
             while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"uvicorn exited instead of serving {url}")
                 try:
                     socket.create_connection(("127.0.0.1", port), 0.2).close()
                     break
                 except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
+                    if time.monotonic() > deadline:
                         pytest.fail(f"uvicorn did not start on {url}")
                     time.sleep(0.05)
         yield " ".join(urls)
