@@ -118,3 +118,42 @@ leaky_asgi = bare_asgi
 clean_wsgi = WSGIPrivacy(bare_wsgi, SETTINGS)
 clean_asgi = ASGIPrivacy(bare_asgi, SETTINGS)
 scripted_wsgi = WSGIPrivacy(scripted_bare_wsgi, SETTINGS)
+
+
+def _starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def home(request: Any) -> HTMLResponse:
+        response = HTMLResponse(PAGES["/"][0].decode())
+        response.set_cookie("session", "abc", httponly=True)
+        response.set_cookie("_fbp", "fb.1.1.1", max_age=3600)
+        return response
+
+    app = Starlette(routes=[Route("/", home)])
+    app.add_middleware(ASGIPrivacy, settings=SETTINGS.replace(unknown_cookies="allow"))
+    return app
+
+
+def _flask_app() -> Any:
+    import flask
+
+    import privguard
+
+    app = flask.Flask("shop")
+
+    @app.get("/")
+    def home() -> Any:
+        response = flask.make_response(PAGES["/"][0])
+        response.set_cookie("session", "abc", httponly=True)
+        response.set_cookie("_gcl_au", "1.1", max_age=3600)
+        return response
+
+    return privguard.protect(app, SETTINGS)
+
+
+#: Starlette with privguard added by ``add_middleware`` (its stack is built on first use).
+starlette_app = _starlette_app()
+#: Flask with privguard wrapped around ``wsgi_app``.
+flask_app = _flask_app()

@@ -320,3 +320,35 @@ def test_browser_on_a_clean_live_server(
     code, out, err = run(capsys, "audit", clean, "--browser", "--region", "DE", "--max-pages", "3")
     assert code == 0, out + err
     assert "session  necessary  server" in out
+
+
+@pytest.mark.parametrize("app", ["starlette_app", "flask_app"])
+def test_framework_apps_use_their_settings(capsys: pytest.CaptureFixture[str], app: str) -> None:
+    from privguard.audit import find_settings, open_target
+
+    target = open_target(f"{APPS}:{app}")
+    try:
+        settings = find_settings(target.app)
+        assert settings is not None and settings.country_header == "cf-ipcountry"
+    finally:
+        target.close()
+    code, out, err = run(capsys, "audit", f"{APPS}:{app}", "--region", "DE,US-CA+gpc")
+    assert code == 0, out + err
+    assert "categories: the app's catalog" in out
+
+
+def test_progress_bar_only_on_a_tty(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    class TTY(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    code = main(["audit", f"{APPS}:clean_wsgi", "--region", "DE"])
+    assert code == 0
+    assert "\rDE         [" in tty.getvalue() and "4/50 /products/1" in tty.getvalue()
+    assert "[" not in capsys.readouterr().out.split("\n", 1)[0]
