@@ -28,8 +28,9 @@ What ``init_app`` does -- the whole integration surface:
   per-app state in ``app.extensions["privguard"]`` (never on the extension object,
   so one ``PrivGuard`` serves any number of apps);
 * adds the template global ``privguard``: the current request's
-  :class:`~privguard.PrivacyContext` (``{% if privguard.allows('marketing') %}``,
-  ``{{ privguard.banner() }}``), ``None`` outside a request;
+  :class:`~privguard.PrivacyContext` (``{% if privguard.allows('marketing') %}``),
+  ``None`` outside a request; and ``{{ privguard_banner() }}``, which places the
+  banner where the template wants it (the middleware then injects no second one);
 * adds the ``flask privguard ...`` command, which runs the ``privguard`` CLI with the
   app's ledger URL as the default ``--ledger``.
 """
@@ -169,8 +170,19 @@ def get_context() -> PrivacyContext | None:
     return ctx if isinstance(ctx, PrivacyContext) else None
 
 
+def privguard_banner(lang: str | None = None) -> str:
+    """Template function: the banner here, and no injected copy before ``</body>``."""
+    from flask import request
+
+    ctx = get_context()
+    if ctx is None:
+        return ""
+    request.environ["privguard.skip"] = True
+    return ctx.banner(lang)
+
+
 def _template_context() -> dict[str, Any]:
-    return {"privguard": get_context()}
+    return {"privguard": get_context(), "privguard_banner": privguard_banner}
 
 
 def _make_cli() -> Any:

@@ -6,11 +6,13 @@ The middleware itself is :class:`privguard.asgi.PrivacyMiddleware`::
 
 This module only reads what it stored at ``scope["privguard"]``:
 
-* :func:`get_context` -- the :class:`~privguard.PrivacyContext` of a request (or ``None``);
+* :func:`get_context` -- the :class:`~privguard.PrivacyContext` of a request (or ``None``;
+  the same function as :func:`privguard.get_context`);
 * :func:`install` (alias :func:`templates_global`) -- every template rendered through a
   ``Jinja2Templates`` gets the variable ``privguard``, the current request's context,
   exactly as in Flask: ``{% if privguard.allows('marketing') %}``,
-  ``{{ privguard.banner() }}``. Or pass :func:`context_processor` yourself:
+  and ``{{ privguard_banner() }}`` to place the banner yourself. Or pass
+  :func:`context_processor` yourself:
   ``Jinja2Templates(directory=..., context_processors=[context_processor])``;
 * :func:`privguard_context` -- a FastAPI dependency::
 
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.context import PrivacyContext
+from privguard.context import get_context as get_context
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -45,21 +48,14 @@ __all__ = [
 
 #: Name of the template variable holding the request's context.
 TEMPLATE_NAME = "privguard"
+#: Scope key that tells the middleware not to inject the banner.
+SKIP_KEY = "privguard.skip"
 
 _MISSING = (
     "privguard's context is missing: add privguard.asgi.PrivacyMiddleware to the app "
     "(app.add_middleware(PrivacyMiddleware, secret_key=...)) and make sure this path "
     "is not one of privguard's own endpoints"
 )
-
-
-def get_context(request: HTTPConnection | Any) -> PrivacyContext | None:
-    """The :class:`~privguard.PrivacyContext` of a Starlette request (or scope); else ``None``."""
-    scope = request if isinstance(request, dict) else getattr(request, "scope", None)
-    if not isinstance(scope, dict):
-        return None
-    ctx = scope.get(CONTEXT_KEY)
-    return ctx if isinstance(ctx, PrivacyContext) else None
 
 
 def require_context(request: HTTPConnection | Any) -> PrivacyContext:
@@ -75,9 +71,22 @@ def privguard_context(request: Request) -> PrivacyContext:
     return require_context(request)
 
 
-def context_processor(request: Request) -> dict[str, PrivacyContext | None]:
-    """Starlette template context processor: ``{"privguard": <context or None>}``."""
-    return {TEMPLATE_NAME: get_context(request)}
+def context_processor(request: Request) -> dict[str, Any]:
+    """Starlette template context processor: ``privguard`` and ``privguard_banner()``.
+
+    ``privguard`` is the request's context (or ``None``); ``{{ privguard_banner() }}``
+    places the banner where the template wants it and stops the middleware from
+    injecting a second one before ``</body>``.
+    """
+    ctx = get_context(request)
+
+    def privguard_banner(lang: str | None = None) -> str:
+        if ctx is None:
+            return ""
+        request.scope[SKIP_KEY] = True  # placed by hand: no injected duplicate
+        return ctx.banner(lang)
+
+    return {TEMPLATE_NAME: ctx, "privguard_banner": privguard_banner}
 
 
 def install(templates: Jinja2Templates) -> Jinja2Templates:

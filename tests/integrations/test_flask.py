@@ -120,6 +120,22 @@ def test_banner_method_in_templates() -> None:
     assert "&lt;div" not in response.text  # markup, not escaped text
 
 
+def test_privguard_banner_places_the_banner_once() -> None:
+    app = make_app()
+    PrivGuard(app)
+
+    @app.get("/placed")
+    def placed():  # type: ignore[no-untyped-def]
+        return render_template_string(
+            "<html><body><main>{{ privguard_banner() }}</main><p>after</p></body></html>"
+        )
+
+    response = client(app).get("/placed", headers=EEA)
+    assert response.text.count('id="privguard-banner"') == 1
+    assert response.text.index('id="privguard-banner"') < response.text.index("</main>")
+    assert "Privguard-Skip" not in response.headers
+
+
 def test_state_lives_in_app_extensions_not_on_the_extension() -> None:
     guard = PrivGuard(ledger=None)
     first, second = Flask("first"), Flask("second")

@@ -115,6 +115,23 @@ def test_middleware_injects_into_html(templates: Jinja2Templates) -> None:
         assert banner_shown(client.get("/html", headers=EEA).text)
 
 
+def test_privguard_banner_places_the_banner_once(tmp_path: Path) -> None:
+    (tmp_path / "placed.html").write_text(
+        "<html><body><main>{{ privguard_banner() }}</main><p>after</p></body></html>"
+    )
+    templates = install(Jinja2Templates(directory=str(tmp_path)))
+
+    async def placed(request: Request) -> Response:
+        return templates.TemplateResponse(request, "placed.html")
+
+    app = Starlette(routes=[Route("/", placed)])
+    app.add_middleware(PrivacyMiddleware, secret_key=SECRET, ledger=None)
+    with TestClient(app) as client:
+        html = client.get("/", headers=EEA).text
+    assert html.count('id="privguard-banner"') == 1
+    assert html.index('id="privguard-banner"') < html.index("</main>")
+
+
 def test_install_is_idempotent_and_aliased(tmp_path: Path) -> None:
     templates = Jinja2Templates(directory=str(tmp_path))
     assert templates_global is install
