@@ -293,7 +293,9 @@ def _table(rows: list[list[str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the shop with Flask's development server."""
-    parser = argparse.ArgumentParser(description="The privguard Flask example shop.")
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.flask_shop", description="The privguard Flask example shop."
+    )
     parser.add_argument("--host", default=os.environ.get("SHOP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SHOP_PORT", "5000")))
     args = parser.parse_args(argv)

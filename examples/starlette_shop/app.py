@@ -371,7 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Serve the shop with uvicorn."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(description="The privguard Starlette example shop.")
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.starlette_shop",
+        description="The privguard Starlette example shop.",
+    )
     parser.add_argument("--host", default=os.environ.get("SHOP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SHOP_PORT", "8001")))
     args = parser.parse_args(argv)
