@@ -7,7 +7,7 @@ Use::
     guard = PrivGuard()               # keywords given here are kept for init_app
     def create_app():
         app = Flask(__name__)
-        app.config.from_prefixed_env()  # PRIVGUARD_GEOIP_DB=... etc.
+        app.config.from_prefixed_env()  # env FLASK_PRIVGUARD_GEOIP_DB -> PRIVGUARD_GEOIP_DB
         guard.init_app(app)
         return app
 
