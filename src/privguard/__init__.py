@@ -23,7 +23,7 @@ def _is_asgi(app: Any) -> bool:
     """ASGI apps are async callables of (scope, receive, send)."""
     if inspect.iscoroutinefunction(app):
         return True
-    call = getattr(app, "__call__", None)
+    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself, not callable()
     if call is not None and inspect.iscoroutinefunction(call):
         return True
     try:
