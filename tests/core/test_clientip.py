@@ -390,3 +390,17 @@ def test_embedded_ipv4_is_truncated_as_ipv4(v4: ipaddress.IPv4Address) -> None:
 def test_parse_ip_never_raises(value: str) -> None:
     addr = parse_ip(value)
     assert addr is None or isinstance(addr, ipaddress.IPv4Address | ipaddress.IPv6Address)
+
+
+@given(st.text(alphabet="0123456789.x ", max_size=20) | st.ip_addresses(v=4).map(str))
+def test_dotted_quad_fast_path_agrees_with_ipaddress(text: str) -> None:
+    try:
+        expected: str | None = str(ipaddress.IPv4Address(text.strip(" \t")))
+    except ValueError:
+        expected = None
+    addr = parse_ip(text)
+    assert (None if addr is None else str(addr)) == expected
+    assert resolve_client_ip(text, None, None, NOBODY) == expected
+    if expected is not None:
+        slow = ipaddress.ip_network((expected, 24), strict=False).network_address
+        assert truncate_ip(text) == str(slow)

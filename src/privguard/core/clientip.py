@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -65,6 +66,9 @@ _NAT64_NET = int(_NAT64.network_address)
 _NAT64_MASK = int(_NAT64.netmask)
 _LOW32 = 0xFFFFFFFF
 _DIGITS = frozenset("0123456789")
+_AF_INET = socket.AF_INET
+_inet_pton = socket.inet_pton
+_inet_ntoa = socket.inet_ntoa
 _HEADER_FAMILIES = ("auto", "x-forwarded-for", "forwarded")
 # RFC 7239 §4: forwarded-pair = token "=" value; value = token / quoted-string
 _FORWARDED_PAIR = re.compile(
@@ -115,12 +119,11 @@ class TrustedProxies:
             return True
         if ip is None or not self.networks:
             return False
-        addr = parse_ip(ip)
-        return addr is not None and self._contains(addr)
+        node = _node(ip)
+        return node is not None and self._contains(node[0], node[1])
 
-    def _contains(self, addr: IPAddress) -> bool:
-        value = int(addr)
-        for net, mask in self._v4 if addr.version == 4 else self._v6:
+    def _contains(self, version: int, value: int) -> bool:
+        for net, mask in self._v4 if version == 4 else self._v6:
             if value & mask == net:
                 return True
         return False
@@ -196,10 +199,8 @@ def parse_ip(value: str) -> IPAddress | None:
         if not _is_port(port) or "." not in text:
             return None
     if ":" not in text:
-        try:
-            return _V4(text)
-        except ValueError:
-            return None
+        number = _v4_int(text)
+        return None if number is None else _V4(number)
     if "%" in text:  # zone id
         text = text.split("%", 1)[0]
     try:
@@ -212,6 +213,29 @@ def parse_ip(value: str) -> IPAddress | None:
 
 def _is_port(text: str) -> bool:
     return 0 < len(text) <= 5 and _DIGITS.issuperset(text)
+
+
+def _v4_int(text: str) -> int | None:
+    """A strict dotted quad (no leading zeros, as ``ipaddress``) as an int, via C."""
+    try:
+        return int.from_bytes(_inet_pton(_AF_INET, text), "big")
+    except (OSError, ValueError):  # illegal address, NUL or non-ASCII characters
+        return None
+
+
+def _node(value: str) -> tuple[int, int, str] | None:
+    """``(version, integer, canonical text)`` of an address value, or ``None``.
+
+    A bare dotted quad -- most peers and forwarded values -- takes a C fast
+    path that builds no ``ipaddress`` object: when ``inet_pton`` accepts it,
+    it is already in canonical form.
+    """
+    text = value.strip(" \t")
+    if ":" not in text and '"' not in text:
+        number = _v4_int(text)
+        return None if number is None else (4, number, text)
+    addr = parse_ip(value)
+    return None if addr is None else (addr.version, int(addr), str(addr))
 
 
 def _split_list(value: str) -> list[str]:
@@ -285,24 +309,24 @@ def resolve_client_ip(
         hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
         if hops is None or len(hops) < trusted.hops:
             return None  # fail closed: fewer values than trusted proxies
-        client = parse_ip(hops[-trusted.hops])
-        return None if client is None else str(client)
-    peer_addr = parse_ip(peer) if peer is not None else None
-    if peer_addr is None:
+        client = _node(hops[-trusted.hops])
+        return None if client is None else client[2]
+    peer_node = _node(peer) if peer is not None else None
+    if peer_node is None:
         return None
-    if not trusted.networks or not trusted._contains(peer_addr):
-        return str(peer_addr)
+    if not trusted.networks or not trusted._contains(peer_node[0], peer_node[1]):
+        return peer_node[2]
     hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
     if not hops:
-        return None if hops is not None else str(peer_addr)
-    addr: IPAddress | None = peer_addr
+        return None if hops is not None else peer_node[2]
+    node: tuple[int, int, str] | None = peer_node
     for hop in reversed(hops):
-        addr = parse_ip(hop)
-        if addr is None:
+        node = _node(hop)
+        if node is None:
             return None
-        if not trusted._contains(addr):
-            return str(addr)
-    return str(addr)  # every hop trusted: the leftmost is an internal caller
+        if not trusted._contains(node[0], node[1]):
+            return node[2]
+    return node[2] if node is not None else None  # all trusted: the leftmost, an internal caller
 
 
 def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str | None:
@@ -315,6 +339,10 @@ def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) ->
     """
     if ip is None:
         return None
+    keep4 = ((1 << ipv4_prefix) - 1) << (32 - ipv4_prefix)
+    if ":" not in ip and '"' not in ip:  # a dotted quad: the C fast path
+        number = _v4_int(ip.strip(" \t"))
+        return None if number is None else _inet_ntoa((number & keep4).to_bytes(4, "big"))
     parsed = parse_ip(ip)  # IPv4-mapped already unwrapped
     if parsed is None:
         return None
@@ -331,5 +359,4 @@ def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) ->
             keep = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
             return str(_V6(value & keep))
         parsed = v4
-    keep4 = ((1 << ipv4_prefix) - 1) << (32 - ipv4_prefix)
-    return str(_V4(int(parsed) & keep4))
+    return _inet_ntoa((int(parsed) & keep4).to_bytes(4, "big"))
