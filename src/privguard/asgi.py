@@ -99,7 +99,7 @@ class PrivacyMiddleware:
                 await self._answer(send, view, decision, answer, changed=False)
                 return
         lang = rt.banner.negotiate(view.header("accept-language"))
-        scope[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host)
+        scope[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, scope)
         if decision.age_gated:
             answer = rt.age_gate_response(view, decision, lang, self._nonce(scope))
             await self._answer(send, view, decision, answer, changed=True)

@@ -23,15 +23,21 @@ class PrivacyContext:
     choice (for the current policy version) has been made.
     """
 
-    __slots__ = ("decision", "_runtime", "_lang", "_host")
+    __slots__ = ("decision", "_runtime", "_lang", "_host", "_holder")
 
     def __init__(
-        self, decision: Decision, runtime: Runtime, lang: str | None = None, host: str = ""
+        self,
+        decision: Decision,
+        runtime: Runtime,
+        lang: str | None = None,
+        host: str = "",
+        holder: dict[str, Any] | None = None,
     ) -> None:
         self.decision = decision
         self._runtime = runtime
         self._lang = lang
         self._host = host
+        self._holder = holder  # the environ/scope: banner() marks it so nothing is injected
 
     country = property(lambda self: self.decision.country)
     subdivision = property(lambda self: self.decision.subdivision)
@@ -64,10 +70,15 @@ class PrivacyContext:
         return category in self.decision.allowed
 
     def banner(self, lang: str | None = None) -> str:
-        """The banner markup, for templates that place it themselves."""
+        """The banner markup, for templates that place it themselves.
+
+        Calling it tells the middleware not to inject the banner again.
+        """
         from markupsafe import Markup  # werkzeug depends on markupsafe
 
         rt = self._runtime
+        if self._holder is not None:
+            self._holder["privguard.skip"] = True
         body = rt.banner.body_snippet(
             lang or self._lang or rt.settings.languages[0],
             self.decision,

@@ -90,7 +90,7 @@ class PrivacyMiddleware:
                 start_response(_status_line(answer.status), result.headers)
                 return [] if view.method == "HEAD" else [answer.body]
         lang = rt.banner.negotiate(view.header("accept-language"))
-        environ[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host)
+        environ[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, environ)
         if decision.age_gated:
             answer = rt.age_gate_response(view, decision, lang, _nonce(self.settings, environ))
             result = filter_headers(answer.headers, decision, self.settings, changed=True)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import pytest
 from django.conf import settings
-
-import django
 
 SECRET = "d" * 50
 
