@@ -253,3 +253,28 @@ def test_gpc_withdraws_stored_marketing_consent_once():
     assert later["categories"]["marketing"] is False and later["choice_made"] is True
     again = app.get("/", headers={"Sec-GPC": "1"})
     assert "privguard_consent" not in live_names(again)
+
+
+def test_banner_placed_by_the_template_is_not_injected_twice():
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        ctx = privguard.get_context(request)
+        return f"<html><body><main>{ctx.banner()}</main></body></html>"
+
+    @app.get("/plain")
+    def plain():
+        return "<html><body><main></main></body></html>"
+
+    privguard.protect(app, secret_key=KEY, ledger=None)
+    client = TestApp(
+        app,
+        extra_environ={
+            "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) "
+            "AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0 Safari/537.36"
+        },
+    )
+    assert client.get("/").text.count('id="privguard-banner"') == 1
+    assert client.get("/plain").text.count('id="privguard-banner"') == 1
