@@ -404,3 +404,21 @@ def test_dotted_quad_fast_path_agrees_with_ipaddress(text: str) -> None:
     if expected is not None:
         slow = ipaddress.ip_network((expected, 24), strict=False).network_address
         assert truncate_ip(text) == str(slow)
+
+
+@given(
+    st.text(alphabet="0123456789abcdefABCDEF:.", max_size=45)
+    | st.ip_addresses(v=6).map(str)
+    | st.ip_addresses(v=6).map(lambda a: a.exploded.upper())
+)
+def test_ipv6_parsing_agrees_with_ipaddress(text: str) -> None:
+    try:
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.IPv6Address(text)
+    except ValueError:
+        addr = None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    expected = None if addr is None else str(addr)
+    parsed = parse_ip(text)
+    assert (None if parsed is None else str(parsed)) == expected
+    assert resolve_client_ip(f"[{text}]:443", None, None, NOBODY) == expected

@@ -67,6 +67,7 @@ _NAT64_MASK = int(_NAT64.netmask)
 _LOW32 = 0xFFFFFFFF
 _DIGITS = frozenset("0123456789")
 _AF_INET = socket.AF_INET
+_AF_INET6 = socket.AF_INET6
 _inet_pton = socket.inet_pton
 _inet_ntoa = socket.inet_ntoa
 _HEADER_FAMILIES = ("auto", "x-forwarded-for", "forwarded")
@@ -177,6 +178,18 @@ def parse_ip(value: str) -> IPAddress | None:
     ``[2001:db8::1]:80``, optionally in double quotes, and drops an IPv6 zone
     (``%eth0``). IPv4-mapped IPv6 comes back as the IPv4 address.
     """
+    parsed = _parse(value)
+    if parsed is None:
+        return None
+    return _V4(parsed[1]) if parsed[0] == 4 else _V6(parsed[1])
+
+
+def _parse(value: str) -> tuple[int, int] | None:
+    """``(version, integer)`` of an address value (see :func:`parse_ip`), or ``None``.
+
+    Addresses are checked by the C ``inet_pton``, which accepts exactly what
+    ``ipaddress`` accepts (a test pins this), at a tenth of the cost.
+    """
     if not isinstance(value, str):
         return None
     text = value.strip(" \t")
@@ -192,7 +205,7 @@ def parse_ip(value: str) -> IPAddress | None:
         if rest and not (rest[0] == ":" and _is_port(rest[1:])):
             return None
         text = text[1:end]
-        if "." in text and ":" not in text:  # "[1.2.3.4]" is not a node
+        if ":" not in text:  # "[1.2.3.4]" is not a node
             return None
     elif text.count(":") == 1:  # v4:port
         text, _, port = text.partition(":")
@@ -200,15 +213,16 @@ def parse_ip(value: str) -> IPAddress | None:
             return None
     if ":" not in text:
         number = _v4_int(text)
-        return None if number is None else _V4(number)
+        return None if number is None else (4, number)
     if "%" in text:  # zone id
         text = text.split("%", 1)[0]
     try:
-        addr = _V6(text)
-    except ValueError:
+        number = int.from_bytes(_inet_pton(_AF_INET6, text), "big")
+    except (OSError, ValueError):
         return None
-    mapped = addr.ipv4_mapped
-    return addr if mapped is None else mapped
+    if number >> 32 == 0xFFFF:  # IPv4-mapped ::ffff:0:0/96
+        return 4, number & _LOW32
+    return 6, number
 
 
 def _is_port(text: str) -> bool:
@@ -223,19 +237,36 @@ def _v4_int(text: str) -> int | None:
         return None
 
 
+def _text(version: int, number: int) -> str:
+    """The canonical text of an address (RFC 5952 for IPv6, as ``ipaddress`` writes it)."""
+    if version == 4:
+        return _inet_ntoa(number.to_bytes(4, "big"))
+    return str(_V6(number))
+
+
 def _node(value: str) -> tuple[int, int, str] | None:
     """``(version, integer, canonical text)`` of an address value, or ``None``.
 
-    A bare dotted quad -- most peers and forwarded values -- takes a C fast
-    path that builds no ``ipaddress`` object: when ``inet_pton`` accepts it,
-    it is already in canonical form.
+    A bare dotted quad -- most peers and forwarded values -- is already in
+    canonical form when ``inet_pton`` accepts it, so no text is rebuilt.
     """
     text = value.strip(" \t")
     if ":" not in text and '"' not in text:
         number = _v4_int(text)
         return None if number is None else (4, number, text)
-    addr = parse_ip(value)
-    return None if addr is None else (addr.version, int(addr), str(addr))
+    parsed = _parse(value)
+    return None if parsed is None else (parsed[0], parsed[1], _text(*parsed))
+
+
+def _embedded_v4(number: int) -> int | None:
+    """The IPv4 address a 6to4, NAT64 or Teredo address carries (privacy-facts §7)."""
+    if number >> 112 == 0x2002:  # 6to4 2002::/16: IPv4 in bits 16-47
+        return (number >> 80) & _LOW32
+    if number & _NAT64_MASK == _NAT64_NET:  # NAT64 64:ff9b::/96: IPv4 in the low 32 bits
+        return number & _LOW32
+    if number >> 96 == 0x20010000:  # Teredo 2001::/32: the client's IPv4, bits inverted
+        return ~number & _LOW32
+    return None
 
 
 def _split_list(value: str) -> list[str]:
@@ -342,21 +373,15 @@ def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) ->
     keep4 = ((1 << ipv4_prefix) - 1) << (32 - ipv4_prefix)
     if ":" not in ip and '"' not in ip:  # a dotted quad: the C fast path
         number = _v4_int(ip.strip(" \t"))
-        return None if number is None else _inet_ntoa((number & keep4).to_bytes(4, "big"))
-    parsed = parse_ip(ip)  # IPv4-mapped already unwrapped
+        return None if number is None else _text(4, number & keep4)
+    parsed = _parse(ip)  # IPv4-mapped already unwrapped
     if parsed is None:
         return None
-    if isinstance(parsed, _V6):
-        value = int(parsed)
-        v4: ipaddress.IPv4Address | None = parsed.sixtofour
-        if v4 is None and value & _NAT64_MASK == _NAT64_NET:
-            v4 = _V4(value & _LOW32)
+    version, number = parsed
+    if version == 6:
+        v4 = _embedded_v4(number)
         if v4 is None:
-            teredo = parsed.teredo
-            if teredo is not None:
-                v4 = teredo[1]
-        if v4 is None:
-            keep = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
-            return str(_V6(value & keep))
-        parsed = v4
-    return _inet_ntoa((int(parsed) & keep4).to_bytes(4, "big"))
+            keep6 = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
+            return _text(6, number & keep6)
+        number = v4
+    return _text(4, number & keep4)
