@@ -126,6 +126,7 @@ def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str
     assert "| `_fbp` | marketing | 90 days | (host) | / | - | server | /products |" in lines
     assert any(line.startswith("| `privguard_consent` | necessary | 180 days") for line in lines)
     assert "| `session` | necessary | session | (host) | / | HttpOnly, SameSite=Lax |" in out
+    assert "Blocked by privguard as undeclared" in out and "`mystery_tracker`" in out
 
     code, out, _ = run(capsys, "cookies", f"{APPS}:clean_asgi", "--json")
     assert code == 0
@@ -133,6 +134,7 @@ def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str
     assert set(cookies) == {"privguard_consent", "session", "_ga", "_fbp"}
     assert cookies["session"]["flags"] == ["HttpOnly", "SameSite=Lax"]
     assert cookies["_fbp"]["category"] == "marketing"
+    assert json.loads(out)["blocked_undeclared"] == ["mystery_tracker"]
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from privguard.audit.crawl import (
     Progress,
     RegionResult,
     judge,
+    record_from,
 )
 from privguard.audit.target import Target, TargetError
 from privguard.testing.responses import describe_seconds, parse_set_cookie
@@ -45,6 +46,24 @@ LAUNCH_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
+
+
+#: Records every ``document.cookie`` write, so a write the browser's cookie store has not
+#: taken in yet (or dropped) still counts.
+_RECORD_WRITES = """
+(() => {
+  const desc = Object.getOwnPropertyDescriptor(Document.prototype, "cookie");
+  if (!desc || !desc.set || window.__privguardCookieWrites) return;
+  const writes = [];
+  Object.defineProperty(window, "__privguardCookieWrites", { value: writes });
+  Object.defineProperty(Document.prototype, "cookie", {
+    configurable: true,
+    enumerable: desc.enumerable,
+    get() { return desc.get.call(this); },
+    set(value) { writes.push(String(value)); desc.set.call(this, value); },
+  });
+})();
+"""
 
 
 class BrowserError(Exception):
@@ -128,6 +147,7 @@ def _crawl_one(
         user_agent=BROWSER_USER_AGENT, locale="en-US", extra_http_headers=headers
     )
     context.set_default_timeout(timeout * 1000)
+    context.add_init_script(_RECORD_WRITES)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base_url))
     regime = settings.regions.regime_for(visitor.country, visitor.subdivision).name
     result = RegionResult(visitor, regime)
@@ -182,13 +202,26 @@ def _crawl_one(
                 )
             for cookie in _settled_cookies(page, context):
                 key = (cookie["name"], cookie.get("domain", ""), cookie.get("path", ""))
-                if key in known:
+                if key in known or (cookie["name"], "", "") in known:
                     continue
                 known.add(key)
                 source = "server" if cookie["name"] in server_names else "script"
                 if accept_all and path == start and cookie["name"].endswith("privguard_consent"):
                     source = "server"
                 rec = _record(cookie, settings, visitor.label, path, source)
+                record.cookies.append(rec)
+                if not accept_all:
+                    finding = judge(rec, visitor, settings)
+                    if finding is not None:
+                        record.findings.append(finding)
+            seen_names = {name for name, _, _ in known}
+            for write in page.evaluate("() => window.__privguardCookieWrites || []"):
+                parsed = parse_set_cookie(str(write))
+                if parsed is None or parsed.is_expiry() or parsed.name in seen_names:
+                    continue
+                seen_names.add(parsed.name)
+                known.add((parsed.name, "", ""))
+                rec = record_from(parsed, settings, visitor.label, path, "script")
                 record.cookies.append(rec)
                 if not accept_all:
                     finding = judge(rec, visitor, settings)

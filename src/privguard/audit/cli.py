@@ -215,6 +215,17 @@ def run_audit(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _blocked_undeclared(target: Target) -> list[str]:
+    """Undeclared cookies the in-process middleware blocked (and logged) during the crawl."""
+    if target.app is None:
+        return []
+    from privguard.audit.target import find_middleware
+
+    middleware = find_middleware(target.app)
+    runtime = getattr(middleware, "runtime", None)
+    return list(getattr(runtime, "undeclared_cookies", None) or ())
+
+
 def run_cookies(args: argparse.Namespace) -> int:
     """``privguard cookies``: the inventory after accepting all; 0, or 2 on bad input."""
     try:
@@ -286,9 +297,10 @@ def run_cookies(args: argparse.Namespace) -> int:
     from privguard.audit.report import inventory, inventory_json, inventory_markdown
 
     unique = inventory(records)
+    blocked = _blocked_undeclared(target)
     if args.json:
-        json.dump(inventory_json(unique, args.target), sys.stdout, indent=2)
+        json.dump(inventory_json(unique, args.target, blocked), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(inventory_markdown(unique, args.target))
+        sys.stdout.write(inventory_markdown(unique, args.target, blocked))
     return EXIT_CLEAN

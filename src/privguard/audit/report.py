@@ -154,11 +154,20 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def inventory_markdown(records: Sequence[CookieRecord], target: str) -> str:
-    """The inventory as a Markdown table."""
+def inventory_markdown(
+    records: Sequence[CookieRecord], target: str, blocked: Sequence[str] = ()
+) -> str:
+    """The inventory as a Markdown table; ``blocked``: undeclared cookies privguard dropped."""
     lines = [f"# Cookies set by {target}", ""]
+    tail = []
+    if blocked:
+        tail = [
+            "",
+            "Blocked by privguard as undeclared (declare them in the `cookies` option): "
+            + ", ".join(f"`{n}`" for n in blocked),
+        ]
     if not records:
-        return "\n".join([*lines, "No cookies were set.", ""])
+        return "\n".join([*lines, "No cookies were set.", *tail, ""])
     lines.append(
         "| cookie | category | lifetime | domain | path | flags | set by | first seen on |"
     )
@@ -178,12 +187,15 @@ def inventory_markdown(records: Sequence[CookieRecord], target: str) -> str:
     undeclared = [r.name for r in records if r.category == "undeclared"]
     if undeclared:
         lines += ["", f"Undeclared (add them to the `cookies` option): {', '.join(undeclared)}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *tail]) + "\n"
 
 
-def inventory_json(records: Sequence[CookieRecord], target: str) -> dict[str, Any]:
+def inventory_json(
+    records: Sequence[CookieRecord], target: str, blocked: Sequence[str] = ()
+) -> dict[str, Any]:
     """The inventory as a JSON-able dict."""
     return {
         "target": target,
+        "blocked_undeclared": list(blocked),
         "cookies": [{k: v for k, v in r.as_dict().items() if k != "region"} for r in records],
     }

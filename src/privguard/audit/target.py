@@ -27,7 +27,14 @@ from privguard.audit.transport import (
 if TYPE_CHECKING:
     from privguard.settings import Settings
 
-__all__ = ["Target", "TargetError", "open_target", "load_object", "find_settings"]
+__all__ = [
+    "Target",
+    "TargetError",
+    "open_target",
+    "load_object",
+    "find_settings",
+    "find_middleware",
+]
 
 _WRAPPER_ATTRS = ("app", "wsgi_app", "middleware_stack", "_app", "application", "handler")
 
@@ -72,10 +79,8 @@ def load_object(spec: str) -> Any:
     return obj
 
 
-def find_settings(app: Any, depth: int = 12) -> Settings | None:
-    """The ``Settings`` of the privguard middleware wrapped somewhere inside ``app``."""
-    from privguard.settings import Settings
-
+def _walk(app: Any, depth: int = 12) -> Any:
+    """Yield ``app`` and every object it wraps, breadth-first."""
     seen: set[int] = set()
     current = [app]
     for _ in range(depth):
@@ -84,13 +89,7 @@ def find_settings(app: Any, depth: int = 12) -> Settings | None:
             if obj is None or id(obj) in seen:
                 continue
             seen.add(id(obj))
-            settings = getattr(obj, "settings", None)
-            if isinstance(settings, Settings) and hasattr(obj, "runtime"):
-                return settings
-            for entry in getattr(obj, "user_middleware", None) or ():  # Starlette, unbuilt
-                found = _from_middleware_entry(entry)
-                if found is not None:
-                    return found
+            yield obj
             for attr in _WRAPPER_ATTRS:
                 try:
                     inner = getattr(obj, attr, None)
@@ -101,6 +100,28 @@ def find_settings(app: Any, depth: int = 12) -> Settings | None:
         current = following
         if not current:
             break
+
+
+def find_middleware(app: Any) -> Any:
+    """The privguard middleware (WSGI or ASGI) wrapped somewhere inside ``app``, or ``None``."""
+    from privguard.settings import Settings
+
+    for obj in _walk(app):
+        if isinstance(getattr(obj, "settings", None), Settings) and hasattr(obj, "runtime"):
+            return obj
+    return None
+
+
+def find_settings(app: Any) -> Settings | None:
+    """The ``Settings`` of the privguard middleware wrapped somewhere inside ``app``."""
+    middleware = find_middleware(app)
+    if middleware is not None:
+        return middleware.settings  # type: ignore[no-any-return]
+    for obj in _walk(app):
+        for entry in getattr(obj, "user_middleware", None) or ():  # Starlette, stack unbuilt
+            found = _from_middleware_entry(entry)
+            if found is not None:
+                return found
     return None
 
 

@@ -18,6 +18,11 @@ How the region travels
     GeoIP City data alone. All US states share the ``us-optout`` regime unless
     ``country_regimes`` says otherwise.
 
+How failures name the visitor
+    Every visitor also sends ``Privguard-Test-Visitor: <id>`` (e.g. ``DE-gpc``);
+    the assertions read it back from the request a test client kept, so a
+    failure names the visitor without ``visitor=``.
+
 How earlier consent travels
     ``consent`` and ``age_status`` become a ``privguard_consent`` cookie signed
     with the app's own ``secret_key`` (the first key), exactly as privguard
