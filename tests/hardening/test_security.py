@@ -411,6 +411,33 @@ def test_rate_limit_holds_for_a_client_without_cookies(make: Callable[..., Adapt
     assert statuses == [200, 200, 200, 429, 429, 429]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding: a GPC withdrawal is recorded on every request that carries a "
+    "marketing consent cookie and Sec-GPC: 1; replaying one old cookie (or a page's parallel "
+    "asset requests) writes a receipt per request, unlimited (endpoints.signal_withdrawal)",
+)
+def test_a_replayed_cookie_with_gpc_records_one_withdrawal(
+    make: Callable[..., Adapter], tmp_path: Any
+):
+    from privguard.ledger import open_ledger
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    site = make(ledger=url, rate_limit="3/minute")
+    cookie = f"privguard_consent={site.consent_value(ALL)}"
+    for _ in range(10):
+        resp = site.call("GET", "/", [("Cookie", cookie), ("Sec-GPC", "1")])
+        assert resp.status == 200
+    site.runtime.ledger.flush(10)
+    site.runtime.close()
+    ledger = open_ledger(url)
+    try:
+        count = len(list(ledger.iter_receipts()))
+    finally:
+        ledger.close()
+    assert count == 1
+
+
 # --- redirects and header injection ---------------------------------------------------------
 
 
