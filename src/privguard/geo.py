@@ -130,6 +130,8 @@ class GeoIP:
         path = self._path
         if path is None:
             return
+        if os.getpid() != self._pid:  # a lock held by a thread of the parent stays held here
+            self._lock = threading.Lock()
         with self._lock:
             pid = os.getpid()
             now = time.monotonic()
