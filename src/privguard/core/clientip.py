@@ -305,7 +305,10 @@ def _forwarded_for(value: str) -> list[str] | None:
         seen.add(key)
         if key == "for":
             quoted = m.group(2)
-            node = m.group(3) if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
+            if quoted is None:
+                node = m.group(3)
+            else:
+                node = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
         pos = m.end()
     if seen:
         elements.append(node or "")
