@@ -121,10 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     env: dict[str, Any] = {
         "resolve": resolve_client_ip,
         "truncate": truncate_ip,
+        "nobody": parse_trusted_proxies(0),
         "one": parse_trusted_proxies(1),
         "nets": parse_trusted_proxies(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]),
     }
     n = 200_000 // scale
+    record(
+        "resolve_client_ip peer v4",
+        _time("resolve('198.51.100.7', None, None, nobody)", env, n),
+        "no trusted proxies: the socket peer",
+    )
+    record(
+        "resolve_client_ip peer v6",
+        _time("resolve('2001:db8:abcd:12::7', None, None, nobody)", env, n),
+        "no trusted proxies: the socket peer",
+    )
     record(
         "resolve_client_ip hops=1",
         _time("resolve('10.0.0.1', '198.51.100.7', None, one)", env, n),
