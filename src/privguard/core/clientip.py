@@ -353,14 +353,15 @@ def resolve_client_ip(
     hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
     if not hops:
         return None if hops is not None else peer_node[2]
-    node: tuple[int, int, str] | None = peer_node
+    client = peer_node[2]
     for hop in reversed(hops):
         node = _node(hop)
         if node is None:
             return None
+        client = node[2]
         if not trusted._contains(node[0], node[1]):
-            return node[2]
-    return node[2] if node is not None else None  # all trusted: the leftmost, an internal caller
+            return client
+    return client  # every hop trusted: the leftmost is an internal caller
 
 
 def truncate_ip(ip: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str | None:
