@@ -343,8 +343,8 @@ def resolve_client_ip(
         hops = _hops_from_headers(x_forwarded_for, forwarded, trusted.header)
         if hops is None or len(hops) < trusted.hops:
             return None  # fail closed: fewer values than trusted proxies
-        client = _node(hops[-trusted.hops])
-        return None if client is None else client[2]
+        chosen = _node(hops[-trusted.hops])
+        return None if chosen is None else chosen[2]
     peer_node = _node(peer) if peer is not None else None
     if peer_node is None:
         return None
