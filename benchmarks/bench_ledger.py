@@ -93,7 +93,7 @@ def bench(url: str, spool_dir: Path, n_single: int, n_batch: int, repeats: int) 
             for d in drafts:
                 ledger.append(d)
             single.append(time.perf_counter() - start)
-
+        for _ in range(repeats):
             drafts = _drafts(n_batch)
             start = time.perf_counter()
             for i in range(0, n_batch, BATCH):
