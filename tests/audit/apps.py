@@ -157,3 +157,18 @@ def _flask_app() -> Any:
 starlette_app = _starlette_app()
 #: Flask with privguard wrapped around ``wsgi_app``.
 flask_app = _flask_app()
+
+
+def slow_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Answers after 3 seconds."""
+    import time
+
+    time.sleep(3)
+    return bare_wsgi(environ, start_response)
+
+
+def broken_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The home page works; every other page raises."""
+    if (environ.get("PATH_INFO") or "/") != "/":
+        raise RuntimeError("boom")
+    return bare_wsgi(environ, start_response)

@@ -160,6 +160,28 @@ def test_bad_input_exits_2(
     assert message in err
 
 
+def test_slow_start_page_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "audit", f"{APPS}:slow_wsgi", "--timeout", "0.3")
+    assert code == 2
+    assert "GET /: no answer within 0.3 s" in err
+
+
+def test_app_errors_are_page_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "audit", f"{APPS}:broken_wsgi", "--region", "BR", "--json")
+    assert code == 0  # BR allows _ga until refused; a broken page is an error, not a finding
+    pages = {p["path"]: p for p in json.loads(out)["regions"][0]["pages"]}
+    assert "the app raised RuntimeError: boom" in pages["/products"]["error"]
+
+
+def test_missing_chromium_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PRIVGUARD_CHROMIUM", str(tmp_path / "no-chromium"))
+    code, out, err = run(capsys, "audit", f"{APPS}:clean_wsgi", "--browser")
+    assert code == 2 and out == ""
+    assert "--browser needs Chromium at" in err
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "audit", f"{APPS}:leaky_wsgi", "--max-pages", "0")
     assert code == 2

@@ -222,3 +222,14 @@ def test_expiry_by_past_expires_date() -> None:
 def test_unknown_response_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="cannot read a builtins.dict"):
         read_response({})
+
+
+def test_the_visitors_settings_classify_shop_cookies() -> None:
+    from privguard.testing.responses import ResponseData
+
+    shop = SETTINGS.replace(cookies={"shop_pref": "functionality"})
+    response = ResponseData(200, (("Set-Cookie", "shop_pref=dark; Path=/"),))
+    with pytest.raises(AssertionError, match=r"'shop_pref' \(functionality\) was set for DE"):
+        assert_cookie_blocked(response, "shop_pref", visitor=make_visitor(settings=shop))
+    with pytest.raises(AssertionError, match=r"'shop_pref' \(undeclared\)"):
+        assert_no_nonessential_cookies(response)  # the built-in catalog does not know it

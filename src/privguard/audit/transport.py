@@ -68,19 +68,28 @@ class Transport:
         self.close()
 
 
+def _app_error(method: str, target: str, exc: BaseException) -> TransportError:
+    if isinstance(exc, TransportError):
+        return exc
+    return TransportError(f"{method} {target}: the app raised {type(exc).__name__}: {exc}")
+
+
 def _split_target(target: str) -> tuple[str, str]:
     path, _, query = target.partition("?")
     return path or "/", query
 
 
 class WSGITransport(Transport):
-    """Calls a WSGI app in-process (in a worker thread, so ``timeout`` holds)."""
+    """Calls a WSGI app in-process (in a worker thread, so ``timeout`` holds).
+
+    An exception raised by the app becomes a :class:`TransportError` (a server
+    would have answered 500).
+    """
 
     def __init__(self, app: Any, host: str = "localhost") -> None:
         self.app = app
         self.host = host
         self.origin = f"http://{host}"
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="privguard-wsgi")
 
     def _call(self, method: str, target: str, headers: Headers, body: bytes) -> ResponseData:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -119,14 +128,23 @@ class WSGITransport(Transport):
     def request(
         self, method: str, target: str, headers: Headers, body: bytes = b"", timeout: float = 10
     ) -> ResponseData:
-        future = self._pool.submit(self._call, method, target, headers, body)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise TransportError(f"{method} {target}: no answer within {timeout:g} s") from None
+        # a daemon thread per request: an app that hangs must not hold the process at exit
+        outcome: list[Any] = []
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        def work() -> None:
+            try:
+                outcome.append(self._call(method, target, headers, body))
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=work, name="privguard-wsgi", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if not outcome:
+            raise TransportError(f"{method} {target}: no answer within {timeout:g} s")
+        if isinstance(outcome[0], BaseException):
+            raise _app_error(method, target, outcome[0])
+        return outcome[0]  # type: ignore[no-any-return]
 
 
 class ASGITransport(Transport):
@@ -275,6 +293,8 @@ class ASGITransport(Transport):
             return self._run(self._call(method, target, headers, body), timeout)
         except TransportError as exc:
             raise TransportError(f"{method} {target}: {exc}") from None
+        except Exception as exc:  # the app raised
+            raise _app_error(method, target, exc) from exc
 
     def close(self) -> None:
         loop = self._loop

@@ -53,13 +53,15 @@ def builtin_settings() -> Settings:
     return Settings(secret_key="x" * 32, debug=True, ledger=None)
 
 
-def _catalog_settings(settings: Settings | None) -> Settings:
+def _catalog_settings(settings: Settings | None, visitor: object = None) -> Settings:
+    if settings is None:
+        settings = getattr(visitor, "settings", None)
     return settings if settings is not None else builtin_settings()
 
 
-def category_label(name: str, settings: Settings | None = None) -> str:
+def category_label(name: str, settings: Settings | None = None, visitor: object = None) -> str:
     """The category of cookie ``name`` (``"undeclared"`` when the catalog lacks it)."""
-    category = _catalog_settings(settings).catalog.classify(name)
+    category = _catalog_settings(settings, visitor).catalog.classify(name)
     return "undeclared" if category is None else category.value
 
 
@@ -96,11 +98,12 @@ def assert_no_nonessential_cookies(
 ) -> None:
     """No cookie but ``necessary`` ones is set (undeclared cookies count as non-essential).
 
-    Cookies are classified with ``settings`` (the app's catalog) or, without
-    it, privguard's built-in catalog. Deleting a cookie is not setting it.
+    Cookies are classified with ``settings`` (the app's catalog), else the
+    settings ``visitor`` was built for, else privguard's built-in catalog.
+    Deleting a cookie is not setting it.
     """
     data = read_response(response)
-    cat_settings = _catalog_settings(settings)
+    cat_settings = _catalog_settings(settings, visitor)
     offending = []
     for cookie in cookies_set(data):
         category = cat_settings.catalog.classify(cookie.name)
@@ -126,7 +129,7 @@ def assert_cookie_allowed(
         return
     seen = [c.raw for c in _all_cookies(data)] or ["none"]
     raise AssertionError(
-        f"cookie {name!r} ({category_label(name, settings)}) was not set for "
+        f"cookie {name!r} ({category_label(name, settings, visitor)}) was not set for "
         f"{_who(data, visitor)}{_where(data)}; Set-Cookie headers: {seen}"
     )
 
@@ -142,7 +145,7 @@ def assert_cookie_blocked(
     for cookie in cookies_set(data):
         if cookie.name == name:
             raise AssertionError(
-                f"cookie {name!r} ({category_label(name, settings)}) was set for "
+                f"cookie {name!r} ({category_label(name, settings, visitor)}) was set for "
                 f"{_who(data, visitor)}{_where(data)} but should be blocked: "
                 f"Set-Cookie: {cookie.raw}"
             )
@@ -162,7 +165,7 @@ def assert_cookie_expired(
     same = [c.raw for c in _all_cookies(data) if c.name == name]
     detail = f"its Set-Cookie does not delete it: {same}" if same else "no Set-Cookie names it"
     raise AssertionError(
-        f"cookie {name!r} ({category_label(name, settings)}) was not expired for "
+        f"cookie {name!r} ({category_label(name, settings, visitor)}) was not expired for "
         f"{_who(data, visitor)}{_where(data)}; {detail}"
     )
 

@@ -100,6 +100,8 @@ class Visitor:
     headers: Mapping[str, str]
     cookies: Mapping[str, str] = field(default_factory=dict)
     peer: str = VISITOR_PEER
+    #: the settings the visitor was built for (assertions classify cookies with them)
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
     def region(self) -> str:
@@ -311,6 +313,7 @@ def make_visitor(
         bot=bot,
         headers=MappingProxyType(headers),
         cookies=MappingProxyType(cookies),
+        settings=settings,
     )
     headers[VISITOR_HEADER] = visitor.id
     return visitor
