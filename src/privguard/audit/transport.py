@@ -290,11 +290,12 @@ class ASGITransport(Transport):
     ) -> ResponseData:
         self._ensure_loop(timeout)
         try:
-            return self._run(self._call(method, target, headers, body), timeout)
+            response: ResponseData = self._run(self._call(method, target, headers, body), timeout)
         except TransportError as exc:
             raise TransportError(f"{method} {target}: {exc}") from None
         except Exception as exc:  # the app raised
             raise _app_error(method, target, exc) from exc
+        return response
 
     def close(self) -> None:
         loop = self._loop
