@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
+import json
 import logging
 import secrets
 import sys
@@ -138,8 +139,6 @@ class Adapter:
         headers = [("Cookie", cookie)] if cookie else []
         resp = self.call("GET", "/privguard/consent", headers, https=https)
         assert resp.status == 200, resp
-        import json
-
         return json.loads(resp.body)
 
 
@@ -579,6 +578,25 @@ def test_forged_consent_cookies_grant_nothing(site: Adapter, value: Callable[[Ad
 def test_state_endpoint_is_not_cacheable(site: Adapter):
     resp = site.call("GET", "/privguard/consent")
     assert "no-store" in (resp.header("cache-control") or "")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [
+        pytest.param(["10.0.0.0/8"], (None, "gdpr"), id="peer-not-a-proxy"),
+        pytest.param(0, (None, "gdpr"), id="no-proxies"),
+        pytest.param(["127.0.0.1/32"], ("US", "us-optout"), id="peer-is-the-proxy"),
+    ],
+)
+def test_country_header_is_believed_only_from_a_trusted_peer(
+    make: Callable[..., Adapter], trusted: Any, expected: tuple[str | None, str]
+):
+    site = make(country_header="CF-IPCountry", trusted_proxies=trusted)
+    resp = site.call("GET", "/privguard/consent", [("CF-IPCountry", "US")])
+    data = json.loads(resp.body)
+    assert (data["country"], data["regime"]) == expected
+    if expected[0] is None:
+        assert data["required_age"] == 16
 
 
 # --- oversize bodies and broken clients ---------------------------------------------------------
