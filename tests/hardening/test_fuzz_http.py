@@ -434,6 +434,8 @@ def test_app_set_cookie_lines(adapter: str, lines: list[str], country: str | Non
     assert resp.status == 200
     assert_cookies_within(resp, base, lines)
     passed = [line for line in resp.get_all("set-cookie") if line in lines]
+    # only privguard writes its own cookie
+    assert not [line for line in passed if browser_cookie_name(line).endswith("privguard_consent")]
     # passed through byte for byte, never re-serialised, repeats kept
     for line in passed:
         assert passed.count(line) == lines.count(line)
