@@ -376,3 +376,17 @@ def test_progress_bar_only_on_a_tty(
     assert code == 0
     assert "\rDE         [" in tty.getvalue() and "4/50 /products/1" in tty.getvalue()
     assert "[" not in capsys.readouterr().out.split("\n", 1)[0]
+
+
+def test_browser_inventory_after_accepting_all(
+    capsys: pytest.CaptureFixture[str], chromium: None
+) -> None:
+    code, out, err = run(
+        capsys, "cookies", f"{APPS}:scripted_wsgi", "--browser", "--json", "--max-pages", "1"
+    )
+    assert code == 0, err
+    cookies = {c["name"]: c for c in json.loads(out)["cookies"]}
+    assert cookies["_fbp"]["source"] == "script"
+    assert cookies["_fbp"]["category"] == "marketing"
+    assert cookies["privguard_consent"]["source"] == "server"
+    assert cookies["privguard_consent"]["flags"] == ["SameSite=Lax"]
