@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 import threading
 from pathlib import Path
 
@@ -50,6 +54,19 @@ def city_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def fast_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(geo_module, "RECHECK_SECONDS", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the GeoIP snapshot copies of these tests in their own temp dir."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def _snapshots(tmp: Path) -> list[Path]:
+    return sorted(p for d in tmp.glob("privguard-geoip-*") for p in d.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -317,3 +334,91 @@ def test_cli_check_exit_2(
 
 def test_cli_geoip_without_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["geoip"]) == 2
+
+
+# -- the mapped file is a private snapshot: copying over the database is safe --------------
+
+
+def test_the_mapped_file_is_a_private_snapshot(
+    city_db: Path, private_tmp: Path, fast_recheck: None
+) -> None:
+    geo = open_geo(str(city_db), required=True)
+    assert geo is not None and geo.lookup("198.51.100.7") == ("US", "US-CA")
+    (snap,) = _snapshots(private_tmp)
+    assert snap.read_bytes() == city_db.read_bytes()
+    assert snap.parent.stat().st_mode & 0o777 == 0o700
+    _replace(city_db, {"198.51.100.0/24": ("CA", None)})
+    assert geo.lookup("198.51.100.7") == ("CA", None)
+    again = open_geo(str(city_db), required=True)  # a second instance reuses the copy
+    assert again is not None and again.lookup("198.51.100.7") == ("CA", None)
+    assert len(_snapshots(private_tmp)) == 1  # the old version's copy is gone
+
+
+def test_unsafe_snapshot_dir_maps_the_file_directly(
+    city_db: Path, private_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = private_tmp / f"privguard-geoip-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # others could plant a database here
+    with caplog.at_level(logging.WARNING, logger="privguard.geo"):
+        geo = open_geo(str(city_db), required=True)
+    assert geo is not None and geo.lookup("198.51.100.7") == ("US", "US-CA")
+    assert list(shared.iterdir()) == []
+    assert "mapping" in caplog.text
+
+
+IN_PLACE = textwrap.dedent(
+    """
+    import shutil, sys
+    sys.path.insert(0, sys.argv[1])
+    from tests.geodb import build_country_db
+    import privguard.geo as geo_module
+
+    geo_module.RECHECK_SECONDS = float(sys.argv[4])
+    db, new = sys.argv[2], sys.argv[3]
+    networks = {f"10.{a}.{b}.0/24": "US" for a in range(20) for b in range(256)}
+    build_country_db(db, networks)
+    build_country_db(new, {k: "DE" for k in networks})
+    geo = geo_module.open_geo(db, required=True)
+    assert geo.lookup("10.1.2.3") == ("US", None)
+    with open(db, "r+b") as f:  # `cp new.mmdb GeoLite2-Country.mmdb`, caught mid-copy
+        f.truncate(0)
+        f.flush()
+        seen = {geo.lookup(f"10.{a}.7.1") for a in range(1, 20)}
+        assert seen <= {("US", None), (None, None)}, seen
+        with open(new, "rb") as src:
+            shutil.copyfileobj(src, f)
+    geo_module.RECHECK_SECONDS = 0.0
+    geo._next_check = 0.0
+    assert geo.lookup("10.19.250.1") == ("DE", None)
+    print("survived")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "recheck",
+    [pytest.param("0", id="reopen-at-once"), pytest.param("3600", id="stale-until-recheck")],
+)
+def test_copy_over_the_database_in_place_does_not_crash(
+    tmp_path: Path, private_tmp: Path, recheck: str
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "TMPDIR": str(private_tmp)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IN_PLACE,
+            str(root),
+            str(tmp_path / "db.mmdb"),
+            str(tmp_path / "new.mmdb"),
+            recheck,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "survived"

@@ -15,7 +15,12 @@ subdivision)``, e.g. ``("DE", None)`` or ``("US", "US-CA")``.
   most once per :data:`RECHECK_SECONDS`). If the file vanishes or turns
   corrupt while serving, lookups answer ``(None, None)`` and it is logged once
   (logger ``privguard.geo``) -- a lookup never raises.
-* A ``geoip2.database.Reader`` passed in is used as it is: no reopening.
+* What is mapped is a private copy of the file (one per database version, in
+  a 0700 directory under the temp dir, shared by forked workers), so copying
+  a new database *over* the old one in place cannot crash the process with
+  SIGBUS; the change is picked up at the next check.
+* A ``geoip2.database.Reader`` passed in is used as it is: no reopening, no
+  copy (replace its file atomically, as ``geoipupdate`` does).
 
 A missing, corrupt or wrong-type database (an ASN or ISP edition; the type
 must contain ``Country``, ``City`` or ``Enterprise``) is a
@@ -25,10 +30,15 @@ must contain ``Country``, ``City`` or ``Enterprise``) is a
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
+import hashlib
 import logging
 import os
+import shutil
+import stat as stat_module
+import tempfile
 import threading
 import time
 from typing import Any
@@ -51,6 +61,8 @@ log = logging.getLogger("privguard.geo")
 
 #: How often (seconds) the database file is checked for replacement.
 RECHECK_SECONDS = 1.0
+#: Snapshot copies older than this (seconds) are removed when a new one is made.
+SNAPSHOT_MAX_AGE = 7 * 24 * 3600
 #: Cached answers per :class:`GeoIP` instance.
 DEFAULT_CACHE_SIZE = 4096
 #: ``metadata().database_type`` must contain one of these.
@@ -224,7 +236,7 @@ def _open(path: str) -> tuple[tuple[int, int, int], Any]:
         raise ConfigError("geoip_db", f"{path!r} is a directory, not a .mmdb file")
     try:
         stat = _stat_key(path)
-        reader = maxminddb.open_database(path)
+        reader = maxminddb.open_database(_snapshot(path, stat))
     except FileNotFoundError:
         raise ConfigError("geoip_db", f"{path!r} does not exist; {_DOWNLOAD_HINT}") from None
     except OSError as exc:
@@ -239,6 +251,74 @@ def _open(path: str) -> tuple[tuple[int, int, int], Any]:
         reader.close()
         raise
     return stat, reader
+
+
+def _snapshot_dir() -> str | None:
+    """This user's private snapshot directory (mode 0700), or ``None`` if unsafe."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    owner = "user" if uid is None else str(uid)
+    directory = os.path.join(tempfile.gettempdir(), f"privguard-geoip-{owner}")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError:
+        return None
+    if not stat_module.S_ISDIR(info.st_mode) or info.st_mode & 0o077:
+        return None  # a symlink or a directory others can write: do not trust it
+    if uid is not None and info.st_uid != uid:
+        return None
+    return directory
+
+
+def _snapshot(path: str, stat: tuple[int, int, int]) -> str:
+    """A private copy of ``path`` to map, so nobody can rewrite the mapped bytes.
+
+    libmaxminddb mmaps the file; a copy *over* it in place (``cp new.mmdb
+    GeoLite2-City.mmdb``) truncates the mapped pages and the next lookup dies
+    with SIGBUS. The copy lives in a private directory under the temp dir,
+    named by the source path and its (inode, size, mtime), so forked workers
+    and restarts reuse one copy per database version, and older copies of the
+    same path are removed. When no copy can be made the file itself is
+    mapped (logged): replace it atomically then, as ``geoipupdate`` does.
+    """
+    directory = _snapshot_dir()
+    if directory is None:
+        log.warning("privguard GeoIP: no private temp directory; mapping %r directly", path)
+        return path
+    prefix = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()
+    prefix = prefix[:16] + "-"
+    name = prefix + "-".join(map(str, stat)) + ".mmdb"
+    target = os.path.join(directory, name)
+    with contextlib.suppress(OSError):
+        info = os.lstat(target)
+        if stat_module.S_ISREG(info.st_mode) and info.st_size == stat[1]:
+            return target
+    source = open(path, "rb")  # errors here are the source's: let them propagate
+    try:
+        fd, part = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            os.replace(part, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
+    except OSError as exc:  # no space in the temp dir, ...
+        log.warning("privguard GeoIP: cannot copy %r (%s); mapping it directly", path, exc)
+        return path
+    finally:
+        source.close()
+    # earlier versions of this database, and copies nobody refreshed for a week
+    # (mapped copies stay readable after unlink; a missing one is made again)
+    stale = time.time() - SNAPSHOT_MAX_AGE
+    for entry in os.scandir(directory):
+        if entry.name == name:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.name.startswith(prefix) or entry.stat().st_mtime < stale:
+                os.unlink(entry.path)
+    return target
 
 
 def _raw_reader(source: Any) -> Any:
