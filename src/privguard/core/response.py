@@ -67,7 +67,7 @@ def filter_headers(
         lname = name.lower()
         if lname == "set-cookie":
             cname = set_cookie_name(value)
-            if cname == consent_name or cname == "privguard_consent":
+            if cname in (consent_name, "privguard_consent", "__Host-privguard_consent"):
                 # only privguard writes its own cookie
                 result.dropped.append((cname, Category.NECESSARY))
                 changed = True
