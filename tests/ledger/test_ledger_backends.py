@@ -529,3 +529,32 @@ def test_open_without_create_refuses_a_database_without_a_ledger(tmp_path: Any) 
     finally:
         conn.close()
     assert tables == {"shop"}
+
+
+SECRET = "Zq8-very-secret-pw"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(f"postgresq://shop:{SECRET}@db.internal/privguard", id="bad-scheme"),
+        pytest.param(f"postgresql://shop:{SECRET}@db.internal/x?bogus=1", id="bad-param"),
+        pytest.param(f"postgresql://shop@db.internal/x?password={SECRET}&bogus=1", id="query-pw"),
+        pytest.param(f"host=db password={SECRET}", id="key-value"),
+        pytest.param(f"sqlite://shop:{SECRET}@host/x.db", id="sqlite-netloc"),
+    ],
+)
+def test_passwords_never_reach_error_messages(url: str) -> None:
+    from privguard.ledger import LedgerWriter
+
+    for build in (open_ledger, LedgerWriter):
+        with pytest.raises(ConfigError) as info:
+            build(url)
+        assert SECRET not in str(info.value)
+        assert info.value.option == "ledger"
+
+
+def test_password_never_reaches_an_unreachable_error() -> None:
+    with pytest.raises(LedgerError) as info:
+        open_ledger(f"postgresql://shop:{SECRET}@127.0.0.1:1/x?connect_timeout=2")
+    assert SECRET not in str(info.value)

@@ -3,6 +3,8 @@
 ``open_ledger(url)`` gives a :class:`Ledger` (SQLite or PostgreSQL);
 :class:`LedgerWriter` is what the middleware holds: it stores receipts from a
 background thread and spools them locally while the database is down.
+``ledger_kind(url)`` checks a URL completely without I/O (``ConfigError``), so
+start-up code can refuse a bad one early; ``redact_url`` masks its password.
 This package only re-exports; the rules live in :mod:`privguard.ledger.base`.
 """
 
@@ -14,7 +16,9 @@ from privguard.ledger.base import ReceiptDraft as ReceiptDraft
 from privguard.ledger.base import StatsRow as StatsRow
 from privguard.ledger.base import VerifyResult as VerifyResult
 from privguard.ledger.base import hash_receipt as hash_receipt
+from privguard.ledger.base import ledger_kind as ledger_kind
 from privguard.ledger.base import open_ledger as open_ledger
+from privguard.ledger.base import redact_url as redact_url
 from privguard.ledger.writer import LedgerWriter as LedgerWriter
 
 __all__ = [
@@ -27,5 +31,7 @@ __all__ = [
     "StatsRow",
     "VerifyResult",
     "hash_receipt",
+    "ledger_kind",
     "open_ledger",
+    "redact_url",
 ]

@@ -27,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote
 
 from privguard.errors import ConfigError, LedgerError
 
@@ -57,6 +59,8 @@ __all__ = [
     "open_ledger",
     "receipt_from_row",
     "receipt_to_row",
+    "redact",
+    "redact_url",
     "stats_rows",
     "verify_chain",
 ]
@@ -583,6 +587,32 @@ def check_cutoff(older_than: timedelta, now: datetime) -> datetime:
 
 # -- opening ---------------------------------------------------------------------------
 
+_URI_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@?#]*?:([^@/?#]*)@")
+_PARAM_PASSWORD = re.compile(r"(?:^|[?&\s])password\s*=\s*('(?:[^'\\]|\\.)*'|[^&\s]*)", re.I)
+
+
+def redact(text: str, url: object) -> str:
+    """``text`` with every password found in ``url`` replaced by ``***``.
+
+    Covers ``scheme://user:password@host``, ``?password=…`` and libpq's
+    ``password=…`` key/value form, raw and percent-decoded, so neither error
+    messages nor reprs ever carry a database password.
+    """
+    if not isinstance(url, str):
+        return text
+    found = [m.group(1) for m in (_URI_PASSWORD.match(url),) if m]
+    found += [m.group(1).strip("'") for m in _PARAM_PASSWORD.finditer(url)]
+    secrets = {v for f in found if f for v in (f, unquote(f))}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    return redact(url, url)
+
+
 _SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
 
 
@@ -594,12 +624,15 @@ def ledger_kind(url: object) -> str:
     """
     if not isinstance(url, str) or ":" not in url:
         raise ConfigError(
-            "ledger", f"{url!r} is not a ledger URL (sqlite:///path.db or postgresql://…)"
+            "ledger",
+            f"{redact_url(url) if isinstance(url, str) else url!r} is not a ledger URL "
+            "(sqlite:///path.db or postgresql://…)",
         )
     kind = _SCHEMES.get(url.split(":", 1)[0].lower())
     if kind is None:
         raise ConfigError(
-            "ledger", f"unsupported ledger URL scheme in {url!r} (use sqlite:// or postgresql://)"
+            "ledger",
+            f"unsupported ledger URL scheme in {redact_url(url)!r} (use sqlite:// or postgresql://)",
         )
     if kind == "sqlite":
         from privguard.ledger.sqlite import parse_sqlite_url

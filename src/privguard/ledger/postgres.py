@@ -37,6 +37,7 @@ from privguard.ledger.base import (
     make_receipt,
     receipt_from_row,
     receipt_to_row,
+    redact,
     stats_rows,
     verify_chain,
 )
@@ -94,7 +95,8 @@ def check_postgres_url(url: str) -> dict[str, Any]:
     try:
         return pg_conninfo.conninfo_to_dict(url)
     except psycopg.Error as exc:
-        raise ConfigError("ledger", f"invalid PostgreSQL URL: {exc}") from None
+        message = redact(_one_line(exc), url)
+        raise ConfigError("ledger", f"invalid PostgreSQL URL: {message}") from None
 
 
 class PostgresLedger:
@@ -124,7 +126,8 @@ class PostgresLedger:
             with psycopg.connect(url, **kwargs) as conn:
                 self._ensure_schema(conn, create)
         except psycopg.Error as exc:
-            raise LedgerError(f"PostgreSQL ledger unavailable: {_one_line(exc)}") from exc
+            message = redact(_one_line(exc), url)
+            raise LedgerError(f"PostgreSQL ledger unavailable: {message}") from exc
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             open=False,
@@ -145,7 +148,8 @@ class PostgresLedger:
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield conn
         except psycopg.Error as exc:
-            raise LedgerError(f"PostgreSQL ledger failed: {_one_line(exc)}") from exc
+            message = redact(_one_line(exc), self.url)
+            raise LedgerError(f"PostgreSQL ledger failed: {message}") from exc
 
     @staticmethod
     def _ensure_schema(conn: psycopg.Connection[Any], create: bool) -> None:

@@ -40,6 +40,7 @@ from privguard.ledger.base import (
     make_receipt,
     receipt_from_row,
     receipt_to_row,
+    redact_url,
     stats_rows,
     verify_chain,
 )
@@ -96,10 +97,10 @@ def parse_sqlite_url(url: str) -> tuple[str, float]:
     """``(path, timeout)`` from a ``sqlite:///…`` URL; ``ConfigError(option="ledger")`` if bad."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
-        raise ConfigError("ledger", f"{url!r} is not a sqlite:///path URL")
+        raise ConfigError("ledger", f"{redact_url(url)!r} is not a sqlite:///path URL")
     path = parts.path[1:]
     if not path:
-        raise ConfigError("ledger", f"{url!r} names no database file")
+        raise ConfigError("ledger", f"{redact_url(url)!r} names no database file")
     timeout = _DEFAULT_TIMEOUT
     for key, values in parse_qs(parts.query, keep_blank_values=True).items():
         if key != "timeout":
