@@ -3,7 +3,8 @@
 1. The GeoIP ``.mmdb`` is replaced, corrupted, removed and restored under a
    running app: no 500s, visitors get the strictest regime while it is
    unusable, and the new data is picked up (the reader looks at the file at
-   most once a second).
+   most once a second). A copy over the file in place, caught mid-copy, must
+   not kill the process (the reader maps a private snapshot).
 2. The SQLite ledger is locked by another connection holding ``BEGIN
    EXCLUSIVE`` while consent posts arrive: answers stay 200/303 and fast,
    receipts are spooled, then replayed once the lock is gone -- each exactly
@@ -256,11 +257,6 @@ IN_PLACE_COPY = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding: geo.py mmaps the .mmdb (maxminddb C reader); a copy over it in "
-    "place truncates the mapped file and the next uncached lookup dies with SIGBUS",
-)
 def test_geoip_database_overwritten_in_place_does_not_kill_the_process(tmp_path: Path):
     script = tmp_path / "in_place.py"
     script.write_text(IN_PLACE_COPY)
