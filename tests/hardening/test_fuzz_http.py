@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import io
 import json
 import string
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from werkzeug.test import Client
 
 import privguard
 from privguard.asgi import PrivacyMiddleware as AsgiMiddleware
@@ -106,6 +105,7 @@ async def _echo(request: Any) -> HTMLResponse:
 
 
 FLASK_APP = _flask()
+WSGI_CLIENT = Client(FLASK_APP, use_cookies=False)
 ASGI_APP = AsgiMiddleware(
     Starlette(routes=[Route("/", _index, methods=["GET", "POST"]), Route("/echo", _echo)]),
     **OPTIONS,
@@ -134,44 +134,25 @@ class Resp:
 def call_wsgi(
     method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes, https: bool
 ) -> Resp:
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": HOST,
-        "SERVER_PORT": "443" if https else "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": HOST,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if https else "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "CONTENT_LENGTH": str(len(body)),
-    }
+    """Through werkzeug's test client; headers go in the environ as a server puts them."""
+    env: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": HOST}
     for name, value in headers:
         key = name.upper().replace("-", "_")
         key = key if key == "CONTENT_TYPE" else "HTTP_" + key
         sep = "; " if key == "HTTP_COOKIE" else ", "
         env[key] = env[key] + sep + value if key in env and key != "HTTP_HOST" else value
-    started: dict[str, Any] = {}
-
-    def start_response(status: str, hdrs: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        started["status"], started["headers"] = status, list(hdrs)
-        return lambda data: None
-
-    app_iter = FLASK_APP(env, start_response)
+    resp = WSGI_CLIENT.open(
+        path,
+        method=method,
+        data=body,
+        base_url=f"{'https' if https else 'http'}://{HOST}/",
+        environ_overrides=env,
+    )
     try:
-        data = b"".join(app_iter)
+        # the raw pairs, before werkzeug's Headers could refuse a CR/LF
+        return Resp(resp.status_code, list(resp.headers.to_wsgi_list()), resp.get_data())
     finally:
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
-    return Resp(int(started["status"][:3]), started["headers"], data)
+        resp.close()
 
 
 def call_asgi(
