@@ -1,8 +1,10 @@
 """Property tests: arbitrary HTTP input through both adapters never 500s or grants consent.
 
-One tiny Flask app (WSGI) and one tiny Starlette app (ASGI) are built once for
-the module -- hypothesis does not reset fixtures between examples -- and called
-with raw environs and scopes, so any latin-1 header value can be sent.
+One tiny Flask app (WSGI, through werkzeug's test client) and one tiny
+Starlette app (ASGI, called directly) are built once for the module --
+hypothesis does not reset fixtures between examples. Headers go into the
+environ and the scope as a server would put them, so any latin-1 value can be
+sent.
 
 Invariants, for every input:
 
