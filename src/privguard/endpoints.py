@@ -7,7 +7,10 @@ Bad input is a 4xx with ``{"error": ...}``, never a 500 and never consent.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -226,13 +229,22 @@ def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[ob
     raise RequestDataError("cross-origin request refused (same-origin or a CSRF token needed)", 403)
 
 
-def _rate_limit(runtime: Runtime, decision: Decision) -> None:
+def allow_choice(runtime: Runtime, decision: Decision) -> bool:
+    """Rate limit per truncated IP + consent id, and per truncated IP at 10x."""
     limiter = runtime.rate_limiter
     if limiter is None:
-        return
+        return True
+    now = runtime.clock()
     receipt = decision.state.receipt_id if decision.state is not None else ""
-    key = f"{decision.analytics_ip}|{receipt}"
-    if not limiter.allow(key, runtime.clock()):
+    ip = decision.analytics_ip or "unknown"
+    if not limiter.allow(f"{ip}|{receipt}", now):
+        return False
+    by_ip = runtime.ip_rate_limiter
+    return by_ip is None or by_ip.allow(ip, now)
+
+
+def _rate_limit(runtime: Runtime, decision: Decision) -> None:
+    if not allow_choice(runtime, decision):
         raise RequestDataError("too many choices from this client; try again later", 429)
 
 
@@ -306,11 +318,14 @@ def _store(
     fields: dict[str, list[object]],
     is_json: bool,
     age: tuple[str, int | None, str | None] | None = None,
+    receipt_id: str | None = None,
+    record: bool = True,
 ) -> EndpointResponse:
     settings = runtime.settings
     old = decision.state
     now = runtime.clock()
-    receipt_id = secrets.token_urlsafe(16)
+    if receipt_id is None:
+        receipt_id = secrets.token_urlsafe(16)
     if age is None:
         age = (
             (old.age_status, old.age_threshold, old.age_country)
@@ -349,7 +364,8 @@ def _store(
         and cat not in new_decision.allowed
     ]
     extra.extend(expiry_headers(names, settings.cookie_domains, ("/",), view.is_https))
-    _record(runtime, new_decision, receipt_id, now, method)
+    if record:
+        _record(runtime, new_decision, receipt_id, now, method)
     if is_json:
         resp = _json(200, state_json(new_decision, settings.policy_version))
         return replace(resp, cookies=tuple(extra), decision=new_decision)
@@ -368,13 +384,30 @@ def signal_withdrawal(runtime: Runtime, view: RequestView, decision: Decision) -
 
     The rewritten consent cookie no longer grants marketing, so the withdrawal
     is recorded once, and stays in force when the signal is later absent (the
-    absence of a signal is not an opt-in).
+    absence of a signal is not an opt-in). The new receipt id is derived from
+    the old one, so a page's parallel requests (or a replayed cookie) all get
+    the same cookie and the ledger keeps one receipt; the runtime also submits
+    each derived id once, and the rate limit bounds what is left.
     """
-    if decision.choice is None:
+    old = decision.state
+    if decision.choice is None or old is None:
         return ()
+    receipt_id = derived_receipt_id(old.receipt_id or "", runtime.settings.secret_keys[0])
+    first = runtime.first_withdrawal(receipt_id)
+    if first and not allow_choice(runtime, decision):
+        return ()  # a replay loop: marketing stays denied, nothing more is recorded
     granted = decision.choice - {Category.MARKETING}
-    response = _store(runtime, view, decision, granted, "gpc" if decision.gpc else "dnt", {}, True)
+    method = "gpc" if decision.gpc else "dnt"
+    response = _store(
+        runtime, view, decision, granted, method, {}, True, receipt_id=receipt_id, record=first
+    )
     return response.cookies
+
+
+def derived_receipt_id(old_id: str, key: bytes) -> str:
+    """A stable receipt id for the signal-forced withdrawal of ``old_id``."""
+    digest = hmac.new(key, b"privguard.withdrawal:" + old_id.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:16]).decode("ascii").rstrip("=")
 
 
 def _redecide(decision: Decision, state: ConsentState, settings: object) -> Decision:

@@ -96,11 +96,20 @@ class Runtime:
         )
         self.banner = BannerRenderer(settings)
         self.analytics = make_sink(settings.analytics)
-        self.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self.rate_limiter = None
+        self.ip_rate_limiter = None
+        if settings.rate_limit:
+            self.rate_limiter = RateLimiter(settings.rate_limit)
+            # Every choice issues a new consent id, so a loop that keeps its cookie
+            # would get a fresh key each time: the truncated IP alone is limited too,
+            # at ten times the rate (visitors behind one NAT share a /24).
+            count, _, unit = settings.rate_limit.partition("/")
+            self.ip_rate_limiter = RateLimiter(f"{int(count) * 10}/{unit.strip()}")
         self._csrf = TimestampSigner(list(reversed(settings.secret_keys)), salt=CSRF_SALT)
         self._csrf_cache: dict[str, tuple[int, str]] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
         self._report_lock = threading.Lock()
+        self._withdrawals: OrderedDict[str, None] = OrderedDict()
         self._ledger: Any = None
         self._ledger_lock = threading.Lock()
         prefix = settings.endpoint_prefix
@@ -141,6 +150,16 @@ class Runtime:
     def undeclared_cookies(self) -> list[str]:
         """Undeclared cookie names seen so far (the inventory's "unknown" list)."""
         return list(self._reported)
+
+    def first_withdrawal(self, receipt_id: str) -> bool:
+        """True the first time this process sees a signal-withdrawal receipt id (bounded)."""
+        with self._report_lock:
+            if receipt_id in self._withdrawals:
+                return False
+            self._withdrawals[receipt_id] = None
+            if len(self._withdrawals) > 10_000:
+                self._withdrawals.popitem(last=False)
+            return True
 
     def on_minor(self, view: RequestView, decision: Decision) -> None:
         """Run the shop's ``on_minor`` hook; its errors are logged, never raised."""

@@ -39,7 +39,6 @@ _DOMAIN_RE = re.compile(
     r"\A(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\Z"
 )
 _HEADER_NAME_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-_RATE_RE = re.compile(r"\A\s*(\d+)\s*/\s*(second|minute|hour|day)\s*\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,17 +396,23 @@ class Settings:
             raise ConfigError("endpoint_prefix", "must start with '/' and not end with '/'")
         s(self, "endpoint_prefix", prefix)
         ledger = _optional_str("ledger", values["ledger"])
-        if ledger is not None and not ledger.startswith(
-            ("sqlite://", "postgresql://", "postgres://")
-        ):
-            raise ConfigError("ledger", "expected sqlite:///path, postgresql://... or None")
+        if ledger is not None:
+            from privguard.ledger.base import ledger_kind
+
+            ledger_kind(ledger)  # raises ConfigError(option="ledger"), password masked
         s(self, "ledger", ledger)
         rate = _optional_str("rate_limit", values["rate_limit"])
-        if rate is not None and not _RATE_RE.match(rate):
-            raise ConfigError("rate_limit", f"{rate!r} is not like '30/minute'")
+        if rate is not None:
+            from privguard.ratelimit import parse_rate
+
+            parse_rate(rate)  # raises ConfigError(option="rate_limit")
         s(self, "rate_limit", rate)
         raw = dict(values)
         raw["secret_key"] = _Secret(len(self.secret_keys))
+        if ledger is not None:
+            from privguard.ledger.base import redact_url
+
+            raw["ledger"] = redact_url(ledger)
         s(self, "raw", MappingProxyType(raw))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -432,6 +437,7 @@ class Settings:
     def _given(self) -> dict[str, Any]:
         out = dict(self.raw)
         out["secret_key"] = list(self.secret_keys)
+        out["ledger"] = self.ledger
         return out
 
     @classmethod
