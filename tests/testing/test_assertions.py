@@ -233,3 +233,46 @@ def test_the_visitors_settings_classify_shop_cookies() -> None:
         assert_cookie_blocked(response, "shop_pref", visitor=make_visitor(settings=shop))
     with pytest.raises(AssertionError, match=r"'shop_pref' \(undeclared\)"):
         assert_no_nonessential_cookies(response)  # the built-in catalog does not know it
+
+
+def _clean_get(v: Visitor) -> Any:
+    return _werkzeug("clean", v)
+
+
+def test_consent_for_an_older_policy_asks_again() -> None:
+    current = _clean_get(visitor(consent="all"))
+    assert_cookie_allowed(current, "_ga")
+    older = _clean_get(visitor(consent="all", policy_version="0"))
+    assert_cookie_blocked(older, "_ga")
+    assert_banner_shown(older)
+
+
+def test_bot_gets_no_banner() -> None:
+    response = _clean_get(visitor(bot=True))
+    assert_banner_hidden(response)
+    assert_no_nonessential_cookies(response, SETTINGS)
+
+
+def test_visitor_shape() -> None:
+    v = visitor(state="ca", gpc=True, dnt=True, language="de", consent=["marketing"], https=True)
+    assert v.region == "US-CA" and v.country == "US"
+    assert v.id == "US-CA-gpc-dnt-de-consent_marketing"
+    assert v.describe() == "US-CA visitor, GPC, DNT, accepted marketing"
+    assert dict(v.headers) == {
+        "User-Agent": v.headers["User-Agent"],
+        "Accept": v.headers["Accept"],
+        "Accept-Language": "de",
+        "CF-IPCountry": "US",
+        "Sec-GPC": "1",
+        "DNT": "1",
+        "Privguard-Test-Visitor": v.id,
+    }
+    assert list(v.cookies) == ["__Host-privguard_consent"]
+    assert v.cookie_header.startswith("__Host-privguard_consent=")
+    assert v.environ["HTTP_COOKIE"] == v.cookie_header
+    assert v.environ["HTTP_CF_IPCOUNTRY"] == "US"
+    assert visitor(country=None).headers["CF-IPCountry"] == "XX"
+    with pytest.raises(ValueError, match="unknown consent category 'ads'"):
+        visitor(consent=["ads"])
+    with pytest.raises(ValueError, match="age_status"):
+        visitor(age_status="child")
