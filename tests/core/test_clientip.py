@@ -422,3 +422,18 @@ def test_ipv6_parsing_agrees_with_ipaddress(text: str) -> None:
     parsed = parse_ip(text)
     assert (None if parsed is None else str(parsed)) == expected
     assert resolve_client_ip(f"[{text}]:443", None, None, NOBODY) == expected
+
+
+_WORDS = st.sampled_from([0, 0, 0, 1, 0x10, 0x100, 0xABC, 0xFFFF])
+
+
+@given(
+    st.integers(min_value=0, max_value=2**128 - 1)
+    | st.lists(_WORDS, min_size=8, max_size=8).map(
+        lambda ws: sum(w << (16 * (7 - i)) for i, w in enumerate(ws))
+    )
+)
+def test_ipv6_text_is_what_ipaddress_writes(number: int) -> None:
+    from privguard.core.clientip import _text
+
+    assert _text(6, number) == str(ipaddress.IPv6Address(number))

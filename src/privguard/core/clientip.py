@@ -77,6 +77,7 @@ _FORWARDED_PAIR = re.compile(
     r'(?:"((?:[^"\\]|\\.)*)"|([!#$%&\'*+.^_`|~0-9A-Za-z:\[\]-]*))[ \t]*(?=[;,]|$)'
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_ZERO_RUNS = tuple(":" + "0:" * k for k in range(8, 1, -1))  # longest first
 
 
 def _masks(networks: tuple[IPNetwork, ...], version: int) -> tuple[tuple[int, int], ...]:
@@ -241,7 +242,22 @@ def _text(version: int, number: int) -> str:
     """The canonical text of an address (RFC 5952 for IPv6, as ``ipaddress`` writes it)."""
     if version == 4:
         return _inet_ntoa(number.to_bytes(4, "big"))
-    return str(_V6(number))
+    # RFC 5952: lower-case hex without leading zeros; the longest run of two or
+    # more zero groups (the first of equals) becomes "::". Half the cost of
+    # str(IPv6Address); a test pins it to that.
+    h = f"{number:032x}"
+    text = ":".join([h[i : i + 4].lstrip("0") or "0" for i in range(0, 32, 4)])
+    if "0:0" not in text:
+        return text
+    padded = ":" + text + ":"
+    for run in _ZERO_RUNS:
+        at = padded.find(run)
+        if at >= 0:
+            out = padded[:at] + "::" + padded[at + len(run) :]
+            if not out.startswith("::"):
+                out = out[1:]
+            return out if out.endswith("::") else out[:-1]
+    return text
 
 
 def _node(value: str) -> tuple[int, int, str] | None:
