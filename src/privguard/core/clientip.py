@@ -188,7 +188,7 @@ def parse_ip(value: str) -> IPAddress | None:
 def _parse(value: str) -> tuple[int, int] | None:
     """``(version, integer)`` of an address value (see :func:`parse_ip`), or ``None``.
 
-    Addresses are checked by the C ``inet_pton``, which accepts exactly what
+    Addresses are checked by the C ``inet_pton``, which (on Linux) accepts exactly what
     ``ipaddress`` accepts (a test pins this), at a tenth of the cost.
     """
     if not isinstance(value, str):
