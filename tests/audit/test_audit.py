@@ -91,6 +91,16 @@ def test_gpc_flag_and_region_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert ("before-consent", "_ga", "FR+gpc") in got
 
 
+def test_unknown_country_is_judged_strictly(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "audit", f"{APPS}:leaky_wsgi", "--region", "XX", "--json")
+    assert code == 1
+    assert json.loads(out)["regions"][0]["regime"] == "gdpr"
+    assert ("before-consent", "_ga", "XX") in findings(out)
+    code, _, err = run(capsys, "audit", f"{APPS}:clean_wsgi", "--region", "XX")
+    assert code == 0, err
+    assert "warning" not in err
+
+
 def test_limits(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(
         capsys, "audit", f"{APPS}:leaky_wsgi", "--region", "DE", "--max-pages", "2", "--json"

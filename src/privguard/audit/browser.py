@@ -26,6 +26,7 @@ from privguard.audit.crawl import (
     RegionResult,
     judge,
     record_from,
+    regime_of,
 )
 from privguard.audit.target import Target, TargetError
 from privguard.testing.responses import describe_seconds, parse_set_cookie
@@ -149,7 +150,7 @@ def _crawl_one(
     context.set_default_timeout(timeout * 1000)
     context.add_init_script(_RECORD_WRITES)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base_url))
-    regime = settings.regions.regime_for(visitor.country, visitor.subdivision).name
+    regime = regime_of(visitor, settings).name
     result = RegionResult(visitor, regime)
     try:
         known: set[tuple[str, str, str]] = set()

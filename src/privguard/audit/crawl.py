@@ -34,6 +34,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from privguard.audit.target import Target, TargetError
 from privguard.audit.transport import TransportError
 from privguard.core.categories import Category
+from privguard.core.regions import Regime, normalise_country
 from privguard.testing.responses import ResponseData, SetCookie, parse_set_cookie
 from privguard.testing.visitors import BROWSER_USER_AGENT
 
@@ -50,6 +51,7 @@ __all__ = [
     "Crawler",
     "parse_regions",
     "judge",
+    "regime_of",
     "DEFAULT_REGIONS",
 ]
 
@@ -212,6 +214,12 @@ class AuditResult:
         return 1 if self.findings else 0
 
 
+def regime_of(visitor: AuditVisitor, settings: Settings) -> Regime:
+    """The regime the app applies to ``visitor`` (``XX`` and other unknowns: the strictest)."""
+    country = normalise_country(visitor.country)
+    return settings.regions.regime_for(country, visitor.subdivision if country else None)
+
+
 def judge(cookie: CookieRecord, visitor: AuditVisitor, settings: Settings) -> Finding | None:
     """The finding for ``cookie`` set for first-time ``visitor``, or ``None``."""
     if cookie.category == "undeclared":
@@ -221,7 +229,7 @@ def judge(cookie: CookieRecord, visitor: AuditVisitor, settings: Settings) -> Fi
         return None
     if visitor.gpc and category is Category.MARKETING:
         return Finding("gpc-ignored", cookie)
-    regime = settings.regions.regime_for(visitor.country, visitor.subdivision)
+    regime = regime_of(visitor, settings)
     if category in regime.opt_in or category not in regime.default_on:
         return Finding("before-consent", cookie)
     return None
@@ -399,9 +407,10 @@ class Crawler:
             country = json.loads(response.body).get("country")
         except (ValueError, AttributeError):
             return None
-        if country != visitor.country:
+        expected = normalise_country(visitor.country)
+        if country != expected:
             return (
-                f"{visitor.label}: the app saw country {country!r}, not {visitor.country!r}; "
+                f"{visitor.label}: the app saw country {country!r}, not {expected!r}; "
                 f"does it read {self.country_header!r} and trust the auditor's address "
                 "(trusted_proxies)?"
             )
@@ -417,7 +426,7 @@ class Crawler:
         :raises TargetError: when the start page is unreachable, not HTML, or loops.
         """
         settings = self.settings
-        regime = settings.regions.regime_for(visitor.country, visitor.subdivision).name
+        regime = regime_of(visitor, settings).name
         result = RegionResult(visitor, regime)
         jar = {} if jar is None else jar
         origin = self.target.transport.origin
