@@ -157,6 +157,7 @@ def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str
         (["audit", f"{APPS}:leaky_wsgi", "--region", "Germany"], "is not like 'DE'"),
         (["audit", "ftp://example.test/"], "only http and https"),
         (["audit", "not-a-target"], "is not a URL or module:attribute"),
+        (["audit", f"{APPS}:clean_wsgi", "--max-depth", "-1"], "--max-depth must be 0 or more"),
         (["cookies", f"{APPS}:json_wsgi"], "is not HTML"),
     ],
 )

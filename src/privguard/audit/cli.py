@@ -137,6 +137,8 @@ def _fail(message: str) -> int:
 
 
 def _open(args: argparse.Namespace) -> tuple[Target, Any, str]:
+    if args.max_depth < 0:
+        raise TargetError("--max-depth must be 0 or more")
     target = open_target(args.target, args.settings)
     settings = target.settings
     catalog = "the app's"
@@ -152,8 +154,6 @@ def _open(args: argparse.Namespace) -> tuple[Target, Any, str]:
 def _crawler(
     args: argparse.Namespace, target: Target, settings: Any, header: str, progress: Any
 ) -> Crawler:
-    if args.max_depth < 0:
-        raise TargetError("--max-depth must be 0 or more")
     return Crawler(target, settings, header, args.max_pages, args.max_depth, args.timeout, progress)
 
 
