@@ -256,7 +256,7 @@ def test_bot_gets_no_banner() -> None:
 def test_visitor_shape() -> None:
     v = visitor(state="ca", gpc=True, dnt=True, language="de", consent=["marketing"], https=True)
     assert v.region == "US-CA" and v.country == "US"
-    assert v.id == "US-CA-gpc-dnt-de-consent_marketing"
+    assert v.id == "US-CA-gpc-dnt-https-de-consent_marketing"
     assert v.describe() == "US-CA visitor, GPC, DNT, accepted marketing"
     assert dict(v.headers) == {
         "User-Agent": v.headers["User-Agent"],

@@ -89,24 +89,10 @@ def _closest_marks(metafunc: pytest.Metafunc) -> list[pytest.Mark]:
 
 
 def _param_id(kwargs: dict[str, Any]) -> str:
-    region = kwargs.get("country", "DE") or "unknown"
-    if kwargs.get("state"):
-        region = f"US-{str(kwargs['state']).upper().removeprefix('US-')}"
-    parts = [str(region)]
-    for flag in ("gpc", "dnt", "bot", "https"):
-        if kwargs.get(flag):
-            parts.append(flag)
-    if kwargs.get("language", "en") != "en":
-        parts.append(str(kwargs["language"]))
-    if kwargs.get("age_status"):
-        parts.append(str(kwargs["age_status"]))
-    consent = kwargs.get("consent")
-    if consent is not None:
-        label = consent if isinstance(consent, str) else "+".join(sorted(map(str, consent)))
-        parts.append(f"consent_{label or 'none'}")
-    if kwargs.get("policy_version") is not None:
-        parts.append(f"policy_{kwargs['policy_version']}")
-    return "-".join(parts)
+    """The test id of a visitor (as :attr:`Visitor.id`, computed without settings)."""
+    from privguard.testing.visitors import visitor_id
+
+    return visitor_id(**kwargs)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "Visitor",
     "make_visitor",
     "visitor_signature",
+    "visitor_id",
     "VISITOR_PEER",
     "BROWSER_USER_AGENT",
     "BOT_USER_AGENT",
@@ -100,6 +101,7 @@ class Visitor:
     headers: Mapping[str, str]
     cookies: Mapping[str, str] = field(default_factory=dict)
     peer: str = VISITOR_PEER
+    https: bool = False
     #: the settings the visitor was built for (assertions classify cookies with them)
     settings: Settings | None = field(default=None, repr=False, compare=False)
 
@@ -131,22 +133,17 @@ class Visitor:
     @property
     def id(self) -> str:
         """A short test id: ``DE``, ``DE-gpc``, ``US-CA-gpc``, ``DE-minor``, ``DE-consent_all``."""
-        parts = [self.region]
-        if self.gpc:
-            parts.append("gpc")
-        if self.dnt:
-            parts.append("dnt")
-        if self.language != "en":
-            parts.append(self.language)
-        if self.age_status:
-            parts.append(self.age_status)
-        if self.consent_label is not None:
-            parts.append(f"consent_{self.consent_label}")
-        if self.policy_version is not None:
-            parts.append(f"policy_{self.policy_version}")
-        if self.bot:
-            parts.append("bot")
-        return "-".join(parts)
+        return _compose_id(
+            self.region,
+            self.gpc,
+            self.dnt,
+            self.bot,
+            self.https,
+            self.language,
+            self.age_status,
+            self.consent_label,
+            self.policy_version,
+        )
 
     def set_cookies_on(self, client: Any, domain: str = "localhost") -> None:
         """Put the visitor's cookies into a werkzeug/Flask test client's cookie jar.
@@ -183,6 +180,53 @@ class Visitor:
 
     def __str__(self) -> str:
         return self.describe()
+
+
+def _compose_id(
+    region: str,
+    gpc: bool,
+    dnt: bool,
+    bot: bool,
+    https: bool,
+    language: str,
+    age_status: str | None,
+    consent_label: str | None,
+    policy_version: str | None,
+) -> str:
+    parts = [region]
+    parts += [
+        flag for flag, on in (("gpc", gpc), ("dnt", dnt), ("bot", bot), ("https", https)) if on
+    ]
+    if language != "en":
+        parts.append(language)
+    if age_status:
+        parts.append(age_status)
+    if consent_label is not None:
+        parts.append(f"consent_{consent_label}")
+    if policy_version is not None:
+        parts.append(f"policy_{policy_version}")
+    return "-".join(parts)
+
+
+def visitor_id(
+    country: str | None = "DE",
+    state: str | None = None,
+    gpc: bool = False,
+    dnt: bool = False,
+    language: str = "en",
+    age_status: str | None = None,
+    consent: str | Sequence[str] | None = None,
+    policy_version: str | None = None,
+    bot: bool = False,
+    https: bool = False,
+) -> str:
+    """The :attr:`Visitor.id` of ``make_visitor(**same arguments)``, without settings."""
+    if state:
+        region = "US-" + state.strip().upper().removeprefix("US-")
+    else:
+        region = country.strip().upper() if country else "unknown"
+    _, label = _parse_consent(consent)
+    return _compose_id(region, gpc, dnt, bot, https, language, age_status, label, policy_version)
 
 
 def _parse_consent(
@@ -314,6 +358,7 @@ def make_visitor(
         headers=MappingProxyType(headers),
         cookies=MappingProxyType(cookies),
         settings=settings,
+        https=https,
     )
     headers[VISITOR_HEADER] = visitor.id
     return visitor
