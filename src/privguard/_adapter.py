@@ -25,6 +25,7 @@ CONSULTED = frozenset(
         "content-type",
         "accept",
         "x-privguard-csrf",
+        "sec-fetch-site",
     }
 )
 #: Largest body with a Content-Length that is buffered to recompute it when injecting.

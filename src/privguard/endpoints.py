@@ -219,7 +219,10 @@ def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[ob
     same = _same_origin(view)
     if same is True:
         return
-    if same is None:
+    # Fetch metadata: a browser that says the request is cross-site is refused even
+    # with a token (the token is host-bound, so a foreign page can read one).
+    site = (view.header("sec-fetch-site") or "").strip().lower()
+    if same is None and site in ("", "same-origin", "none"):
         token = view.header("x-privguard-csrf")
         if token is None:
             values = fields.get("csrf_token") or [None]

@@ -342,12 +342,6 @@ def test_host_bound_token_is_accepted_only_without_origin_and_referer(site: Adap
         assert _post(site, [foreign], body).status == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding: the CSRF token is bound to the host, not the visitor, so any page "
-    "can scrape one; a browser that sends neither Origin nor Referer but says "
-    "Sec-Fetch-Site: cross-site is still let through (endpoints._check_origin)",
-)
 def test_cross_site_fetch_metadata_is_refused_even_with_a_scraped_token(site: Adapter):
     scraped = site.token()  # what an attacker reads from the shop's own banner
     headers = [("Sec-Fetch-Site", "cross-site"), ("X-Privguard-CSRF", scraped)]
