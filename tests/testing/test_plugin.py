@@ -107,6 +107,41 @@ def test_factory_fixture_and_marker_without_imports(shop: pytest.Pytester) -> No
     )
 
 
+def test_module_and_class_markers(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        test_levels="""
+        import pytest
+
+        pytestmark = [
+            pytest.mark.privguard_visitor(country="FR"),
+            pytest.mark.privguard_visitor(country="IT", age_status="adult"),
+        ]
+
+        def test_module_level(visitor):
+            assert visitor.country in ("FR", "IT")
+
+        @pytest.mark.privguard_visitor(country="JP", bot=True)
+        class TestShop:
+            def test_class_level(self, visitor):
+                assert visitor.bot
+
+            @pytest.mark.privguard_visitor(country="NO")
+            def test_closest_wins(self, visitor):
+                assert visitor.country == "NO"
+        """
+    )
+    result = shop.runpytest("-v", "--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_module_level?FR? PASSED*",
+            "*test_module_level?IT-adult? PASSED*",
+            "*test_class_level?JP-bot? PASSED*",
+            "*test_closest_wins?NO? PASSED*",
+        ]
+    )
+
+
 def test_failure_names_cookie_category_and_visitor(shop: pytest.Pytester) -> None:
     shop.makepyfile(
         test_leak="""

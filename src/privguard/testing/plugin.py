@@ -74,18 +74,17 @@ def _marker_kwargs(mark: pytest.Mark) -> dict[str, Any]:
 
 def _closest_marks(metafunc: pytest.Metafunc) -> list[pytest.Mark]:
     """The markers of the closest node that has any (function over class over module)."""
-    by_node: dict[int, list[pytest.Mark]] = {}
-    order: list[int] = []
+    closest = None
+    marks: list[pytest.Mark] = []
     for node, mark in metafunc.definition.iter_markers_with_node(MARKER):
-        key = id(node)
-        if key not in by_node:
-            by_node[key] = []
-            order.append(key)
-        by_node[key].append(mark)
-    if not order:
-        return []
-    marks = by_node[order[0]]
-    return list(reversed(marks))  # decorators apply bottom-up: back to source order
+        if closest is None:
+            closest = node
+        if node is not closest:
+            break
+        marks.append(mark)
+    if isinstance(closest, pytest.Module):
+        return marks  # a `pytestmark = [...]` list is already in source order
+    return marks[::-1]  # decorators apply bottom-up: back to source order
 
 
 def _param_id(kwargs: dict[str, Any]) -> str:
