@@ -401,3 +401,28 @@ def test_browser_inventory_after_accepting_all(
     assert cookies["_fbp"]["category"] == "marketing"
     assert cookies["privguard_consent"]["source"] == "server"
     assert cookies["privguard_consent"]["flags"] == ["SameSite=Lax"]
+
+
+def test_asgi_lifespan_state_reaches_requests() -> None:
+    from privguard.audit.transport import ASGITransport
+
+    events = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()  # type: ignore[operator]
+                events.append(message["type"])
+                if message["type"] == "lifespan.startup":
+                    scope["state"]["db"] = "ready"
+                    await send({"type": "lifespan.startup.complete"})  # type: ignore[operator]
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
+                    return
+        body = scope["state"]["db"].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    with ASGITransport(app) as transport:
+        assert transport.request("GET", "/", []).body == b"ready"
+    assert events == ["lifespan.startup", "lifespan.shutdown"]

@@ -161,6 +161,7 @@ class ASGITransport(Transport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lifespan: tuple[asyncio.Queue[Any], asyncio.Future[Any]] | None = None
+        self._state: dict[str, Any] = {}  # lifespan state, copied into each request's scope
 
     def _ensure_loop(self, timeout: float) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -191,7 +192,11 @@ class ASGITransport(Transport):
         async def send(message: Any) -> None:
             await outbox.put(message)
 
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self._state,
+        }
 
         async def run() -> None:
             try:
@@ -243,7 +248,7 @@ class ASGITransport(Transport):
             "headers": raw_headers,
             "client": (PEER, 50000),
             "server": (self.host, 80),
-            "state": {},
+            "state": dict(self._state),
         }
         sent_body = False
         status = 0

@@ -8,9 +8,9 @@ Every assertion takes a webtest, werkzeug/Flask, Starlette/httpx or requests
 response and raises :class:`AssertionError` naming the cookie, its category and
 the visitor::
 
-    def test_first_visit(client, privguard_visitor):
+    def test_first_visit(client, privguard_visitor):  # werkzeug's test client
         visitor = privguard_visitor(country="DE")
-        response = client.get("/", headers=visitor.all_headers)
+        response = client.get("/", environ_overrides=visitor.environ)
         assert_no_nonessential_cookies(response)
         assert_banner_shown(response)
 """
