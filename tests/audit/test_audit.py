@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -408,20 +409,20 @@ def test_asgi_lifespan_state_reaches_requests() -> None:
 
     events = []
 
-    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:
-                message = await receive()  # type: ignore[operator]
+                message = await receive()
                 events.append(message["type"])
                 if message["type"] == "lifespan.startup":
                     scope["state"]["db"] = "ready"
-                    await send({"type": "lifespan.startup.complete"})  # type: ignore[operator]
+                    await send({"type": "lifespan.startup.complete"})
                 else:
-                    await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
         body = scope["state"]["db"].encode()
-        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
 
     with ASGITransport(app) as transport:
         assert transport.request("GET", "/", []).body == b"ready"
