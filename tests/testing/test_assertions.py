@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 from privguard.testing import (
     Visitor,
@@ -25,7 +26,6 @@ from privguard.testing import (
     make_visitor,
     read_response,
 )
-from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 Get = Callable[[str, Visitor], Any]  # (which app, visitor) -> a client's response
 
