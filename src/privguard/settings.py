@@ -9,6 +9,7 @@ naming the option; secrets are masked in every message and ``repr``.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib.resources
 import json
@@ -121,6 +122,14 @@ OPTIONS: tuple[Option, ...] = (
         "proxies",
     ),
     Option(
+        "forwarded_header",
+        "auto",
+        "Which header family trusted proxies write: `auto` (X-Forwarded-For when "
+        "present, else RFC 7239 Forwarded), `x-forwarded-for` or `forwarded`. Pin it "
+        "when your proxy writes only one, so a client cannot smuggle the other.",
+        "str",
+    ),
+    Option(
         "country_header",
         None,
         "Header carrying the visitor's country from a trusted CDN "
@@ -183,9 +192,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "analytics",
         None,
-        "Page-view sink: a callable taking a dict, or a path for the "
-        "built-in JSON-lines sink. Called only when `performance` is allowed, with a "
-        "truncated IP.",
+        "Page-view sink: a callable taking a `privguard.analytics.PageView` "
+        "(`.as_dict()` for a dict), or a path for the built-in JSON-lines sink. Called "
+        "only when `performance` is allowed, with a truncated IP.",
         "optional-str",
     ),
     Option(
@@ -328,9 +337,15 @@ class Settings:
         s(self, "consent_max_age", _duration("consent_max_age", values["consent_max_age"]))
         s(self, "regions", _regions(values["regimes"], values["country_regimes"]))
         try:
-            s(self, "trusted_proxies", parse_trusted_proxies(values["trusted_proxies"]))
+            proxies = parse_trusted_proxies(values["trusted_proxies"])
         except ValueError as exc:
             raise ConfigError("trusted_proxies", str(exc)) from None
+        family = _choice(
+            "forwarded_header",
+            values["forwarded_header"],
+            ("auto", "x-forwarded-for", "forwarded"),
+        )
+        s(self, "trusted_proxies", dataclasses.replace(proxies, header=family))
         header = _optional_str("country_header", values["country_header"])
         if header is not None and not _HEADER_NAME_RE.match(header):
             raise ConfigError("country_header", f"{header!r} is not a header name")

@@ -182,3 +182,18 @@ def test_allowed_categories_table():
     assert allowed_categories(gdpr, frozenset({N, M}), True, "adult", True) == {N}
     assert allowed_categories(gdpr, frozenset({N, M}), True, "adult", False) == {N, M}
     assert allowed_categories(gdpr, frozenset({N, M}), False, "minor", True) == {N}
+
+
+@pytest.mark.parametrize(
+    ("family", "expected"),
+    [("auto", "81.0.0.9"), ("x-forwarded-for", "81.0.0.9"), ("forwarded", "8.8.8.8")],
+)
+def test_forwarded_header_option_pins_one_family(family, expected):
+    settings, lookups, _ = make(trusted_proxies=1, forwarded_header=family)
+    d = decide(
+        view("10.0.0.1", x_forwarded_for="81.0.0.9", forwarded="for=8.8.8.8"),
+        settings,
+        lookups,
+        NOW,
+    )
+    assert d.client_ip == expected
