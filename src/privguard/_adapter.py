@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from typing import Any
 
 from privguard.core.decision import Decision
 from privguard.core.response import FilterResult
 from privguard.runtime import Runtime
 
-__all__ = ["CONSULTED", "should_inject", "MAX_BUFFER"]
+__all__ = ["CONSULTED", "should_inject", "MAX_BUFFER", "csp_nonce"]
+
+log = logging.getLogger("privguard")
 
 #: Request headers privguard reads (lower case); everything else is not copied.
 CONSULTED = frozenset(
@@ -58,3 +62,16 @@ def strip_headers(
 ) -> list[tuple[str, str]]:
     """Headers without those named (lower-case) in ``names``."""
     return [(n, v) for n, v in headers if n.lower() not in names]
+
+
+def csp_nonce(runtime: Runtime, holder: Any) -> str | None:
+    """The shop's CSP nonce for this response (``csp_nonce`` hook), never raising."""
+    hook = runtime.settings.csp_nonce
+    if hook is None:
+        return None
+    try:
+        value = hook(holder)
+    except Exception:
+        log.exception("privguard csp_nonce hook failed")
+        return None
+    return value if isinstance(value, str) and value else None

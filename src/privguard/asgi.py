@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
-from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
+from privguard._adapter import MAX_BUFFER, consulted_names, csp_nonce, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
@@ -101,7 +101,7 @@ class PrivacyMiddleware:
         lang = rt.banner.negotiate(view.header("accept-language"))
         scope[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, scope)
         if decision.age_gated:
-            answer = rt.age_gate_response(view, decision, lang, self._nonce(scope))
+            answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, scope))
             await self._answer(send, view, decision, answer, changed=True)
             return
         responder = _Responder(self, send, view, decision, lang, scope)
@@ -131,17 +131,6 @@ class PrivacyMiddleware:
         )
         body = b"" if view.method == "HEAD" else answer.body
         await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    def _nonce(self, scope: Scope) -> str | None:
-        hook = self.settings.csp_nonce
-        if hook is None:
-            return None
-        try:
-            value = hook(scope)
-        except Exception:
-            log.exception("privguard csp_nonce hook failed")
-            return None
-        return value if isinstance(value, str) and value else None
 
 
 class _Responder:
@@ -224,7 +213,9 @@ class _Responder:
             vary_extra=("Accept-Language",),
         )
         self.passthrough = False
-        self.injector = rt.injector(self.decision, self.lang, self.view, mw._nonce(self.scope))
+        self.injector = rt.injector(
+            self.decision, self.lang, self.view, csp_nonce(mw.runtime, self.scope)
+        )
         length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
         new_headers = [(n, v) for n, v in result.headers if n.lower() != "content-length"]
         self.start = {**message, "headers": new_headers}

@@ -297,12 +297,20 @@ def _granted_from(fields: dict[str, list[object]]) -> frozenset[Category]:
     return frozenset(granted)
 
 
-def _post_consent(
+def _accept_post(
     runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
-) -> EndpointResponse:
+) -> tuple[dict[str, list[object]], bool]:
+    """Parse a choice post and run the checks every choice shares: origin, rate."""
     fields, is_json = _parse_body(view, body)
     _check_origin(runtime, view, fields)
     _rate_limit(runtime, decision)
+    return fields, is_json
+
+
+def _post_consent(
+    runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
+) -> EndpointResponse:
+    fields, is_json = _accept_post(runtime, view, decision, body)
     granted = _granted_from(fields)
     method = "json" if is_json else "form"
     if not is_json and view.header("x-privguard-csrf") is None and "banner" in fields:
@@ -474,9 +482,7 @@ def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, m
 def _post_age(
     runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
 ) -> EndpointResponse:
-    fields, is_json = _parse_body(view, body)
-    _check_origin(runtime, view, fields)
-    _rate_limit(runtime, decision)
+    fields, is_json = _accept_post(runtime, view, decision, body)
     today = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).date()
     try:
         birth = parse_birth(_single(fields, "birth_date"), _single(fields, "birth_year"), today)

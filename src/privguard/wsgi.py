@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from privguard._adapter import MAX_BUFFER, consulted_names, should_inject
+from privguard._adapter import MAX_BUFFER, consulted_names, csp_nonce, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
@@ -92,7 +92,7 @@ class PrivacyMiddleware:
         lang = rt.banner.negotiate(view.header("accept-language"))
         environ[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, environ)
         if decision.age_gated:
-            answer = rt.age_gate_response(view, decision, lang, _nonce(self.settings, environ))
+            answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, environ))
             result = filter_headers(answer.headers, decision, self.settings, changed=True)
             start_response(_status_line(answer.status), result.headers)
             return [answer.body]
@@ -153,7 +153,7 @@ class PrivacyMiddleware:
     ) -> Iterable[bytes]:
         rt = self.runtime
         status, headers, exc_info = started
-        nonce = _nonce(self.settings, environ)
+        nonce = csp_nonce(self.runtime, environ)
         injector = rt.injector(decision, lang, view, nonce)
         length = next((v for n, v in headers if n.lower() == "content-length"), None)
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
@@ -210,18 +210,6 @@ def _read_body(environ: WSGIEnvironment) -> bytes | None:
     if len(data) > MAX_BODY:
         return None
     return bytes(data)
-
-
-def _nonce(settings: Settings, environ: WSGIEnvironment) -> str | None:
-    hook = settings.csp_nonce
-    if hook is None:
-        return None
-    try:
-        value = hook(environ)
-    except Exception:
-        log.exception("privguard csp_nonce hook failed")
-        return None
-    return value if isinstance(value, str) and value else None
 
 
 _REASONS = {
