@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -25,6 +26,7 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from markupsafe import Markup, escape
 
 from privguard.flask import PrivGuard
+from privguard.logging import TruncateIPFilter
 
 HERE = Path(__file__).resolve().parent
 POLICY_FILE = HERE / "policy.txt"
@@ -299,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("SHOP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SHOP_PORT", "5000")))
     args = parser.parse_args(argv)
+    # the development server's access log keeps truncated IPs only
+    logging.getLogger("werkzeug").addFilter(TruncateIPFilter())
     create_app().run(host=args.host, port=args.port)
     return 0
 

@@ -12,6 +12,7 @@ Run: ``python -m examples.starlette_shop`` (uvicorn on http://127.0.0.1:8001).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import secrets
@@ -378,8 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("SHOP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SHOP_PORT", "8001")))
     args = parser.parse_args(argv)
+    # access logs keep truncated IPs only (the policy keeps log data 12 months)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"truncate_ip": {"()": "privguard.logging.TruncateIPFilter"}}
+    log_config["handlers"]["access"]["filters"] = ["truncate_ip"]
     # proxy_headers=False: privguard reads X-Forwarded-For itself, as far as it trusts
-    uvicorn.run(create_app(), host=args.host, port=args.port, proxy_headers=False)
+    uvicorn.run(
+        create_app(), host=args.host, port=args.port, proxy_headers=False, log_config=log_config
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import logging
 import secrets
 import sys
 import tempfile
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from werkzeug.http import dump_cookie, parse_cookie
+
+from privguard.logging import TruncateIPFilter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -221,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
             "pick one in the bar at the top, /demo/reset forgets your choices. Ctrl-C stops.",
             flush=True,
         )
+        # the development server's access log keeps truncated IPs only
+        logging.getLogger("werkzeug").addFilter(TruncateIPFilter())
         try:
             run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
         finally:
