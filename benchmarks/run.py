@@ -120,14 +120,20 @@ def format_report(report: dict[str, Any]) -> str:
             f"\nServed: wrk -t1 -c16 -d{meta['served_duration']:g}s --latency on 127.0.0.1, "
             f"median of {meta['served_rounds']} interleaved runs"
         )
+        lines.append(
+            "  cpu µs = server CPU per request (utime+stime from /proc), x cpu = bare cpu µs / "
+            "this cpu µs: the throughput ratio a quiet machine would show"
+        )
         header = f"{'server':<10} {'variant':<12} {'req/s':>9} {'x bare':>7} "
-        header += f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'errors':>7}"
+        header += f"{'p50 ms':>8} {'p99 ms':>8} {'cpu µs':>8} {'x cpu':>6} "
+        header += f"{'non-2xx':>8} {'errors':>7}"
         lines.append(header)
         lines.append("-" * len(header))
         for row in report["served"]:
             lines.append(
                 f"{row['server']:<10} {row['variant']:<12} {row['rps']:>9.1f} "
                 f"{row['ratio_to_bare']:>7.3f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+                f"{row['server_cpu_us']:>8.1f} {row['cpu_ratio_to_bare'] or 0:>6.3f} "
                 f"{row['non_2xx']:>8} {row['errors']:>7}"
             )
     if "memory" in report:
@@ -176,7 +182,8 @@ def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "group": row["server"],
                     "value": ratio,
                     "met": ratio >= BUDGET_SERVED_RATIO,
-                    "text": f"{row['server']}: privguard {ratio:.3f}x bare throughput; "
+                    "text": f"{row['server']}: privguard {ratio:.3f}x bare throughput "
+                    f"(server CPU per request: {row['cpu_ratio_to_bare'] or 0:.3f}x); "
                     f"budget >= {BUDGET_SERVED_RATIO:.2f}x",
                 }
             )
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, help="requests per round, JSON cases (default 5000)")
     parser.add_argument("--memory-visitors", type=int, help="default 200,000 (quick 10,000)")
     parser.add_argument("--served-duration", type=float, help="wrk -d seconds (default 5)")
-    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 2)")
+    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 3)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     n_html = max(n // 5, 50)
     visitors = args.memory_visitors or (10_000 if quick else 200_000)
     duration = args.served_duration or (2.0 if quick else 5.0)
-    rounds = args.served_rounds or (1 if quick else 2)
+    rounds = args.served_rounds or (1 if quick else 3)
 
     # a SIGTERM (CI timeout, kill) unwinds through every `finally`: servers stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

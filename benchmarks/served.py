@@ -71,8 +71,8 @@ class Servers:
     ) -> None:
         self.stop_all()
 
-    def start(self, server: str, variant: str) -> str:
-        """Start one server; returns its URL once it answers ``GET /``."""
+    def start(self, server: str, variant: str) -> tuple[str, int]:
+        """Start one server; returns its URL and pid once it answers ``GET /``."""
         port = free_port()
         env = {**os.environ, "PRIVGUARD_BENCH_DIR": str(self.bench_dir)}
         log = open(self.log_dir / f"{server}-{variant}.log", "wb")  # noqa: SIM115
@@ -88,7 +88,7 @@ class Servers:
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}/"
         _wait_ready(proc, port, timeout=30.0)
-        return url
+        return url, proc.pid
 
     def stop_all(self) -> None:
         """SIGTERM every server started here (by pid), then SIGKILL the stragglers."""
@@ -120,6 +120,33 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> Non
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its live descendants (from /proc).
+
+    Read before and after a wrk run, it gives the server's CPU per request, which a
+    busy machine disturbs far less than requests per second.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command: state ppid ... utime (14th field) stime (15th)
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += stats[current][1]
+        todo.extend(child for child, (ppid, _) in stats.items() if ppid == current)
+    return total
 
 
 def wrk(
@@ -184,25 +211,36 @@ def run_served(
     log_dir = bench_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     with Servers(bench_dir, log_dir) as servers:
-        urls = {key: servers.start(*key) for key in plan}
+        started = {key: servers.start(*key) for key in plan}
         for key in plan:
-            wrk(urls[key], headers, 1.0)  # warm-up: imports, caches, first connections
+            wrk(started[key][0], headers, 1.0)  # warm-up: imports, caches, first connections
         for r in range(rounds):
             for key in plan:
-                runs[key].append(wrk(urls[key], headers, duration))
+                url, pid = started[key]
+                before = cpu_seconds(pid)
+                run = wrk(url, headers, duration)
+                cpu = cpu_seconds(pid) - before
+                run["server_cpu_us"] = (
+                    round(cpu / run["requests"] * 1e6, 1) if run["requests"] else None
+                )
+                runs[key].append(run)
             progress(f"  served round {r + 1}/{rounds} done")
     rows = []
     for server in ("uvicorn", "gunicorn"):
         bare_rps = _median([x["rps"] for x in runs[(server, "bare")]])
+        bare_cpu = _median([x["server_cpu_us"] or 0.0 for x in runs[(server, "bare")]])
         for variant in ("bare", "privguard"):
             samples = runs[(server, variant)]
             rps = _median([x["rps"] for x in samples])
+            cpu = _median([x["server_cpu_us"] or 0.0 for x in samples])
             rows.append(
                 {
                     "server": server,
                     "variant": variant,
                     "rps": round(rps, 1),
                     "ratio_to_bare": round(rps / bare_rps, 3) if bare_rps else None,
+                    "server_cpu_us": round(cpu, 1),
+                    "cpu_ratio_to_bare": round(bare_cpu / cpu, 3) if cpu else None,
                     "p50_ms": _median([x.get("p50_ms", 0.0) for x in samples]),
                     "p99_ms": _median([x.get("p99_ms", 0.0) for x in samples]),
                     "non_2xx": sum(x["non_2xx"] for x in samples),
