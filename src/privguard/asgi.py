@@ -53,7 +53,8 @@ class PrivacyMiddleware:
         self.app = app
         self.settings = build_settings(settings, options)
         self.runtime = Runtime(self.settings)
-        self._wanted = frozenset(n.encode("latin-1") for n in consulted_names(self.runtime))
+        # raw header name -> its str form, so a request decodes only the values it keeps
+        self._wanted = {n.encode("latin-1"): n for n in consulted_names(self.runtime)}
 
     def view(self, scope: Scope) -> RequestView:
         """The request's facts, read from the scope's header list in one pass."""
@@ -63,8 +64,7 @@ class PrivacyMiddleware:
         for raw_name, raw_value in scope.get("headers", ()):
             if raw_name == b"host":
                 host = raw_value.decode("latin-1")
-            elif raw_name in wanted:
-                name = raw_name.decode("latin-1")
+            elif (name := wanted.get(raw_name)) is not None:
                 value = raw_value.decode("latin-1")
                 if name in headers:  # repeated fields joined in order (RFC 9110 §5.3)
                     sep = "; " if name == "cookie" else ", "

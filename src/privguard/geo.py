@@ -83,6 +83,7 @@ class GeoIP:
 
     def __init__(self, source: Any, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self._lock = threading.Lock()
+        self._generation = 0
         self._path: str | None = None
         self._stat: tuple[int, int, int] | None = None
         self._next_check = float("inf")
@@ -121,6 +122,19 @@ class GeoIP:
     def cache_clear(self) -> None:
         """Forget every cached answer."""
         self._cached.cache_clear()
+        self._generation += 1
+
+    def generation(self) -> int:
+        """A number that changes whenever answers may have changed (reload, failure).
+
+        Runs the same cheap file check as :meth:`lookup`, so callers that memoise
+        results derived from lookups (the decision cache) notice a new database.
+        """
+        if self._path is not None and (
+            time.monotonic() >= self._next_check or os.getpid() != self._pid
+        ):
+            self._refresh()
+        return self._generation
 
     # -- internals ---------------------------------------------------------------------
 
@@ -166,7 +180,7 @@ class GeoIP:
                 self._fail(str(exc))
                 return
             self._reader, self._stat = reader, stat
-            self._cached.cache_clear()
+            self.cache_clear()
             if self._broken:
                 log.warning("privguard GeoIP database %r is readable again", path)
             elif not forked:
@@ -175,10 +189,11 @@ class GeoIP:
 
     def _fail(self, message: str) -> None:
         self._reader = None
-        self._cached.cache_clear()
+        self.cache_clear()
         self._mark_broken(message)
 
     def _mark_broken(self, message: str) -> None:
+        self._generation += 1
         if not self._broken:
             self._broken = True
             log.error(

@@ -75,6 +75,71 @@ class AddressCache:
         return len(self._cache)
 
 
+class DecisionCache:
+    """Bounded memo of decisions, keyed on exactly the inputs :func:`decide` reads.
+
+    A returning visitor sends the same peer, cookies, user agent and signals
+    on every request, so the whole decision can be reused: a hit costs a
+    tuple hash instead of ~7 µs. The key holds every value the decision
+    depends on (two visitors can only share an entry when their inputs are
+    identical, i.e. when their decisions are too); an entry lives at most
+    ``ttl`` seconds (GeoIP data may change) and never past the consent
+    cookie's expiry. Bounded in entries and in key size.
+    """
+
+    MAX_KEY_CHARS = 8192
+
+    def __init__(self, settings: Settings, size: int = 4096, ttl: float = 60.0) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._max_age = settings.consent_max_age
+        self._header = settings.country_header
+        self._gated = settings.age_gate_regex is not None
+        self._cache: dict[tuple[str | None, ...], tuple[Decision, float, int]] = {}
+
+    def key(self, view: RequestView) -> tuple[str | None, ...] | None:
+        """The cache key of ``view``; ``None`` when it is too large to keep."""
+        h = view.headers
+        key = (
+            view.peer,
+            view.scheme,
+            view.path if self._gated else None,
+            h.get("cookie"),
+            h.get("user-agent"),
+            h.get("x-forwarded-for"),
+            h.get("forwarded"),
+            h.get("sec-gpc"),
+            h.get("dnt"),
+            h.get(self._header) if self._header else None,
+        )
+        if sum(len(part) for part in key if part) > self.MAX_KEY_CHARS:
+            return None
+        return key
+
+    def get(self, key: tuple[str | None, ...], now: float, generation: int = 0) -> Decision | None:
+        """A still-valid decision for ``key`` (same GeoIP ``generation``), or ``None``."""
+        entry = self._cache.get(key)
+        if entry is None or entry[1] <= now or entry[2] != generation:
+            return None
+        return entry[0]
+
+    def put(
+        self, key: tuple[str | None, ...], decision: Decision, now: float, generation: int = 0
+    ) -> None:
+        """Keep ``decision`` until the TTL or its consent cookie expires."""
+        until = now + self._ttl
+        state = decision.state
+        if state is not None:
+            until = min(until, state.timestamp + self._max_age)
+        cache = self._cache
+        if len(cache) >= self._size:
+            cache.clear()  # cheap and bounded; a miss only costs one decide()
+        cache[key] = (decision, until, generation)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
 class Runtime:
     """Everything an adapter needs besides the app; built once at start-up."""
 
@@ -94,6 +159,9 @@ class Runtime:
             codec=self.codec,
             addresses=AddressCache(settings),
         )
+        self.decisions = DecisionCache(settings)
+        # GeoIP answers change when the database is replaced: cached decisions follow
+        self._geo_generation = getattr(self.lookups.geo, "generation", None)
         self.banner = BannerRenderer(settings)
         self.analytics = make_sink(settings.analytics)
         self.rate_limiter = None
@@ -119,8 +187,20 @@ class Runtime:
     # -- per request ------------------------------------------------------------------
 
     def decide(self, view: RequestView) -> Decision:
-        """The decision for one request, now."""
-        return decide(view, self.settings, self.lookups, self.clock())
+        """The decision for one request, now (memoised; see :class:`DecisionCache`)."""
+        now = self.clock()
+        cache = self.decisions
+        key = cache.key(view)
+        if key is None:
+            return decide(view, self.settings, self.lookups, now)
+        geo_generation = self._geo_generation
+        generation = geo_generation() if geo_generation is not None else 0
+        found = cache.get(key, now, generation)
+        if found is not None:
+            return found
+        decision = decide(view, self.settings, self.lookups, now)
+        cache.put(key, decision, now, generation)
+        return decision
 
     def is_endpoint(self, path: str) -> bool:
         """Does ``path`` belong to privguard's own endpoints?"""

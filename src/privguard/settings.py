@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from privguard.core.age import AgeRules
 from privguard.core.categories import CATEGORIES, Category, CookieCatalog, parse_category
-from privguard.core.clientip import TrustedProxies, parse_trusted_proxies
+from privguard.core.clientip import HeaderFamily, TrustedProxies, parse_trusted_proxies
 from privguard.core.regions import Regime, RegionTable
 from privguard.errors import ConfigError
 
@@ -345,7 +345,11 @@ class Settings:
             values["forwarded_header"],
             ("auto", "x-forwarded-for", "forwarded"),
         )
-        s(self, "trusted_proxies", dataclasses.replace(proxies, header=family))
+        s(
+            self,
+            "trusted_proxies",
+            dataclasses.replace(proxies, header=cast(HeaderFamily, family)),
+        )
         header = _optional_str("country_header", values["country_header"])
         if header is not None and not _HEADER_NAME_RE.match(header):
             raise ConfigError("country_header", f"{header!r} is not a header name")

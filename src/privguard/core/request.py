@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 __all__ = ["RequestView"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class RequestView:
-    """Method, path, scheme, host, socket peer and the headers privguard consults."""
+    """Method, path, scheme, host, socket peer and the headers privguard consults.
+
+    Read-only by convention, not ``frozen`` (a frozen dataclass measured 1.0 µs
+    to build against 0.4 µs; it is built on every request).
+    """
 
     method: str
     path: str

@@ -1,0 +1,67 @@
+"""The runtime's decision cache: bounded, per-input, never past a consent's expiry."""
+
+import time
+
+from privguard.core.categories import Category
+from privguard.core.consent import ConsentState
+from privguard.core.request import RequestView
+from privguard.runtime import DecisionCache, Runtime
+from privguard.settings import Settings
+
+KEY = "runtime-test-key-" + "x" * 32
+
+
+class Clock:
+    def __init__(self, now=1_800_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def view(cookie=None, **headers):
+    h = {k.replace("_", "-"): v for k, v in headers.items()}
+    if cookie is not None:
+        h["cookie"] = cookie
+    return RequestView("GET", "/", "http", "shop.test", "127.0.0.1", h)
+
+
+def test_same_inputs_hit_other_inputs_miss():
+    rt = Runtime(
+        Settings(secret_key=KEY, ledger=None, country_header="CF-IPCountry", trusted_proxies=1)
+    )
+    first = rt.decide(view(cf_ipcountry="DE"))
+    assert rt.decide(view(cf_ipcountry="DE")) is first
+    us = rt.decide(view(cf_ipcountry="US"))
+    gpc = rt.decide(view(cf_ipcountry="DE", sec_gpc="1"))
+    assert us.regime.name == "us-optout" and gpc.gpc and not first.gpc
+
+
+def test_cached_decision_never_outlives_the_consent_cookie():
+    clock = Clock(time.time())
+    rt = Runtime(Settings(secret_key=KEY, ledger=None, consent_max_age=30), clock=clock)
+    token = rt.codec.dump(ConsentState("1", frozenset(Category), "r"))
+    signed_at = rt.codec.load(token, clock.now + 1).timestamp
+    clock.now = signed_at + 10
+    cookie = f"privguard_consent={token}"
+    assert rt.decide(view(cookie)).choice is not None
+    clock.now = signed_at + 31
+    assert rt.decide(view(cookie)).choice is None
+
+
+def test_cache_is_bounded_and_huge_keys_are_not_kept():
+    settings = Settings(secret_key=KEY, ledger=None)
+    cache = DecisionCache(settings, size=50)
+    rt = Runtime(settings)
+    for i in range(500):
+        v = view(f"sessionid={i}")
+        cache.put(cache.key(v), rt.decide(v), 0.0)
+    assert len(cache) <= 50
+    assert cache.key(view("a=" + "x" * 10_000)) is None
+
+
+def test_age_gated_paths_are_part_of_the_key():
+    rt = Runtime(Settings(secret_key=KEY, ledger=None, age_gate_paths=["/checkout*"]))
+    home = rt.decide(RequestView("GET", "/", "http", "h", "127.0.0.1", {}))
+    gate = rt.decide(RequestView("GET", "/checkout", "http", "h", "127.0.0.1", {}))
+    assert not home.age_gated and gate.age_gated
