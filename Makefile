@@ -26,8 +26,8 @@ test: install system-deps lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests examples benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests examples benchmarks scripts
+	$(VENV)/bin/ruff check --no-cache src tests examples benchmarks scripts
+	$(VENV)/bin/ruff format --no-cache --check src tests examples benchmarks scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -22,6 +22,8 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import HTMLResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
+
+from privguard.asgi import PrivacyMiddleware  # noqa: E402
 from tests.browser.browser_shop import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -29,8 +31,6 @@ from tests.browser.browser_shop import (  # noqa: E402
     chromium_missing_reason,
     serve,
 )
-
-from privguard.asgi import PrivacyMiddleware  # noqa: E402
 
 DEMO_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Qomoor</title>

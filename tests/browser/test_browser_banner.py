@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
 from tests.browser.browser_shop import (
     CHROMIUM,
     CHROMIUM_ARGS,

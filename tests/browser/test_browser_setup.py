@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.browser.browser_shop import CHROMIUM, chromium_missing_reason, require_chromium
 
 

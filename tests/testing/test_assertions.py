@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 from privguard.testing import (
     Visitor,
@@ -26,6 +25,7 @@ from privguard.testing import (
     make_visitor,
     read_response,
 )
+from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 Get = Callable[[str, Visitor], Any]  # (which app, visitor) -> a client's response
 

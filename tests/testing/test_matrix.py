@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 from privguard.testing import visitor_matrix
+from tests.audit.apps import SETTINGS, bare_asgi, bare_wsgi, clean_asgi, clean_wsgi
 
 LABELS = [
     "EEA, no choice",
