@@ -221,3 +221,31 @@ def test_dict_config_snippet_from_the_docstring() -> None:
     assert isinstance(made, TruncateIPFilter)
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s GET /", ("203.0.113.77",), None)
     assert made.filter(record) and record.getMessage() == "203.0.0.0 GET /"
+
+
+def test_werkzeug_request_handler_logs_truncated_addresses(caplog):
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    from privguard.logging import werkzeug_request_handler
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, request_handler=werkzeug_request_handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/") as resp:
+                assert resp.read() == b"ok"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    access = [r.getMessage() for r in caplog.records if "GET / HTTP" in r.getMessage()]
+    assert access and access[0].startswith("127.0.0.0 ")
+    assert "127.0.0.1" not in caplog.text

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import secrets
 import sqlite3
@@ -26,7 +25,7 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from markupsafe import Markup, escape
 
 from privguard.flask import PrivGuard
-from privguard.logging import TruncateIPFilter
+from privguard.logging import werkzeug_request_handler
 
 HERE = Path(__file__).resolve().parent
 POLICY_FILE = HERE / "policy.txt"
@@ -302,8 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("SHOP_PORT", "5000")))
     args = parser.parse_args(argv)
     # the development server's access log keeps truncated IPs only
-    logging.getLogger("werkzeug").addFilter(TruncateIPFilter())
-    create_app().run(host=args.host, port=args.port)
+    create_app().run(host=args.host, port=args.port, request_handler=werkzeug_request_handler())
     return 0
 
 

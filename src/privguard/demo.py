@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
-import logging
 import secrets
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from urllib.parse import parse_qs
 
 from werkzeug.http import dump_cookie, parse_cookie
 
-from privguard.logging import TruncateIPFilter
+from privguard.logging import werkzeug_request_handler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -224,10 +223,16 @@ def run(args: argparse.Namespace) -> int:
             "pick one in the bar at the top, /demo/reset forgets your choices. Ctrl-C stops.",
             flush=True,
         )
-        # the development server's access log keeps truncated IPs only
-        logging.getLogger("werkzeug").addFilter(TruncateIPFilter())
         try:
-            run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+            run_simple(
+                args.host,
+                args.port,
+                app,
+                threaded=True,
+                use_reloader=False,
+                # the access log keeps truncated IPs only
+                request_handler=werkzeug_request_handler(),
+            )
         finally:
             app.extensions["privguard"].runtime.close()
     return 0

@@ -49,7 +49,7 @@ from typing import Any
 
 from privguard.core.clientip import truncate_ip
 
-__all__ = ["TruncateIPFilter", "truncate_ips"]
+__all__ = ["TruncateIPFilter", "truncate_ips", "werkzeug_request_handler"]
 
 # An IPv6 candidate is a maximal run of hex digits, colons and dots holding at
 # least two colons; an IPv4 candidate a dotted quad. Candidates are checked with
@@ -108,6 +108,26 @@ class TruncateIPFilter(logging.Filter):
             # e.g. an ASGI client (host, port) pair
             return type(value)(self._value(v) for v in value)
         return value
+
+
+def werkzeug_request_handler(ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> type[Any]:
+    """A request handler for werkzeug's development server that logs truncated IPs.
+
+    Unlike a filter on the ``werkzeug`` logger, it leaves the server's own
+    messages (``* Running on http://127.0.0.1:5000``) alone::
+
+        app.run(request_handler=werkzeug_request_handler())
+    """
+    from werkzeug.serving import WSGIRequestHandler
+
+    from privguard.core.clientip import truncate_ip
+
+    class TruncatingRequestHandler(WSGIRequestHandler):
+        def address_string(self) -> str:
+            address = super().address_string()
+            return truncate_ip(address, ipv4_prefix, ipv6_prefix) or "-"
+
+    return TruncatingRequestHandler
 
 
 def truncate_ips(text: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str:
