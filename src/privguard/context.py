@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from privguard.core.categories import Category
@@ -31,7 +32,7 @@ class PrivacyContext:
         runtime: Runtime,
         lang: str | None = None,
         host: str = "",
-        holder: dict[str, Any] | None = None,
+        holder: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.decision = decision
         self._runtime = runtime

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.http import dump_cookie
 
-from privguard.core.age import AgeAnswerError, judge_age, parse_birth
+from privguard.core.age import AgeAnswerError, carry_age_status, judge_age, parse_birth
 from privguard.core.categories import NON_ESSENTIAL, Category, parse_category
 from privguard.core.consent import ConsentState
 from privguard.core.cookies import expiry_headers, request_cookies
@@ -27,6 +27,7 @@ from privguard.core.decision import Decision, allowed_categories
 from privguard.core.request import RequestView
 from privguard.errors import RequestDataError
 from privguard.runtime import Runtime
+from privguard.settings import Settings
 
 __all__ = [
     "EndpointResponse",
@@ -127,7 +128,7 @@ def handle_endpoint(
             return _error(405, "method not allowed")
         asset = runtime.banner.assets.get(name)
         if asset is not None and view.method in ("GET", "HEAD"):
-            content_type, data = asset
+            content_type, payload = asset
             hashed = name.count(".") >= 2
             cache = "public, max-age=31536000, immutable" if hashed else "public, max-age=3600"
             return EndpointResponse(
@@ -135,10 +136,10 @@ def handle_endpoint(
                 [
                     ("Content-Type", content_type),
                     ("Cache-Control", cache),
-                    ("Content-Length", str(len(data))),
+                    ("Content-Length", str(len(payload))),
                     ("X-Content-Type-Options", "nosniff"),
                 ],
-                data,
+                payload,
             )
     except RequestDataError as exc:
         return _error(exc.status, exc.message)
@@ -421,10 +422,8 @@ def derived_receipt_id(old_id: str, key: bytes) -> str:
     return base64.urlsafe_b64encode(digest.digest()[:16]).decode("ascii").rstrip("=")
 
 
-def _redecide(decision: Decision, state: ConsentState, settings: object) -> Decision:
-    from privguard.core.age import carry_age_status
-
-    s = settings
+def _redecide(decision: Decision, state: ConsentState, settings: Settings) -> Decision:
+    """The decision as it stands once ``state`` is the visitor's new cookie."""
     age_status = carry_age_status(state.age_status, state.age_threshold, decision.required_age)
     choice = state.granted
     allowed = allowed_categories(
@@ -432,7 +431,7 @@ def _redecide(decision: Decision, state: ConsentState, settings: object) -> Deci
         choice,
         decision.gpc or decision.dnt,
         age_status,
-        s.signal_overrides_consent,  # type: ignore[attr-defined]
+        settings.signal_overrides_consent,
     )
     return replace(
         decision,
