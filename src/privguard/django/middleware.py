@@ -121,7 +121,7 @@ class PrivacyMiddleware:
                 return endpoint_response(rt, view, decision, answer)
         lang = rt.banner.negotiate(view.header("accept-language"))
         ctx = PrivacyContext(decision, rt, lang, view.host)
-        request.privguard = ctx  # type: ignore[attr-defined]
+        request.privguard = ctx
         request.META[CONTEXT_KEY] = ctx
         setattr(request, RUNTIME_ATTR, (rt, view, decision))
         if decision.age_gated and not rt.is_endpoint(view.path):
@@ -164,7 +164,7 @@ class PrivacyMiddleware:
             )
         _write_headers(response, result, originals)
         if inject:
-            dj_response: HttpResponse = response  # type: ignore[assignment]
+            dj_response: HttpResponse = response
             injector = rt.injector(decision, lang, view, self._nonce(request))
             body = injector.feed(dj_response.content) + injector.finish()
             dj_response.content = body
