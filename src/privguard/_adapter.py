@@ -10,7 +10,7 @@ from privguard.core.decision import Decision
 from privguard.core.response import FilterResult
 from privguard.runtime import Runtime
 
-__all__ = ["CONSULTED", "should_inject", "MAX_BUFFER", "csp_nonce"]
+__all__ = ["CONSULTED", "should_inject", "html_vary", "MAX_BUFFER", "csp_nonce"]
 
 log = logging.getLogger("privguard")
 
@@ -50,11 +50,30 @@ def should_inject(
         return False
     if decision.is_bot:
         return False
-    ctype = result.content_type.split(";", 1)[0].strip().lower()
-    if ctype not in ("text/html", "application/xhtml+xml"):
+    if not _is_html(result.content_type):
         return False
     encoding = result.content_encoding.strip().lower()
     return encoding in ("", "identity")
+
+
+def html_vary(inject: bool, result: FilterResult, decision: Decision) -> tuple[str, ...] | None:
+    """Extra ``Vary`` names when the body depended on more request headers, else ``None``.
+
+    An injected banner depends on ``Accept-Language`` (its language) and on
+    ``User-Agent`` (bots get none); an HTML page left alone because the visitor
+    is a bot depends on ``User-Agent``, so a shared cache never serves that
+    banner-less copy to a browser.
+    """
+    if inject:
+        return ("Accept-Language", "User-Agent")
+    if decision.is_bot and _is_html(result.content_type):
+        return ("User-Agent",)
+    return None
+
+
+def _is_html(content_type: str) -> bool:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    return ctype in ("text/html", "application/xhtml+xml")
 
 
 def strip_headers(

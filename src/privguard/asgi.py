@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
-from privguard._adapter import MAX_BUFFER, consulted_names, csp_nonce, should_inject
+from privguard._adapter import (
+    MAX_BUFFER,
+    consulted_names,
+    csp_nonce,
+    html_vary,
+    should_inject,
+)
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
@@ -200,18 +206,20 @@ class _Responder:
         inject = should_inject(
             self.view.method, status, result, self.decision, bool(self.scope.get("privguard.skip"))
         )
+        vary_extra = html_vary(inject, result, self.decision)
+        if vary_extra is not None:  # the body depended on more request headers
+            result = filter_headers(
+                headers,
+                self.decision,
+                mw.settings,
+                changed=inject,
+                extra_cookies=self.own_cookies,
+                vary_extra=vary_extra,
+            )
         if not inject:
             message["headers"] = _decode(result.headers)
             await self._send(message)
             return
-        result = filter_headers(
-            headers,
-            self.decision,
-            mw.settings,
-            changed=True,
-            extra_cookies=self.own_cookies,
-            vary_extra=("Accept-Language",),
-        )
         self.passthrough = False
         self.injector = rt.injector(
             self.decision, self.lang, self.view, csp_nonce(mw.runtime, self.scope)

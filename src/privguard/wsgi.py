@@ -19,7 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from privguard._adapter import MAX_BUFFER, consulted_names, csp_nonce, should_inject
+from privguard._adapter import (
+    MAX_BUFFER,
+    consulted_names,
+    csp_nonce,
+    html_vary,
+    should_inject,
+)
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
@@ -120,16 +126,18 @@ class PrivacyMiddleware:
                 rt.report_dropped(result.dropped, view.path)
             if code == 200 and rt.analytics is not None:
                 rt.page_view(view, decision, result.content_type)
-            if inject:
-                # re-filter: a changed body is private and depends on Accept-Language
+            vary_extra = html_vary(inject, result, decision)
+            if vary_extra is not None:
+                # re-filter: a changed body is private and depends on more headers
                 result = filter_headers(
                     headers,
                     decision,
                     self.settings,
                     extra_cookies=own_cookies,
-                    changed=True,
-                    vary_extra=("Accept-Language",),
+                    changed=inject,
+                    vary_extra=vary_extra,
                 )
+            if inject:
                 state["inject"] = (status, result.headers, exc_info)
                 return _no_write
             return start_response(status, result.headers, exc_info)

@@ -278,3 +278,32 @@ def test_banner_placed_by_the_template_is_not_injected_twice():
     )
     assert client.get("/").text.count('id="privguard-banner"') == 1
     assert client.get("/plain").text.count('id="privguard-banner"') == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "ua", "expected", "absent"),
+    [
+        pytest.param(
+            "/",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+            "Gecko) Chrome/126.0 Safari/537.36",
+            {"Accept-Language", "User-Agent"},
+            set(),
+            id="html-browser-injected",
+        ),
+        pytest.param(
+            "/",
+            "Googlebot/2.1 (+http://www.google.com/bot.html)",
+            {"User-Agent"},
+            {"Accept-Language"},
+            id="html-bot-left-alone",
+        ),
+        pytest.param("/ctx", "Googlebot/2.1", set(), {"User-Agent", "Accept-Language"}, id="json"),
+    ],
+)
+def test_vary_lists_the_headers_the_body_depended_on(path, ua, expected, absent):
+    resp = build().get(path, headers={"User-Agent": ua})
+    vary = {v.strip() for v in resp.headers["Vary"].split(",")}
+    assert {"Cookie", "Sec-GPC", "DNT"} <= vary and "cf-ipcountry" in {v.lower() for v in vary}
+    assert expected <= vary and not (absent & vary)
+    assert ('id="privguard-banner"' in resp.text) == ("Accept-Language" in expected)

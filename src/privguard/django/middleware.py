@@ -27,7 +27,7 @@ from dataclasses import replace
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
-from privguard._adapter import should_inject
+from privguard._adapter import html_vary, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.cookies import set_cookie_name
 from privguard.core.decision import Decision
@@ -158,9 +158,10 @@ class PrivacyMiddleware:
         inject = not response.streaming and should_inject(
             view.method, status, result, decision, bool(request.META.get(_SKIP_KEY))
         )
-        if inject:
+        vary_extra = html_vary(inject, result, decision)
+        if vary_extra is not None:
             result = filter_headers(
-                pairs, decision, self.settings, changed=True, vary_extra=("Accept-Language",)
+                pairs, decision, self.settings, changed=inject, vary_extra=vary_extra
             )
         _write_headers(response, result, originals)
         if inject:
