@@ -152,7 +152,7 @@ class _Responder:
         "start",
         "injector",
         "buffer",
-        "buffered",
+        "plain_headers",
         "passthrough",
         "own_cookies",
     )
@@ -175,7 +175,7 @@ class _Responder:
         self.start: Message | None = None
         self.injector: Any = None
         self.buffer: list[bytes] | None = None
-        self.buffered = 0
+        self.plain_headers: list[tuple[str, str]] = []
         self.passthrough = True
         self.own_cookies: tuple[str, ...] = (
             signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
@@ -186,10 +186,21 @@ class _Responder:
         if mtype == "http.response.start":
             await self._start(message)
             return
-        if self.passthrough or mtype != "http.response.body":
+        if self.passthrough:
             await self._send(message)
             return
-        await self._body(message)
+        if mtype == "http.response.body":
+            await self._body(message)
+            return
+        if self.start is not None:
+            # e.g. http.response.pathsend: the body is a file privguard cannot change,
+            # so the held start goes out as it was filtered, Content-Length included
+            start = self.start
+            start["headers"] = _decode(self.plain_headers)
+            self.start = None
+            self.passthrough = True
+            await self._send(start)
+        await self._send(message)
 
     async def _start(self, message: Message) -> None:
         mw = self.mw
@@ -226,6 +237,7 @@ class _Responder:
         )
         length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
         new_headers = [(n, v) for n, v in result.headers if n.lower() != "content-length"]
+        self.plain_headers = result.headers
         self.start = {**message, "headers": new_headers}
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
             self.buffer = []  # known, bounded length: recompute Content-Length

@@ -133,3 +133,38 @@ def test_bad_json_is_400(body):
             headers={**ORIGIN, "Content-Type": "application/json"},
         )
         assert r.status_code == 400 and "error" in r.json()
+
+
+def test_pathsend_html_is_sent_untouched_with_its_length():
+    """A file body sent with http.response.pathsend cannot be injected into."""
+    sent = []
+
+    async def app(scope, receive, send):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/html"), (b"content-length", b"42")],
+            }
+        )
+        await send({"type": "http.response.pathsend", "path": "/srv/page.html"})
+
+    async def record(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    mw = PrivacyMiddleware(app, secret_key=KEY, ledger=None)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "scheme": "http",
+        "headers": [(b"host", b"shop.test"), (b"user-agent", b"Mozilla/5.0 Firefox/130.0")],
+        "client": ("127.0.0.1", 5000),
+        "extensions": {"http.response.pathsend": {}},
+    }
+    asyncio.run(mw(scope, receive, record))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert (b"content-length", b"42") in sent[0]["headers"]
