@@ -43,7 +43,7 @@ def consulted_names(runtime: Runtime) -> frozenset[str]:
 
 
 def should_inject(
-    method: str, status: int, result: FilterResult, decision: Decision, skip_flag: bool
+    method: str, status: int, result: FilterResult[Any], decision: Decision, skip_flag: bool
 ) -> bool:
     """Does this response get the banner? HTML, uncompressed, not HEAD/204/304/bot/skip."""
     if method == "HEAD" or status in (204, 304) or status < 200 or skip_flag or result.skip:
@@ -56,7 +56,9 @@ def should_inject(
     return encoding in ("", "identity")
 
 
-def html_vary(inject: bool, result: FilterResult, decision: Decision) -> tuple[str, ...] | None:
+def html_vary(
+    inject: bool, result: FilterResult[Any], decision: Decision
+) -> tuple[str, ...] | None:
     """Extra ``Vary`` names when the body depended on more request headers, else ``None``.
 
     An injected banner depends on ``Accept-Language`` (its language) and on

@@ -27,7 +27,7 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
-from privguard.core.response import filter_headers
+from privguard.core.response import filter_headers, filter_raw_headers
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
@@ -175,7 +175,7 @@ class _Responder:
         self.start: Message | None = None
         self.injector: Any = None
         self.buffer: list[bytes] | None = None
-        self.plain_headers: list[tuple[str, str]] = []
+        self.plain_headers: list[tuple[bytes, bytes]] = []
         self.passthrough = True
         self.own_cookies: tuple[str, ...] = (
             signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
@@ -196,7 +196,7 @@ class _Responder:
             # e.g. http.response.pathsend: the body is a file privguard cannot change,
             # so the held start goes out as it was filtered, Content-Length included
             start = self.start
-            start["headers"] = _decode(self.plain_headers)
+            start["headers"] = self.plain_headers
             self.start = None
             self.passthrough = True
             await self._send(start)
@@ -205,11 +205,11 @@ class _Responder:
     async def _start(self, message: Message) -> None:
         mw = self.mw
         rt = mw.runtime
-        headers = [
-            (n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())
-        ]
+        headers = message.get("headers", ())
         status = int(message["status"])
-        result = filter_headers(headers, self.decision, mw.settings, extra_cookies=self.own_cookies)
+        result = filter_raw_headers(
+            headers, self.decision, mw.settings, extra_cookies=self.own_cookies
+        )
         if result.dropped:
             rt.report_dropped(result.dropped, self.view.path)
         if status == 200 and rt.analytics is not None:
@@ -219,7 +219,7 @@ class _Responder:
         )
         vary_extra = html_vary(inject, result, self.decision)
         if vary_extra is not None:  # the body depended on more request headers
-            result = filter_headers(
+            result = filter_raw_headers(
                 headers,
                 self.decision,
                 mw.settings,
@@ -228,17 +228,19 @@ class _Responder:
                 vary_extra=vary_extra,
             )
         if not inject:
-            message["headers"] = _decode(result.headers)
+            message["headers"] = result.headers
             await self._send(message)
             return
         self.passthrough = False
         self.injector = rt.injector(
             self.decision, self.lang, self.view, csp_nonce(mw.runtime, self.scope)
         )
-        length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
-        new_headers = [(n, v) for n, v in result.headers if n.lower() != "content-length"]
+        length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
         self.plain_headers = result.headers
-        self.start = {**message, "headers": new_headers}
+        self.start = {
+            **message,
+            "headers": [(n, v) for n, v in result.headers if n.lower() != b"content-length"],
+        }
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
             self.buffer = []  # known, bounded length: recompute Content-Length
 
@@ -256,14 +258,13 @@ class _Responder:
             self.buffer = None
             start = self.start
             assert start is not None
-            start["headers"] = _decode(start["headers"] + [("Content-Length", str(len(body)))])
+            start["headers"] = [*start["headers"], (b"content-length", b"%d" % len(body))]
             await self._send(start)
             self.start = None
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
             return
         if self.start is not None:  # streaming: send the held start with the first chunk
             start = self.start
-            start["headers"] = _decode(start["headers"])
             self.start = None
             await self._send(start)
         await self._send({"type": "http.response.body", "body": out, "more_body": more})

@@ -1,14 +1,19 @@
 """Apply a Decision to a response's header list.
 
-WSGI and ASGI share this one filter over ``(name, value)`` string pairs, so
-each rule exists once. ``Set-Cookie`` values are passed through untouched or
-dropped, never re-serialised.
+WSGI and ASGI share this one filter, so each rule exists once. It runs over
+``(name, value)`` pairs of ``str`` (WSGI, Django) or of latin-1 ``bytes``
+(ASGI's native form, so the ASGI adapter does not translate every header
+twice): :func:`filter_headers` and :func:`filter_raw_headers` are the same
+function with a different vocabulary. ``Set-Cookie`` values are passed through
+untouched or dropped, never re-serialised; pairs privguard does not look at
+leave as the very objects that came in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AnyStr, Generic
 
 from privguard.core.categories import Category
 from privguard.core.cookies import set_cookie_name
@@ -23,52 +28,125 @@ from privguard.core.headers import (
 if TYPE_CHECKING:
     from privguard.settings import Settings
 
-__all__ = ["FilterResult", "filter_headers", "SKIP_HEADER"]
+__all__ = ["FilterResult", "filter_headers", "filter_raw_headers", "SKIP_HEADER"]
 
 SKIP_HEADER = "privguard-skip"
 
 
 @dataclass(slots=True)
-class FilterResult:
+class FilterResult(Generic[AnyStr]):
     """The filtered headers and what the filter saw."""
 
-    headers: list[tuple[str, str]]
+    headers: list[tuple[AnyStr, AnyStr]]
     dropped: list[tuple[str, Category | None]] = field(default_factory=list)
     skip: bool = False  # the app asked privguard not to inject anything
     content_type: str = ""
     content_encoding: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Vocabulary(Generic[AnyStr]):
+    """Header names in one string type, and the two conversions."""
+
+    text: Callable[[AnyStr], str]  # a value as str
+    raw: Callable[[str], AnyStr]  # a str in this type
+    set_cookie: AnyStr
+    skip: AnyStr
+    permissions: AnyStr
+    vary: AnyStr
+    cache_control: AnyStr
+    referrer: AnyStr
+    content_type: AnyStr
+    content_encoding: AnyStr
+    out_set_cookie: AnyStr
+    out_permissions: AnyStr
+    out_referrer: AnyStr
+    out_vary: AnyStr
+    out_cache_control: AnyStr
+    out_region: AnyStr
+    out_regime: AnyStr
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _latin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _to_latin1(value: str) -> bytes:
+    return value.encode("latin-1")
+
+
+_STR: _Vocabulary[str] = _Vocabulary(
+    _same, _same, "set-cookie", SKIP_HEADER, "permissions-policy", "vary", "cache-control",
+    "referrer-policy", "content-type", "content-encoding", "Set-Cookie", "Permissions-Policy",
+    "Referrer-Policy", "Vary", "Cache-Control", "Privguard-Region", "Privguard-Regime",
+)  # fmt: skip
+_BYTES: _Vocabulary[bytes] = _Vocabulary(
+    _latin1, _to_latin1, b"set-cookie", SKIP_HEADER.encode(), b"permissions-policy", b"vary",
+    b"cache-control", b"referrer-policy", b"content-type", b"content-encoding", b"set-cookie",
+    b"permissions-policy", b"referrer-policy", b"vary", b"cache-control", b"privguard-region",
+    b"privguard-regime",
+)  # fmt: skip
+
+
 def filter_headers(
-    headers: list[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
     decision: Decision,
     settings: Settings,
-    extra_cookies: list[str] | tuple[str, ...] = (),
+    extra_cookies: Sequence[str] = (),
     changed: bool = False,
     vary_extra: tuple[str, ...] = (),
-) -> FilterResult:
+) -> FilterResult[str]:
     """Filter the app's headers for ``decision`` and add privguard's own.
 
     ``extra_cookies`` are Set-Cookie values privguard adds (consent cookie);
     ``changed`` marks a body changed by privguard (banner), which makes the
     response ``Cache-Control: private`` as dropped or expired cookies do.
     """
-    out: list[tuple[str, str]] = []
+    return _filter(_STR, headers, decision, settings, extra_cookies, changed, vary_extra)
+
+
+def filter_raw_headers(
+    headers: Sequence[tuple[bytes, bytes]],
+    decision: Decision,
+    settings: Settings,
+    extra_cookies: Sequence[str] = (),
+    changed: bool = False,
+    vary_extra: tuple[str, ...] = (),
+) -> FilterResult[bytes]:
+    """:func:`filter_headers` for ASGI's latin-1 byte pairs (lower-case names out)."""
+    return _filter(_BYTES, headers, decision, settings, extra_cookies, changed, vary_extra)
+
+
+def _filter(
+    v: _Vocabulary[AnyStr],
+    headers: Sequence[tuple[AnyStr, AnyStr]],
+    decision: Decision,
+    settings: Settings,
+    extra_cookies: Sequence[str],
+    changed: bool,
+    vary_extra: tuple[str, ...],
+) -> FilterResult[AnyStr]:
+    out: list[tuple[AnyStr, AnyStr]] = []
     result = FilterResult(out)
     allowed = decision.allowed
     classify = settings.catalog.classify
     block_unknown = settings.unknown_cookies == "block"
     consent_name = decision.consent_cookie_name
-    permissions = None
+    text = v.text
+    permissions: str | None = None
     referrer = False
     vary: list[str] = []
-    cache_control = None
-    for name, value in headers:
-        lname = name.lower()
-        if lname == "set-cookie":
-            cname = set_cookie_name(value)
+    cache_control: str | None = None
+    for pair in headers:
+        lname = pair[0].lower()
+        if lname == v.set_cookie:
+            cname = set_cookie_name(text(pair[1]))
             if cname in (consent_name, "privguard_consent", "__Host-privguard_consent"):
-                # only privguard writes its own cookie
+                # only privguard writes its own cookie, under either name
                 result.dropped.append((cname, Category.NECESSARY))
                 changed = True
                 continue
@@ -82,44 +160,47 @@ def filter_headers(
                 result.dropped.append((cname, category))
                 changed = True
                 continue
-            out.append((name, value))
-        elif lname == SKIP_HEADER:
-            result.skip = value.strip() not in ("", "0")
-        elif lname == "permissions-policy":
+            out.append(pair)
+        elif lname == v.skip:
+            result.skip = text(pair[1]).strip() not in ("", "0")
+        elif lname == v.permissions:
+            value = text(pair[1])
             permissions = value if permissions is None else f"{permissions}, {value}"
-        elif lname == "vary":
-            vary.append(value)
-        elif lname == "cache-control":
+        elif lname == v.vary:
+            vary.append(text(pair[1]))
+        elif lname == v.cache_control:
+            value = text(pair[1])
             cache_control = value if cache_control is None else f"{cache_control}, {value}"
         else:
-            if lname == "referrer-policy":
+            if lname == v.referrer:
                 referrer = True
-            elif lname == "content-type":
-                result.content_type = value
-            elif lname == "content-encoding":
-                result.content_encoding = value
-            out.append((name, value))
+            elif lname == v.content_type:
+                result.content_type = text(pair[1])
+            elif lname == v.content_encoding:
+                result.content_encoding = text(pair[1])
+            out.append(pair)
+    raw = v.raw
     if decision.expire:
         changed = True
-        out.extend(("Set-Cookie", v) for v in decision.expire)
+        out.extend((v.out_set_cookie, raw(value)) for value in decision.expire)
     if extra_cookies:
         changed = True
-        out.extend(("Set-Cookie", v) for v in extra_cookies)
+        out.extend((v.out_set_cookie, raw(value)) for value in extra_cookies)
     if Category.MARKETING not in allowed:
-        out.append(("Permissions-Policy", merge_permissions_policy(permissions)))
+        out.append((v.out_permissions, raw(merge_permissions_policy(permissions))))
     elif permissions is not None:
-        out.append(("Permissions-Policy", permissions))
+        out.append((v.out_permissions, raw(permissions)))
     if not referrer:
-        out.append(("Referrer-Policy", DEFAULT_REFERRER_POLICY))
+        out.append((v.out_referrer, raw(DEFAULT_REFERRER_POLICY)))
     merged_vary = merge_vary(vary, decision.vary + vary_extra)
     if merged_vary:
-        out.append(("Vary", merged_vary))
+        out.append((v.out_vary, raw(merged_vary)))
     if changed:
-        out.append(("Cache-Control", make_private(cache_control)))
+        out.append((v.out_cache_control, raw(make_private(cache_control))))
     elif cache_control is not None:
-        out.append(("Cache-Control", cache_control))
+        out.append((v.out_cache_control, raw(cache_control)))
     if settings.debug_headers:
         region = decision.subdivision or decision.country or "unknown"
-        out.append(("Privguard-Region", region))
-        out.append(("Privguard-Regime", decision.regime.name))
+        out.append((v.out_region, raw(region)))
+        out.append((v.out_regime, raw(decision.regime.name)))
     return result

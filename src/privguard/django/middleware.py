@@ -202,7 +202,7 @@ class _SetCookieLine(Morsel):  # type: ignore[type-arg]
 
 def _write_headers(
     response: HttpResponseBase,
-    result: FilterResult,
+    result: FilterResult[str],
     originals: dict[str, tuple[str, Morsel[str]]],
 ) -> None:
     """Replace ``response``'s headers and cookies with the filtered ones, in order."""
@@ -227,7 +227,7 @@ def _write_headers(
     response.cookies = cookies
 
 
-def _build_response(status: int, result: FilterResult, body: bytes) -> HttpResponse:
+def _build_response(status: int, result: FilterResult[str], body: bytes) -> HttpResponse:
     from django.http import HttpResponse
 
     response = HttpResponse(body, status=status)
