@@ -87,7 +87,7 @@ class DecisionCache:
     cookie's expiry. Bounded in entries and in key size.
     """
 
-    MAX_KEY_CHARS = 8192
+    MAX_KEY_CHARS = 4096  # x 4096 entries: at most ~16 MB of keys, typically ~2 MB
 
     def __init__(self, settings: Settings, size: int = 4096, ttl: float = 60.0) -> None:
         self._size = size
