@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.errors import ConfigError
 from privguard.runtime import Runtime
-from privguard.settings import OPTIONS, Settings, _from_env
+from privguard.settings import OPTIONS, Settings, parse_option_text
 from privguard.wsgi import PrivacyMiddleware
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def config_options(config: Mapping[str, Any]) -> dict[str, Any]:
         value = config[key]
         if isinstance(value, str) and option.name != "secret_key":
             if option.env_kind in _PARSED_KINDS or value.strip().lower() in ("", "none"):
-                value = _from_env(option, value)
+                value = parse_option_text(option, value)
         values[option.name] = value
     return values
 

@@ -28,7 +28,7 @@ from privguard.core.clientip import HeaderFamily, TrustedProxies, parse_trusted_
 from privguard.core.regions import Regime, RegionTable
 from privguard.errors import ConfigError
 
-__all__ = ["Settings", "OPTIONS", "Option", "options_table"]
+__all__ = ["Settings", "OPTIONS", "Option", "options_table", "parse_option_text"]
 
 MIN_SECRET_BYTES = 32
 DEFAULT_CONSENT_MAX_AGE = 180 * 24 * 3600
@@ -473,7 +473,7 @@ class Settings:
         for option in OPTIONS:
             key = prefix + option.name.upper()
             if key in env:
-                values[option.name] = _from_env(option, env[key])
+                values[option.name] = parse_option_text(option, env[key])
         values.update(overrides)
         return cls(**values)
 
@@ -481,7 +481,12 @@ class Settings:
 # --- validation helpers -------------------------------------------------------------
 
 
-def _from_env(option: Option, text: str) -> Any:
+def parse_option_text(option: Option, text: str) -> Any:
+    """An option's value from its text form (environment variable, Flask config string).
+
+    Lists are comma-separated, mappings JSON, booleans ``true/false/1/0``,
+    ``none`` or empty means ``None``; the result is validated by :class:`Settings`.
+    """
     kind = option.env_kind
     stripped = text.strip()
     if stripped.lower() in ("none", ""):
