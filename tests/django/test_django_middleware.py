@@ -276,3 +276,13 @@ def test_withdrawal_on_parent_domains_leaves_django_as_separate_set_cookies() ->
     assert len(lines) == 2
     assert any("Domain=shop.example" in v for v in lines)
     assert all("Max-Age=0" in v for v in lines)
+
+
+def test_gpc_withdraws_a_stored_marketing_consent_once() -> None:
+    client = Client()
+    post_form(client, "/privguard/consent", {"accept": "all"}, **EEA, **SAME_ORIGIN)
+    with_gpc = client.get("/", **EEA, HTTP_SEC_GPC="1")
+    assert "privguard_consent" in with_gpc.cookies  # rewritten without marketing
+    state = client.get("/privguard/consent", **EEA).json()  # the signal is gone now
+    assert state["choice_made"] is True and state["categories"]["marketing"] is False
+    assert "privguard_consent" not in client.get("/", **EEA, HTTP_SEC_GPC="1").cookies

@@ -27,13 +27,13 @@ from dataclasses import replace
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
-from privguard._adapter import html_vary, should_inject
+from privguard._adapter import csp_nonce, html_vary, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.cookies import set_cookie_name
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import FilterResult, filter_headers
-from privguard.endpoints import EndpointResponse, handle_endpoint
+from privguard.endpoints import EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime
 from privguard.settings import Settings
 from privguard.wsgi import PrivacyMiddleware as _WSGIMiddleware
@@ -125,7 +125,7 @@ class PrivacyMiddleware:
         request.META[CONTEXT_KEY] = ctx
         setattr(request, RUNTIME_ATTR, (rt, view, decision))
         if decision.age_gated and not rt.is_endpoint(view.path):
-            answer = rt.age_gate_response(view, decision, lang, self._nonce(request))
+            answer = rt.age_gate_response(view, decision, lang, csp_nonce(rt, request.META))
             result = filter_headers(answer.headers, decision, self.settings, changed=True)
             return _build_response(answer.status, result, answer.body)
         response = self.get_response(request)
@@ -149,7 +149,8 @@ class PrivacyMiddleware:
             line = morsel.OutputString()
             originals[line] = (key, morsel)
             pairs.append(("Set-Cookie", line))
-        result = filter_headers(pairs, decision, self.settings)
+        own = signal_withdrawal(rt, view, decision) if decision.signal_withdrawal else ()
+        result = filter_headers(pairs, decision, self.settings, extra_cookies=own)
         status = response.status_code
         if result.dropped:
             rt.report_dropped(result.dropped, view.path)
@@ -161,27 +162,21 @@ class PrivacyMiddleware:
         vary_extra = html_vary(inject, result, decision)
         if vary_extra is not None:
             result = filter_headers(
-                pairs, decision, self.settings, changed=inject, vary_extra=vary_extra
+                pairs,
+                decision,
+                self.settings,
+                extra_cookies=own,
+                changed=inject,
+                vary_extra=vary_extra,
             )
         _write_headers(response, result, originals)
         if inject:
             dj_response: HttpResponse = response
-            injector = rt.injector(decision, lang, view, self._nonce(request))
+            injector = rt.injector(decision, lang, view, csp_nonce(rt, request.META))
             body = injector.feed(dj_response.content) + injector.finish()
             dj_response.content = body
             if dj_response.has_header("Content-Length"):
                 dj_response.headers["Content-Length"] = str(len(body))
-
-    def _nonce(self, request: HttpRequest) -> str | None:
-        hook = self.settings.csp_nonce
-        if hook is None:
-            return None
-        try:
-            value = hook(request.META)
-        except Exception:
-            log.exception("privguard csp_nonce hook failed")
-            return None
-        return value if isinstance(value, str) and value else None
 
 
 class _SetCookieLine(Morsel):  # type: ignore[type-arg]
