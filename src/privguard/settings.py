@@ -289,6 +289,7 @@ class Settings:
     regions: RegionTable
     trusted_proxies: TrustedProxies
     country_header: str | None
+    country_header_name: str | None
     geoip_db: object
     geoip_required: bool
     honor_gpc: bool
@@ -354,6 +355,7 @@ class Settings:
         if header is not None and not _HEADER_NAME_RE.match(header):
             raise ConfigError("country_header", f"{header!r} is not a header name")
         s(self, "country_header", header.lower() if header else None)
+        s(self, "country_header_name", header)  # as the shop wrote it, for Vary
         geoip = values["geoip_db"]
         if (
             geoip is not None

@@ -148,7 +148,7 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
     subdivision: str | None = None
     header = settings.country_header
     if header is not None and trusted.trusts(peer):
-        vary.append(header)
+        vary.append(settings.country_header_name or header)
         country = normalise_country(view.header(header))
     elif lookups.geo is not None and client_ip is not None:
         country, subdivision = lookups.geo.lookup(client_ip)
