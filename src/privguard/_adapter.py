@@ -10,7 +10,14 @@ from privguard.core.decision import Decision
 from privguard.core.response import FilterResult
 from privguard.runtime import Runtime
 
-__all__ = ["CONSULTED", "should_inject", "html_vary", "MAX_BUFFER", "csp_nonce"]
+__all__ = [
+    "CONSULTED",
+    "should_inject",
+    "html_vary",
+    "note_compressed_html",
+    "MAX_BUFFER",
+    "csp_nonce",
+]
 
 log = logging.getLogger("privguard")
 
@@ -76,6 +83,25 @@ def html_vary(
 def _is_html(content_type: str) -> bool:
     ctype = content_type.split(";", 1)[0].strip().lower()
     return ctype in ("text/html", "application/xhtml+xml")
+
+
+def note_compressed_html(runtime: Runtime, result: FilterResult[Any]) -> None:
+    """Log once per runtime that compressed HTML is left without a banner.
+
+    privguard never decompresses a body; put it before the compression
+    middleware (or let the server compress) so HTML reaches it uncompressed.
+    """
+    encoding = result.content_encoding.strip().lower()
+    if encoding in ("", "identity") or runtime.compressed_html_noted:
+        return
+    if not _is_html(result.content_type):
+        return
+    runtime.compressed_html_noted = True
+    log.warning(
+        "privguard leaves %s-compressed HTML untouched (no banner injected); place it "
+        "before the compression middleware",
+        encoding,
+    )
 
 
 def strip_headers(

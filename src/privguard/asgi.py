@@ -22,6 +22,7 @@ from privguard._adapter import (
     consulted_names,
     csp_nonce,
     html_vary,
+    note_compressed_html,
     should_inject,
 )
 from privguard.context import CONTEXT_KEY, PrivacyContext
@@ -228,6 +229,7 @@ class _Responder:
                 vary_extra=vary_extra,
             )
         if not inject:
+            note_compressed_html(rt, result)
             message["headers"] = result.headers
             await self._send(message)
             return

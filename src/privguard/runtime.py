@@ -160,6 +160,8 @@ class Runtime:
             addresses=AddressCache(settings),
         )
         self.decisions = DecisionCache(settings)
+        #: set once compressed HTML has been reported (see ``_adapter.note_compressed_html``)
+        self.compressed_html_noted = False
         # GeoIP answers change when the database is replaced: cached decisions follow
         self._geo_generation = getattr(self.lookups.geo, "generation", None)
         self.banner = BannerRenderer(settings)

@@ -24,6 +24,7 @@ from privguard._adapter import (
     consulted_names,
     csp_nonce,
     html_vary,
+    note_compressed_html,
     should_inject,
 )
 from privguard.context import CONTEXT_KEY, PrivacyContext
@@ -58,7 +59,6 @@ class PrivacyMiddleware:
             for n in consulted_names(self.runtime)
             if n != "content-type"
         )
-        self._logged_encoded = False
 
     def view(self, environ: WSGIEnvironment) -> RequestView:
         """The request's facts, read from the environ in one pass."""
@@ -114,14 +114,8 @@ class PrivacyMiddleware:
             inject = should_inject(
                 view.method, code, result, decision, bool(environ.get("privguard.skip"))
             )
-            if (
-                not inject
-                and result.content_encoding
-                and not self._logged_encoded
-                and result.content_type.startswith("text/html")
-            ):
-                self._logged_encoded = True
-                log.info("privguard leaves compressed HTML untouched (no banner injected)")
+            if not inject:
+                note_compressed_html(rt, result)
             if result.dropped:
                 rt.report_dropped(result.dropped, view.path)
             if code == 200 and rt.analytics is not None:

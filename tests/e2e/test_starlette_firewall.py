@@ -168,3 +168,22 @@ def test_pathsend_html_is_sent_untouched_with_its_length():
     asyncio.run(mw(scope, receive, record))
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
     assert (b"content-length", b"42") in sent[0]["headers"]
+
+
+def test_compressed_html_is_left_intact_and_reported_once(caplog):
+    import gzip
+
+    body = gzip.compress(b"<html><body>shop</body></html>")
+
+    async def page(request):
+        return HTMLResponse(body, headers={"Content-Encoding": "gzip"})
+
+    app = Starlette(routes=[Route("/", page)])
+    app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+    with caplog.at_level("WARNING", logger="privguard"), TestClient(app) as client:
+        for _ in range(3):
+            r = client.get("/", headers={"User-Agent": "Mozilla/5.0 Firefox/130.0"})
+            assert r.content == b"<html><body>shop</body></html>"  # httpx decoded it
+            assert int(r.headers["content-length"]) == len(body)
+    reports = [rec for rec in caplog.records if "compressed HTML" in rec.getMessage()]
+    assert len(reports) == 1

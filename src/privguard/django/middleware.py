@@ -27,7 +27,7 @@ from dataclasses import replace
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
-from privguard._adapter import csp_nonce, html_vary, should_inject
+from privguard._adapter import csp_nonce, html_vary, note_compressed_html, should_inject
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.cookies import set_cookie_name
 from privguard.core.decision import Decision
@@ -159,6 +159,8 @@ class PrivacyMiddleware:
         inject = not response.streaming and should_inject(
             view.method, status, result, decision, bool(request.META.get(_SKIP_KEY))
         )
+        if not inject:
+            note_compressed_html(rt, result)
         vary_extra = html_vary(inject, result, decision)
         if vary_extra is not None:
             result = filter_headers(
