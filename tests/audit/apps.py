@@ -172,3 +172,12 @@ def broken_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     if (environ.get("PATH_INFO") or "/") != "/":
         raise RuntimeError("boom")
     return bare_wsgi(environ, start_response)
+
+
+def make_leaky() -> Any:
+    """An app factory, for ``module:make_leaky()`` targets."""
+    return bare_wsgi
+
+
+def failing_factory() -> Any:
+    raise RuntimeError("database not configured")

@@ -427,3 +427,12 @@ def test_asgi_lifespan_state_reaches_requests() -> None:
     with ASGITransport(app) as transport:
         assert transport.request("GET", "/", []).body == b"ready"
     assert events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_app_factory_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "audit", f"{APPS}:make_leaky()", "--json")
+    assert code == 1 and findings(out) == LEAKS
+    code, _, err = run(capsys, "audit", f"{APPS}:failing_factory()")
+    assert code == 2 and "failing_factory() failed" in err and "database" in err
+    code, _, err = run(capsys, "audit", f"{APPS}:LEAKS_NOT_HERE()")
+    assert code == 2

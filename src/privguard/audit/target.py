@@ -60,8 +60,15 @@ class Target:
 
 
 def load_object(spec: str) -> Any:
-    """Import ``module:attr`` (``attr`` may be dotted); the current directory is importable."""
+    """Import ``module:attr`` (``attr`` may be dotted); the current directory is importable.
+
+    ``module:create_app()`` calls an app factory without arguments, as
+    ``flask --app`` and ``uvicorn --factory`` do.
+    """
     module_name, sep, attr = spec.partition(":")
+    factory = attr.endswith("()")
+    if factory:
+        attr = attr[:-2]
     if not sep or not module_name or not attr:
         raise TargetError(f"{spec!r} is not a URL or module:attribute")
     cwd = os.getcwd()
@@ -76,6 +83,15 @@ def load_object(spec: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if factory:
+        if not callable(obj):
+            raise TargetError(f"{module_name}:{attr} is not callable")
+        try:
+            obj = obj()
+        except Exception as exc:  # the audited app's factory failing is bad input
+            raise TargetError(
+                f"{module_name}:{attr}() failed: {type(exc).__name__}: {exc}"
+            ) from None
     return obj
 
 
