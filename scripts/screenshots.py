@@ -5,7 +5,8 @@
 Starts a small demo shop wrapped in privguard's ASGI middleware on 127.0.0.1 (a free
 port), opens it in Debian's Chromium (``/usr/bin/chromium``) as a first-time visitor
 from Germany, and writes ``banner-<lang>.png`` (dialog) and
-``banner-<lang>-settings.png`` (settings expanded) for each language.
+``banner-<lang>-settings.png`` (settings expanded) for each language, and
+``banner-us-en.png`` (a US visitor: the opt-out banner).
 """
 
 from __future__ import annotations
@@ -100,6 +101,21 @@ def main(argv: list[str] | None = None) -> int:
                 page.screenshot(path=str(path), caret="hide")
                 print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
                 context.close()
+            # the US opt-out banner ("Do Not Sell or Share"), in English
+            context = browser.new_context(
+                base_url=base,
+                viewport={"width": 1024, "height": 720},
+                user_agent=agent,
+                reduced_motion="reduce",
+                extra_http_headers={"CF-IPCountry": "US", "Accept-Language": "en"},
+            )
+            page = context.new_page()
+            page.goto("/")
+            page.locator("#privguard-banner").wait_for(state="visible")
+            path = out / "banner-us-en.png"
+            page.screenshot(path=str(path), caret="hide")
+            print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+            context.close()
         finally:
             browser.close()
     return 0
