@@ -65,3 +65,70 @@ def test_age_gated_paths_are_part_of_the_key():
     home = rt.decide(RequestView("GET", "/", "http", "h", "127.0.0.1", {}))
     gate = rt.decide(RequestView("GET", "/checkout", "http", "h", "127.0.0.1", {}))
     assert not home.age_gated and gate.age_gated
+
+
+def _fields(decision):
+    import dataclasses
+
+    return {f.name: getattr(decision, f.name) for f in dataclasses.fields(decision)}
+
+
+def test_cached_decisions_equal_fresh_ones_for_any_mix_of_visitors():
+    """Property: the memo never hands one visitor's decision to another."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from privguard.core.decision import decide
+
+    rt = Runtime(
+        Settings(
+            secret_key=KEY,
+            ledger=None,
+            country_header="CF-IPCountry",
+            trusted_proxies=1,
+            age_gate_paths=["/checkout*"],
+        )
+    )
+    tokens = [
+        rt.codec.dump(ConsentState("1", frozenset(Category), "a")),
+        rt.codec.dump(ConsentState("1", frozenset({Category.NECESSARY}), "b")),
+        rt.codec.dump(ConsentState("1", None, "c", age_status="minor", age_threshold=16)),
+        rt.codec.dump(ConsentState("0", frozenset(Category), "d")),
+    ]
+    cookie = st.one_of(
+        st.none(),
+        st.sampled_from([f"privguard_consent={t}" for t in tokens]),
+        st.just("_ga=1; lang=de"),
+        st.text(max_size=20),
+    )
+    visitor = st.fixed_dictionaries(
+        {
+            "cookie": cookie,
+            "cf-ipcountry": st.sampled_from(["DE", "US", "BR", "XX", ""]),
+            "sec-gpc": st.sampled_from(["1", "0", ""]),
+            "user-agent": st.sampled_from(["Mozilla/5.0 Firefox/130.0", "curl/8.0", ""]),
+            "x-forwarded-for": st.sampled_from(["81.2.3.4", "2001:db8::1", "garbage"]),
+        }
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                visitor,
+                st.sampled_from(["/", "/checkout", "/cart"]),
+                st.sampled_from(["http", "https"]),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    def check(requests):
+        for headers, path, scheme in requests:
+            h = {k: v for k, v in headers.items() if v is not None}
+            view = RequestView("GET", path, scheme, "shop.test", "127.0.0.1", h)
+            cached = rt.decide(view)
+            fresh = decide(view, rt.settings, rt.lookups, rt.clock())
+            assert _fields(cached) == _fields(fresh)
+
+    check()
