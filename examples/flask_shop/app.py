@@ -22,22 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
-from markupsafe import Markup, escape
 
+from examples.shop import GREETINGS, LANG_MAX_AGE, PRODUCTS, cart_lines, init_db, money, policy_html
 from privguard.flask import PrivGuard
 from privguard.logging import werkzeug_request_handler
 
 HERE = Path(__file__).resolve().parent
-POLICY_FILE = HERE / "policy.txt"
 
-PRODUCTS: dict[int, dict[str, Any]] = {
-    1: {"name": "Sencha Fresh", "price": 1250, "blurb": "Steamed green tea from Shizuoka."},
-    2: {"name": "Assam Breakfast", "price": 990, "blurb": "Malty black tea for strong mornings."},
-    3: {"name": "Rooibos Vanilla", "price": 890, "blurb": "Caffeine-free, sweet and mellow."},
-    4: {"name": "Matcha Ceremony", "price": 2900, "blurb": "Stone-ground, for whisking."},
-}
-GREETINGS = {"en": "Welcome", "de": "Willkommen", "fr": "Bienvenue", "es": "Bienvenido"}
-LANG_MAX_AGE = 365 * 24 * 3600
 
 # privguard's options, as Flask config keys (any of them may also come from the
 # environment: PRIVGUARD_COUNTRY_HEADER=..., see README.md).
@@ -68,28 +59,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "PRIVGUARD_LEDGER", f"sqlite:///{Path(app.instance_path) / 'privguard-ledger.db'}"
     )
     Path(app.config["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
-    _init_db(app.config["DATABASE"])
+    init_db(app.config["DATABASE"])
     _routes(app)
     PrivGuard(app)  # <- privguard: the one line
     return app
 
 
 # --- storage ---------------------------------------------------------------------------
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS customers (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created REAL
-);
-CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY, email TEXT NOT NULL, address TEXT NOT NULL,
-    items TEXT NOT NULL, total INTEGER NOT NULL, created REAL
-);
-"""
-
-
-def _init_db(path: str) -> None:
-    with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
 
 
 def db() -> sqlite3.Connection:
@@ -100,22 +76,6 @@ def db() -> sqlite3.Connection:
         g.db = sqlite3.connect(current_app.config["DATABASE"])
         g.db.row_factory = sqlite3.Row
     return g.db
-
-
-def cart_lines() -> list[dict[str, Any]]:
-    """The session's cart as lines with product, quantity and subtotal (cents)."""
-    lines = []
-    for key, qty in session.get("cart", {}).items():
-        product = PRODUCTS.get(int(key))
-        if product is not None and qty > 0:
-            subtotal = qty * product["price"]
-            lines.append({"id": int(key), **product, "qty": qty, "subtotal": subtotal})
-    return lines
-
-
-def money(cents: int) -> str:
-    """``1250`` -> ``"€12.50"``."""
-    return f"€{cents // 100}.{cents % 100:02d}"
 
 
 def csrf_token() -> str:
@@ -177,7 +137,7 @@ def _routes(app: Flask) -> None:
 
     @app.get("/cart")
     def cart() -> str:
-        lines = cart_lines()
+        lines = cart_lines(session.get("cart", {}))
         return render_template("cart.html", lines=lines, total=sum(x["subtotal"] for x in lines))
 
     @app.get("/lang/<code>")
@@ -215,7 +175,7 @@ def _routes(app: Flask) -> None:
 
     @app.route("/checkout", methods=["GET", "POST"])
     def checkout() -> Any:
-        lines = cart_lines()
+        lines = cart_lines(session.get("cart", {}))
         total = sum(x["subtotal"] for x in lines)
         error = None
         if request.method == "POST":
@@ -256,40 +216,6 @@ def _close_db(exc: BaseException | None) -> None:
     conn = g.pop("db", None)
     if conn is not None:
         conn.close()
-
-
-def policy_html() -> Markup:
-    """The shop's privacy policy (``policy.txt``) as simple, escaped HTML."""
-    out: list[str] = []
-    table: list[list[str]] = []
-    for raw in POLICY_FILE.read_text("utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not all(set(c) <= {"-", ":"} for c in cells):
-                table.append(cells)
-            continue
-        if table:
-            out.append(_table(table))
-            table = []
-        if not line:
-            continue
-        if line.startswith("- "):
-            out.append(f"<li>{escape(line[2:])}</li>")
-        elif line[0].isdigit() and len(line) < 90:
-            out.append(f"<h2>{escape(line)}</h2>")
-        else:
-            out.append(f"<p>{escape(line)}</p>")
-    if table:
-        out.append(_table(table))
-    return Markup("\n".join(out))
-
-
-def _table(rows: list[list[str]]) -> str:
-    head, *body = rows
-    th = "".join(f"<th>{escape(c)}</th>" for c in head)
-    trs = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

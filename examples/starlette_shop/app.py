@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -35,20 +34,12 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 import privguard.starlette
+from examples.shop import GREETINGS, LANG_MAX_AGE, PRODUCTS, cart_lines, init_db, money, policy_html
 from privguard import Settings
 from privguard.asgi import PrivacyMiddleware
 
 HERE = Path(__file__).resolve().parent
-POLICY_FILE = HERE / "policy.txt"
 
-PRODUCTS: dict[int, dict[str, Any]] = {
-    1: {"name": "Sencha Fresh", "price": 1250, "blurb": "Steamed green tea from Shizuoka."},
-    2: {"name": "Assam Breakfast", "price": 990, "blurb": "Malty black tea for strong mornings."},
-    3: {"name": "Rooibos Vanilla", "price": 890, "blurb": "Caffeine-free, sweet and mellow."},
-    4: {"name": "Matcha Ceremony", "price": 2900, "blurb": "Stone-ground, for whisking."},
-}
-GREETINGS = {"en": "Welcome", "de": "Willkommen", "fr": "Bienvenue", "es": "Bienvenido"}
-LANG_MAX_AGE = 365 * 24 * 3600
 
 #: privguard's options for this shop; ``PRIVGUARD_<NAME>`` environment variables win.
 PRIVGUARD_DEFAULTS: dict[str, Any] = {
@@ -88,7 +79,7 @@ def create_app(
     instance_dir = Path(instance or HERE / "instance")
     instance_dir.mkdir(parents=True, exist_ok=True)
     db_path = database or os.environ.get("SHOP_DATABASE") or str(instance_dir / "shop.db")
-    _init_db(db_path)
+    init_db(db_path)
     settings = privguard_settings(instance_dir, privguard or {})
     app = Starlette(
         routes=ROUTES,
@@ -107,21 +98,6 @@ def create_app(
 
 # --- storage ---------------------------------------------------------------------------
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS customers (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created REAL
-);
-CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY, email TEXT NOT NULL, address TEXT NOT NULL,
-    items TEXT NOT NULL, total INTEGER NOT NULL, created REAL
-);
-"""
-
-
-def _init_db(path: str) -> None:
-    with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
-
 
 def _execute(path: str, sql: str, params: Sequence[Any]) -> Any:
     """Run one statement in its own connection (called in a thread)."""
@@ -137,11 +113,6 @@ async def query(request: Request, sql: str, *params: Any) -> Any:
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def money(cents: int) -> str:
-    """``1250`` -> ``"€12.50"``."""
-    return f"€{cents // 100}.{cents % 100:02d}"
 
 
 def csrf_token(request: Request) -> str:
@@ -163,17 +134,6 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def flash(request: Request, message: str) -> None:
     request.session.setdefault("flash", []).append(message)
-
-
-def cart_lines(request: Request) -> list[dict[str, Any]]:
-    """The session's cart as lines with product, quantity and subtotal (cents)."""
-    lines = []
-    for key, qty in request.session.get("cart", {}).items():
-        product = PRODUCTS.get(int(key))
-        if product is not None and qty > 0:
-            subtotal = qty * product["price"]
-            lines.append({"id": int(key), **product, "qty": qty, "subtotal": subtotal})
-    return lines
 
 
 def shop_context(request: Request) -> dict[str, Any]:
@@ -235,7 +195,7 @@ async def cart_add(request: Request) -> Response:
 
 
 async def cart(request: Request) -> Response:
-    lines = cart_lines(request)
+    lines = cart_lines(request.session.get("cart", {}))
     return page(request, "cart.html", lines=lines, total=sum(x["subtotal"] for x in lines))
 
 
@@ -276,7 +236,7 @@ async def register(request: Request) -> Response:
 
 
 async def checkout(request: Request) -> Response:
-    lines = cart_lines(request)
+    lines = cart_lines(request.session.get("cart", {}))
     total = sum(x["subtotal"] for x in lines)
     error = None
     if request.method == "POST":
@@ -319,40 +279,6 @@ async def order(request: Request) -> Response:
 
 async def privacy(request: Request) -> Response:
     return page(request, "privacy.html", policy=policy_html())
-
-
-def policy_html() -> Markup:
-    """The shop's privacy policy (``policy.txt``) as simple, escaped HTML."""
-    out: list[str] = []
-    table: list[list[str]] = []
-    for raw in POLICY_FILE.read_text("utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not all(set(c) <= {"-", ":"} for c in cells):
-                table.append(cells)
-            continue
-        if table:
-            out.append(_table(table))
-            table = []
-        if not line:
-            continue
-        if line.startswith("- "):
-            out.append(f"<li>{escape(line[2:])}</li>")
-        elif line[0].isdigit() and len(line) < 90:
-            out.append(f"<h2>{escape(line)}</h2>")
-        else:
-            out.append(f"<p>{escape(line)}</p>")
-    if table:
-        out.append(_table(table))
-    return Markup("\n".join(out))
-
-
-def _table(rows: list[list[str]]) -> str:
-    head, *body = rows
-    th = "".join(f"<th>{escape(c)}</th>" for c in head)
-    trs = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
 ROUTES = [
