@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from privguard.cli import main
+from tests.needs import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = "tests.audit.apps"
@@ -325,11 +326,8 @@ def _chromium_ready() -> str | None:
 @pytest.fixture
 def chromium() -> None:
     missing = _chromium_ready()
-    if missing is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the browser audit: {missing}", pytrace=False)
-    pytest.skip(missing)
+    if missing is not None:
+        unavailable("the browser audit", missing)
 
 
 def test_browser_sees_cookies_set_by_scripts(

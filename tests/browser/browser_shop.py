@@ -178,11 +178,8 @@ def chromium_missing_reason(path: str = CHROMIUM) -> str | None:
 
 def require_chromium(path: str = CHROMIUM) -> None:
     """Return when Chromium is there; else fail under ``CI``, skip elsewhere."""
-    import pytest
+    from tests.needs import unavailable
 
     reason = chromium_missing_reason(path)
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs the browser tests: {reason}", pytrace=False)
-    pytest.skip(reason)
+    if reason is not None:
+        unavailable("the browser tests", reason)

@@ -17,8 +17,6 @@ HTML = {"User-Agent": UA, "Accept": "text/html"}
 
 @pytest.fixture(params=["geoip", "header"])
 def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestApp]:
-    if request.param == "geoip":
-        pytest.importorskip("mmdb_writer")
     app, mode = build_demo_app(tmp_path, geoip=request.param == "geoip")
     assert mode == request.param
     yield TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
@@ -50,7 +48,6 @@ def test_switcher_sets_the_region(demo: TestApp, region: str, regime: str, shown
 
 
 def test_geoip_mode_knows_us_states(tmp_path: Path) -> None:
-    pytest.importorskip("mmdb_writer")
     app, _ = build_demo_app(tmp_path)
     demo = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     switch(demo, "us-ca")
@@ -81,7 +78,6 @@ def test_reset_forgets_choices(demo: TestApp) -> None:
 
 
 def test_geoip_db_has_every_region(tmp_path: Path) -> None:
-    pytest.importorskip("mmdb_writer")
     from privguard.geo import open_geo
 
     geo = open_geo(str(build_geoip_db(tmp_path / "demo.mmdb")), True)
