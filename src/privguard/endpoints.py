@@ -19,15 +19,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.http import dump_cookie
 
-from privguard.core.age import AgeAnswerError, carry_age_status, judge_age, parse_birth
+from privguard.core.age import AgeAnswerError, judge_age, parse_birth
 from privguard.core.categories import NON_ESSENTIAL, Category, parse_category
 from privguard.core.consent import ConsentState
-from privguard.core.cookies import expiry_headers, request_cookies
-from privguard.core.decision import Decision, allowed_categories
+from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.errors import RequestDataError
 from privguard.runtime import Runtime
-from privguard.settings import Settings
 
 __all__ = [
     "EndpointResponse",
@@ -74,9 +72,6 @@ def json_error(status: int, message: str) -> EndpointResponse:
     return _json(status, {"error": message})
 
 
-_error = json_error
-
-
 def state_json(decision: Decision, settings_version: str) -> dict[str, object]:
     """The ``GET /privguard/consent`` shape (exactly the DESIGN keys)."""
     return {
@@ -103,7 +98,7 @@ def handle_endpoint(
     path = view.path
     if path == "/.well-known/gpc.json":
         if view.method not in ("GET", "HEAD"):
-            return _error(405, "method not allowed")
+            return json_error(405, "method not allowed")
         data = {"gpc": runtime.settings.honor_gpc, "lastUpdate": GPC_LAST_UPDATE}
         resp = _json(200, data)
         return replace(
@@ -121,11 +116,11 @@ def handle_endpoint(
                 return _json(200, state_json(decision, runtime.settings.policy_version))
             if view.method == "POST":
                 return _post_consent(runtime, view, decision, body)
-            return _error(405, "method not allowed")
+            return json_error(405, "method not allowed")
         if name == "age":
             if view.method == "POST":
                 return _post_age(runtime, view, decision, body)
-            return _error(405, "method not allowed")
+            return json_error(405, "method not allowed")
         asset = runtime.banner.assets.get(name)
         if asset is not None and view.method in ("GET", "HEAD"):
             content_type, payload = asset
@@ -142,7 +137,7 @@ def handle_endpoint(
                 payload,
             )
     except RequestDataError as exc:
-        return _error(exc.status, exc.message)
+        return json_error(exc.status, exc.message)
     return None
 
 
@@ -355,10 +350,10 @@ def _store(
         age_threshold=age[1],
         age_country=age[2],
     )
-    new_decision = _redecide(decision, state, settings)
+    value = runtime.codec.dump(state)
     cookie = dump_cookie(
         decision.consent_cookie_name,
-        runtime.codec.dump(state),
+        value,
         max_age=settings.consent_max_age,
         path="/",
         domain=settings.cookie_domains[0] if settings.cookie_domains else None,
@@ -366,29 +361,33 @@ def _store(
         httponly=False,
         samesite="Lax",
     )
-    extra = [cookie]
-    # withdrawal: expire every request cookie of a now-denied category
-    names = [
-        n
-        for n in request_cookies(view.header("cookie"))
-        if n != decision.consent_cookie_name
-        and (cat := settings.catalog.classify(n)) is not None
-        and cat not in new_decision.allowed
-    ]
-    extra.extend(expiry_headers(names, settings.cookie_domains, ("/",), view.is_https))
+    # the decision as it stands with the new cookie: its ``expire`` withdraws every
+    # request cookie of a now-denied category, exactly as on any other request
+    new_decision = runtime.decide(_with_cookie(view, decision.consent_cookie_name, value))
     if record:
         _record(runtime, new_decision, receipt_id, now, method)
     if is_json:
         resp = _json(200, state_json(new_decision, settings.policy_version))
-        return replace(resp, cookies=tuple(extra), decision=new_decision)
+        return replace(resp, cookies=(cookie,), decision=new_decision)
     target = _safe_next(_single(fields, "next"))
     return EndpointResponse(
         303,
         [("Location", target), _NO_STORE, ("Content-Length", "0")],
         b"",
-        tuple(extra),
+        (cookie,),
         new_decision,
     )
+
+
+def _with_cookie(view: RequestView, name: str, value: str) -> RequestView:
+    """``view`` as the browser will send it next: ``name`` set to ``value``."""
+    kept = [
+        part
+        for part in (view.header("cookie") or "").split(";")
+        if part.strip() and part.split("=", 1)[0].strip() != name
+    ]
+    kept.append(f" {name}={value}")
+    return replace(view, headers={**view.headers, "cookie": ";".join(kept).strip()})
 
 
 def signal_withdrawal(runtime: Runtime, view: RequestView, decision: Decision) -> tuple[str, ...]:
@@ -420,29 +419,6 @@ def derived_receipt_id(old_id: str, key: bytes) -> str:
     """A stable receipt id for the signal-forced withdrawal of ``old_id``."""
     digest = hmac.new(key, b"privguard.withdrawal:" + old_id.encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()[:16]).decode("ascii").rstrip("=")
-
-
-def _redecide(decision: Decision, state: ConsentState, settings: Settings) -> Decision:
-    """The decision as it stands once ``state`` is the visitor's new cookie."""
-    age_status = carry_age_status(state.age_status, state.age_threshold, decision.required_age)
-    choice = state.granted
-    allowed = allowed_categories(
-        decision.regime,
-        choice,
-        decision.gpc or decision.dnt,
-        age_status,
-        settings.signal_overrides_consent,
-    )
-    return replace(
-        decision,
-        state=state,
-        choice=choice,
-        reconsent=False,
-        allowed=allowed,
-        age_status=age_status,
-        needs_banner=choice is None and age_status != "minor" and decision.needs_banner,
-        expire=(),
-    )
 
 
 def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, method: str) -> None:
