@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from privguard.core.decision import Decision
@@ -102,13 +101,6 @@ def note_compressed_html(runtime: Runtime, result: FilterResult[Any]) -> None:
         "before the compression middleware",
         encoding,
     )
-
-
-def strip_headers(
-    headers: Iterable[tuple[str, str]], names: frozenset[str]
-) -> list[tuple[str, str]]:
-    """Headers without those named (lower-case) in ``names``."""
-    return [(n, v) for n, v in headers if n.lower() not in names]
 
 
 def csp_nonce(runtime: Runtime, holder: Any) -> str | None:

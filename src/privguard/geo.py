@@ -111,10 +111,7 @@ class GeoIP:
 
     def lookup(self, ip: str) -> tuple[str | None, str | None]:
         """``(ISO country, ISO 3166-2 subdivision)`` of ``ip``; ``(None, None)`` if unknown."""
-        if self._path is not None and (
-            time.monotonic() >= self._next_check or os.getpid() != self._pid
-        ):
-            self._refresh()
+        self._check_file()
         if not isinstance(ip, str):
             return _UNKNOWN
         return self._cached(ip)
@@ -130,13 +127,17 @@ class GeoIP:
         Runs the same cheap file check as :meth:`lookup`, so callers that memoise
         results derived from lookups (the decision cache) notice a new database.
         """
+        self._check_file()
+        return self._generation
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        """Reopen after a fork, or when the file changed (looked at about once a second)."""
         if self._path is not None and (
             time.monotonic() >= self._next_check or os.getpid() != self._pid
         ):
             self._refresh()
-        return self._generation
-
-    # -- internals ---------------------------------------------------------------------
 
     def _lookup(self, ip: str) -> tuple[str | None, str | None]:
         reader = self._reader

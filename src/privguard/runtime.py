@@ -18,7 +18,6 @@ from typing import Any
 
 from itsdangerous import BadData, TimestampSigner
 
-from privguard.core.clientip import resolve_client_ip, truncate_ip
 from privguard.core.consent import CSRF_SALT, ConsentCodec
 from privguard.core.decision import Decision, Lookups, decide
 from privguard.core.request import RequestView
@@ -38,41 +37,6 @@ def build_settings(settings: Settings | None, options: dict[str, Any]) -> Settin
             return settings.replace(**options)
         return settings
     return Settings(**options)
-
-
-class AddressCache:
-    """Memoises (peer, X-Forwarded-For, Forwarded) -> (client IP, truncated IP).
-
-    Parsing addresses is the costliest part of a decision; a visitor sends the
-    same values on every request. Bounded: cleared when full (cheap, and a
-    cache miss only costs the parse).
-    """
-
-    def __init__(self, settings: Settings, size: int = 8192) -> None:
-        self._trusted = settings.trusted_proxies
-        self._v4 = settings.ipv4_prefix
-        self._v6 = settings.ipv6_prefix
-        self._size = size
-        self._cache: dict[
-            tuple[str | None, str | None, str | None], tuple[str | None, str | None]
-        ] = {}
-
-    def resolve(
-        self, peer: str | None, x_forwarded_for: str | None, forwarded: str | None
-    ) -> tuple[str | None, str | None]:
-        key = (peer, x_forwarded_for, forwarded)
-        found = self._cache.get(key)
-        if found is not None:
-            return found
-        client = resolve_client_ip(peer, x_forwarded_for, forwarded, self._trusted)
-        found = (client, truncate_ip(client, self._v4, self._v6))
-        if len(self._cache) >= self._size:
-            self._cache.clear()
-        self._cache[key] = found
-        return found
-
-    def __len__(self) -> int:
-        return len(self._cache)
 
 
 class DecisionCache:
@@ -157,7 +121,6 @@ class Runtime:
             geo=open_geo(settings.geoip_db, settings.geoip_required),
             user_agents=UserAgents(),
             codec=self.codec,
-            addresses=AddressCache(settings),
         )
         self.decisions = DecisionCache(settings)
         #: set once compressed HTML has been reported (see ``_adapter.note_compressed_html``)

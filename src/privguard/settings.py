@@ -451,7 +451,7 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A new Settings with ``changes`` applied (validated again)."""
-        values = {k: v for k, v in self._given().items()}
+        values = self._given()
         values.update(changes)
         return Settings(**values)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from privguard._adapter import (
@@ -214,17 +215,5 @@ def _read_body(environ: WSGIEnvironment) -> bytes | None:
     return bytes(data)
 
 
-_REASONS = {
-    200: "OK",
-    303: "See Other",
-    400: "Bad Request",
-    403: "Forbidden",
-    405: "Method Not Allowed",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    429: "Too Many Requests",
-}
-
-
 def _status_line(code: int) -> str:
-    return f"{code} {_REASONS.get(code, 'Unknown')}"
+    return f"{code} {HTTPStatus(code).phrase}"

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Decision",
-    "AddressLookup",
     "GeoLookup",
     "UserAgentLookup",
     "Lookups",
@@ -42,18 +41,6 @@ class GeoLookup(Protocol):
     def lookup(self, ip: str) -> tuple[str | None, str | None]: ...
 
 
-class AddressLookup(Protocol):
-    """Client IP and its truncated form for (peer, X-Forwarded-For, Forwarded).
-
-    The runtime supplies a bounded, memoising implementation; without one,
-    :func:`decide` calls :func:`resolve_client_ip` and :func:`truncate_ip`.
-    """
-
-    def resolve(
-        self, peer: str | None, x_forwarded_for: str | None, forwarded: str | None
-    ) -> tuple[str | None, str | None]: ...
-
-
 class UserAgentLookup(Protocol):
     """Browser family and bot verdict of a User-Agent string."""
 
@@ -67,7 +54,6 @@ class Lookups:
     geo: GeoLookup | None = None
     user_agents: UserAgentLookup | None = None
     codec: ConsentCodec | None = None
-    addresses: AddressLookup | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -139,11 +125,8 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
     trusted = settings.trusted_proxies
     xff = view.header("x-forwarded-for")
     fwd = view.header("forwarded")
-    if lookups.addresses is not None:
-        client_ip, analytics_ip = lookups.addresses.resolve(peer, xff, fwd)
-    else:
-        client_ip = resolve_client_ip(peer, xff, fwd, trusted)
-        analytics_ip = truncate_ip(client_ip, settings.ipv4_prefix, settings.ipv6_prefix)
+    client_ip = resolve_client_ip(peer, xff, fwd, trusted)
+    analytics_ip = truncate_ip(client_ip, settings.ipv4_prefix, settings.ipv6_prefix)
     country: str | None = None
     subdivision: str | None = None
     header = settings.country_header

@@ -44,8 +44,6 @@ def merge_permissions_policy(existing: str | None) -> str:
 
 def merge_vary(existing: Iterable[str], names: Iterable[str]) -> str | None:
     """One ``Vary`` value holding the existing entries and ``names`` (no duplicates)."""
-    if not existing:
-        return _join_names(tuple(names))
     out: list[str] = []
     seen: set[str] = set()
     for value in existing:
@@ -61,14 +59,6 @@ def merge_vary(existing: Iterable[str], names: Iterable[str]) -> str | None:
             seen.add(name.lower())
             out.append(name)
     return ", ".join(out) if out else None
-
-
-def _join_names(names: tuple[str, ...]) -> str | None:
-    """``", ".join`` of the distinct (case-insensitive) names."""
-    seen: dict[str, str] = {}
-    for name in names:
-        seen.setdefault(name.lower(), name)
-    return ", ".join(seen.values()) or None
 
 
 def make_private(existing: str | None) -> str:
