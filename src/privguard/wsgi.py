@@ -55,26 +55,11 @@ class PrivacyMiddleware:
         self.app = app
         self.settings = build_settings(settings, options)
         self.runtime = Runtime(self.settings)
-        self._environ_keys = tuple(
-            ("HTTP_" + n.upper().replace("-", "_"), n)
-            for n in consulted_names(self.runtime)
-            if n != "content-type"
-        )
+        self._environ_keys = environ_keys(self.runtime)
 
     def view(self, environ: WSGIEnvironment) -> RequestView:
         """The request's facts, read from the environ in one pass."""
-        headers = {n: environ[k] for k, n in self._environ_keys if k in environ}
-        ctype = environ.get("CONTENT_TYPE")
-        if ctype:
-            headers["content-type"] = ctype
-        return RequestView(
-            method=environ.get("REQUEST_METHOD", "GET"),
-            path=environ.get("PATH_INFO", "") or "/",
-            scheme=environ.get("wsgi.url_scheme", "http"),
-            host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
-            peer=environ.get("REMOTE_ADDR"),
-            headers=headers,
-        )
+        return view_from_environ(environ, self._environ_keys)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         rt = self.runtime
@@ -174,6 +159,31 @@ class PrivacyMiddleware:
             return [body]
         start_response(status, headers, exc_info)
         return _stream(app_iter, injector)
+
+
+def environ_keys(runtime: Runtime) -> tuple[tuple[str, str], ...]:
+    """``(environ key, header name)`` for every header privguard consults."""
+    return tuple(
+        ("HTTP_" + n.upper().replace("-", "_"), n)
+        for n in consulted_names(runtime)
+        if n != "content-type"
+    )
+
+
+def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> RequestView:
+    """The request's facts from a WSGI environ (or Django's ``request.META``)."""
+    headers = {n: environ[k] for k, n in keys if k in environ}
+    ctype = environ.get("CONTENT_TYPE")
+    if ctype:
+        headers["content-type"] = ctype
+    return RequestView(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=environ.get("PATH_INFO", "") or "/",
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+        peer=environ.get("REMOTE_ADDR"),
+        headers=headers,
+    )
 
 
 def _stream(app_iter: Iterable[bytes], injector: Any) -> Iterator[bytes]:

@@ -22,7 +22,7 @@ the cookies every other middleware sets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from privguard.core.response import FilterResult, filter_headers
 from privguard.endpoints import EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime
 from privguard.settings import Settings
-from privguard.wsgi import PrivacyMiddleware as _WSGIMiddleware
+from privguard.wsgi import environ_keys, view_from_environ
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -77,10 +77,6 @@ def settings_from_django() -> Settings | None:
     return Settings(**values)
 
 
-def _unused_app(environ: Any, start_response: Any) -> Iterable[bytes]:  # pragma: no cover
-    raise RuntimeError("privguard.django only borrows the WSGI adapter's request reading")
-
-
 class PrivacyMiddleware:
     """privguard for Django (new-style middleware; ``settings.PRIVGUARD`` is read once)."""
 
@@ -95,12 +91,12 @@ class PrivacyMiddleware:
             raise MiddlewareNotUsed("privguard is disabled (PRIVGUARD['enabled'] is False)")
         self.get_response = get_response
         self.settings = settings
-        self._reader = _WSGIMiddleware(_unused_app, settings)
-        self.runtime: Runtime = self._reader.runtime
+        self.runtime = Runtime(settings)
+        self._environ_keys = environ_keys(self.runtime)
 
     def view(self, request: HttpRequest) -> RequestView:
         """The request's facts, read from ``request.META`` like the WSGI adapter does."""
-        view = self._reader.view(request.META)
+        view = view_from_environ(request.META, self._environ_keys)
         scheme = request.scheme
         path = request.path_info or "/"
         if scheme != view.scheme or path != view.path:
