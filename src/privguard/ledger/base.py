@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import unquote
 
 from privguard.errors import ConfigError, LedgerError
@@ -349,6 +349,38 @@ class Ledger(Protocol):
     def close(self) -> None:
         """Release every connection."""
         ...
+
+
+class ChainLedger:
+    """What every back-end derives from its ``append_many`` and ``iter_receipts``."""
+
+    def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
+        raise NotImplementedError
+
+    def iter_receipts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        receipt_id: str | None = None,
+    ) -> Iterator[Receipt]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def append(self, draft: ReceiptDraft) -> Receipt:
+        """Store ``draft`` at the head of the chain; an already stored id returns that receipt."""
+        return self.append_many((draft,))[0]
+
+    def stats(self, since: datetime | None = None, until: datetime | None = None) -> list[StatsRow]:
+        """Choices per month, regime and category."""
+        return stats_rows(self.iter_receipts(since=since, until=until))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # -- canonical forms -------------------------------------------------------------------

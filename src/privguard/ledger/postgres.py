@@ -29,16 +29,15 @@ from privguard.ledger.base import (
     COLUMNS,
     GENESIS_HASH,
     ChainHead,
+    ChainLedger,
     Receipt,
     ReceiptDraft,
-    StatsRow,
     VerifyResult,
     check_cutoff,
     make_receipt,
     receipt_from_row,
     receipt_to_row,
     redact,
-    stats_rows,
     verify_chain,
 )
 
@@ -99,7 +98,7 @@ def check_postgres_url(url: str) -> dict[str, Any]:
         raise ConfigError("ledger", f"invalid PostgreSQL URL: {message}") from None
 
 
-class PostgresLedger:
+class PostgresLedger(ChainLedger):
     """A :class:`~privguard.ledger.base.Ledger` in PostgreSQL.
 
     :param url: a libpq URL, ``postgresql://user@host:5432/db`` (options such as
@@ -186,10 +185,6 @@ class PostgresLedger:
         """The current chain head and purge anchor."""
         with self._transaction() as conn:
             return self._head(conn)
-
-    def append(self, draft: ReceiptDraft) -> Receipt:
-        """Store ``draft`` at the head of the chain; an already stored id returns that receipt."""
-        return self.append_many((draft,))[0]
 
     def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
         """Store ``drafts`` in order in one transaction holding the chain-head row lock."""
@@ -284,19 +279,9 @@ class PostgresLedger:
             )
             return int(deleted)
 
-    def stats(self, since: datetime | None = None, until: datetime | None = None) -> list[StatsRow]:
-        """Choices per month, regime and category."""
-        return stats_rows(self.iter_receipts(since=since, until=until))
-
     def close(self) -> None:
         """Close the pool and every connection in it."""
         self._pool.close()
-
-    def __enter__(self) -> PostgresLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return "PostgresLedger(<url hidden>)"

@@ -31,9 +31,9 @@ from privguard.ledger.base import (
     COLUMNS,
     GENESIS_HASH,
     ChainHead,
+    ChainLedger,
     Receipt,
     ReceiptDraft,
-    StatsRow,
     VerifyResult,
     check_cutoff,
     format_ts,
@@ -41,7 +41,6 @@ from privguard.ledger.base import (
     receipt_from_row,
     receipt_to_row,
     redact_url,
-    stats_rows,
     verify_chain,
 )
 
@@ -130,7 +129,7 @@ class _ThreadConnection:
         self.close()
 
 
-class SQLiteLedger:
+class SQLiteLedger(ChainLedger):
     """A :class:`~privguard.ledger.base.Ledger` in one SQLite file.
 
     :param url: ``sqlite:///path.db`` (see the module docstring).
@@ -260,10 +259,6 @@ class SQLiteLedger:
         with self._transaction("BEGIN") as conn:
             return self._head(conn)
 
-    def append(self, draft: ReceiptDraft) -> Receipt:
-        """Store ``draft`` at the head of the chain; an already stored id returns that receipt."""
-        return self.append_many((draft,))[0]
-
     def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
         """Store ``drafts`` in order in one ``BEGIN IMMEDIATE`` transaction."""
         if not drafts:
@@ -373,10 +368,6 @@ class SQLiteLedger:
             )
             return int(deleted)
 
-    def stats(self, since: datetime | None = None, until: datetime | None = None) -> list[StatsRow]:
-        """Choices per month, regime and category."""
-        return stats_rows(self.iter_receipts(since=since, until=until))
-
     def close(self) -> None:
         """Close every connection this ledger opened, in any thread."""
         with self._lock:
@@ -389,12 +380,6 @@ class SQLiteLedger:
                 conn.close()
         for holder in holders:
             holder.close()
-
-    def __enter__(self) -> SQLiteLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SQLiteLedger({self.url!r})"
