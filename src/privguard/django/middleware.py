@@ -16,13 +16,24 @@ asks :meth:`privguard.runtime.Runtime.decide`, and then:
 * injects the banner into non-streaming HTML ``response.content``.
 
 Put it first in ``MIDDLEWARE`` (after ``SecurityMiddleware`` at most) so that it sees
-the cookies every other middleware sets.
+the cookies every other middleware sets. ``"privguard.django"`` must be in
+``INSTALLED_APPS`` (its template tags and system checks); without it the middleware
+refuses to start with ``ImproperlyConfigured``.
+
+Every response that comes back from ``get_response`` is filtered -- privguard's own
+endpoint views included, since the middleware listed after privguard may add cookies
+to them. Only what the middleware answers itself, without calling ``get_response``
+(``gpc.json``, the age form), leaves untouched.
+
+The middleware runs in both of Django's modes, like Django's own: under WSGI it is a
+plain callable; under ASGI (an async ``get_response``) it is a coroutine function, so
+no request pays a thread hop for privguard. Its own work is CPU only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -41,14 +52,28 @@ from privguard.wsgi import environ_keys, view_from_environ
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-__all__ = ["PrivacyMiddleware", "settings_from_django", "SETTING", "RUNTIME_ATTR"]
+__all__ = [
+    "PrivacyMiddleware",
+    "settings_from_django",
+    "SETTING",
+    "APP",
+    "MIDDLEWARE_PATH",
+    "RUNTIME_ATTR",
+]
 
 log = logging.getLogger("privguard")
 
 #: Name of the Django setting holding privguard's options.
 SETTING = "PRIVGUARD"
+#: The entry ``INSTALLED_APPS`` needs (template tags, system checks).
+APP = "privguard.django"
+#: The entry in ``MIDDLEWARE``.
+MIDDLEWARE_PATH = "privguard.django.PrivacyMiddleware"
+_SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
 #: Request attribute carrying ``(runtime, view, decision)`` to privguard's views.
 RUNTIME_ATTR = "_privguard_state"
+#: Response attribute of privguard's own endpoint answers: the Decision they were
+#: filtered for and the Set-Cookie values privguard wrote.
 _DONE_ATTR = "_privguard_filtered"
 _SKIP_KEY = "privguard.skip"
 
@@ -77,22 +102,60 @@ def settings_from_django() -> Settings | None:
     return Settings(**values)
 
 
+def require_app() -> None:
+    """``ImproperlyConfigured`` unless ``"privguard.django"`` is in ``INSTALLED_APPS``."""
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not apps.is_installed(APP):
+        raise ImproperlyConfigured(
+            f"privguard: add {APP!r} to INSTALLED_APPS (it provides the {{% load privguard %}} "
+            "template tags and the start-up checks); without it every template that loads "
+            "the tags fails"
+        )
+
+
+def django_referrer_policy() -> str | None:
+    """The Referrer-Policy Django's ``SecurityMiddleware`` will set, if it is installed.
+
+    privguard adds ``strict-origin-when-cross-origin`` only where nobody else chose a
+    policy; placed after ``SecurityMiddleware`` it would otherwise add its default before
+    Django's ``setdefault`` runs and replace the shop's ``SECURE_REFERRER_POLICY``.
+    """
+    from django.conf import settings as django_settings
+
+    if _SECURITY_MIDDLEWARE not in getattr(django_settings, "MIDDLEWARE", ()):
+        return None
+    policy = getattr(django_settings, "SECURE_REFERRER_POLICY", None)
+    if not policy:
+        return None
+    if isinstance(policy, str):
+        return ",".join(v.strip() for v in policy.split(","))
+    return ",".join(str(v).strip() for v in policy)
+
+
 class PrivacyMiddleware:
-    """privguard for Django (new-style middleware; ``settings.PRIVGUARD`` is read once)."""
+    """privguard for Django (sync and async; ``settings.PRIVGUARD`` is read once)."""
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
         from django.core.exceptions import MiddlewareNotUsed
 
         settings = settings_from_django()
         if settings is None:
             raise MiddlewareNotUsed("privguard is disabled (PRIVGUARD['enabled'] is False)")
+        require_app()
         self.get_response = get_response
         self.settings = settings
         self.runtime = Runtime(settings)
         self._environ_keys = environ_keys(self.runtime)
+        self._referrer_policy = django_referrer_policy()
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
     def view(self, request: HttpRequest) -> RequestView:
         """The request's facts, read from ``request.META`` like the WSGI adapter does."""
@@ -103,14 +166,37 @@ class PrivacyMiddleware:
             view = replace(view, scheme=scheme or "http", path=path)
         return view
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self.__acall__(request)
+        before = self._before(request)
+        if isinstance(before, tuple):
+            response = self.get_response(request)
+            self._after(request, response, *before)
+            return response
+        return before
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        before = self._before(request)
+        if isinstance(before, tuple):
+            get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+            get_response = self.get_response
+            response = await get_response(request)
+            self._after(request, response, *before)
+            return response
+        return before
+
+    def _before(
+        self, request: HttpRequest
+    ) -> tuple[RequestView, Decision, str] | tuple[None, None, str] | HttpResponseBase:
+        """Decide; privguard's own answer, or what :meth:`_after` needs."""
         rt = self.runtime
         view = self.view(request)
         try:
             decision = rt.decide(view)
         except Exception:  # pragma: no cover - decide() is total; never 500 the shop
             log.exception("privguard could not decide; passing the request through")
-            return self.get_response(request)
+            return (None, None, "")
         if view.path == "/.well-known/gpc.json":
             answer = handle_endpoint(rt, view, decision, b"")
             if answer is not None:
@@ -123,12 +209,28 @@ class PrivacyMiddleware:
         if decision.age_gated and not rt.is_endpoint(view.path):
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(rt, request.META))
             result = filter_headers(answer.headers, decision, self.settings, changed=True)
-            return _build_response(answer.status, result, answer.body)
-        response = self.get_response(request)
-        if getattr(response, _DONE_ATTR, False):
-            return response
+            return _build_response(answer.status, result, answer.body, decision)
+        return (view, decision, lang)
+
+    def _after(
+        self,
+        request: HttpRequest,
+        response: HttpResponseBase,
+        view: RequestView | None,
+        decision: Decision | None,
+        lang: str,
+    ) -> None:
+        if view is None or decision is None:
+            return
+        done = getattr(response, _DONE_ATTR, None)
+        if done is not None:
+            # privguard's own endpoint answer, back through the middleware listed after
+            # privguard: what they added is filtered for the answer's decision
+            _refilter(response, done[0], done[1], self.settings)
+            return
+        if self._referrer_policy is not None and not response.has_header("Referrer-Policy"):
+            response.headers["Referrer-Policy"] = self._referrer_policy
         self._filter(request, response, view, decision, lang)
-        return response
 
     def _filter(
         self,
@@ -220,13 +322,33 @@ def _write_headers(
     response.cookies = cookies
 
 
-def _build_response(status: int, result: FilterResult[str], body: bytes) -> HttpResponse:
+def _build_response(
+    status: int, result: FilterResult[str], body: bytes, decision: Decision
+) -> HttpResponse:
     from django.http import HttpResponse
 
     response = HttpResponse(body, status=status)
     _write_headers(response, result, {})
-    setattr(response, _DONE_ATTR, True)
+    own = frozenset(v for n, v in result.headers if n.lower() == "set-cookie")
+    setattr(response, _DONE_ATTR, (decision, own))
     return response
+
+
+def _refilter(
+    response: HttpResponseBase, decision: Decision, own: frozenset[str], settings: Settings
+) -> None:
+    """Drop the cookies that middleware after privguard added to one of its answers."""
+    foreign = {
+        key: morsel for key, morsel in response.cookies.items() if morsel.OutputString() not in own
+    }
+    if not foreign:
+        return
+    pairs = [("Set-Cookie", morsel.OutputString()) for morsel in foreign.values()]
+    kept = filter_headers(pairs, replace(decision, expire=()), settings).headers
+    passed = {value for name, value in kept if name == "Set-Cookie"}
+    for key, morsel in foreign.items():
+        if morsel.OutputString() not in passed:
+            del response.cookies[key]
 
 
 def endpoint_response(
@@ -239,4 +361,5 @@ def endpoint_response(
         runtime.settings,
         extra_cookies=answer.cookies,
     )
-    return _build_response(answer.status, result, b"" if view.method == "HEAD" else answer.body)
+    body = b"" if view.method == "HEAD" else answer.body
+    return _build_response(answer.status, result, body, answer.decision or decision)
