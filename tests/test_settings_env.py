@@ -152,8 +152,17 @@ def test_unset_variables_keep_the_defaults() -> None:
 
 
 def test_unrelated_variables_are_ignored() -> None:
-    settings = from_env(ENABLED="false", SOMETHING_ELSE="x")
+    settings = Settings.from_env({"PRIVGUARD_SECRET_KEY": SECRET, "PRIVGUARD_ENABLED": "false",
+                                  "PRIVGUARDX": "1", "OTHER_LEDGER": "x"})  # fmt: skip
     assert settings.policy_version == "1"
+
+
+def test_an_unknown_name_under_the_prefix_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="did you mean PRIVGUARD_UNKNOWN_COOKIES") as info:
+        from_env(UNKNOW_COOKIES="allow")
+    assert info.value.option == "PRIVGUARD_UNKNOW_COOKIES"
+    with pytest.raises(ConfigError, match="PRIVGUARD_SOMETHING_ELSE.*no such option"):
+        from_env(SOMETHING_ELSE="x")
 
 
 @pytest.mark.parametrize(

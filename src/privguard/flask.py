@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.errors import ConfigError
 from privguard.runtime import Runtime
-from privguard.settings import OPTIONS, Settings, parse_option_text
+from privguard.settings import OPTIONS, Settings, check_prefixed_names, parse_option_text
 from privguard.wsgi import PrivacyMiddleware
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class PrivGuard:
 
 def config_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """Options found as ``PRIVGUARD_<NAME>`` keys, strings parsed as in the environment."""
+    check_prefixed_names(config, CONFIG_PREFIX, "Flask config key")
     values: dict[str, Any] = {}
     for option in OPTIONS:
         key = CONFIG_PREFIX + option.name.upper()

@@ -116,6 +116,13 @@ class Runtime:
 
         self.settings = settings
         self.clock = clock
+        if settings.ledger is not None:
+            from privguard.ledger.base import ledger_kind
+
+            if ledger_kind(settings.ledger) == "sqlite":
+                from privguard.ledger.sqlite import check_writable
+
+                check_writable(settings.ledger)  # a bad path fails the start, not a consent
         self.codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
         self.lookups = Lookups(
             geo=open_geo(settings.geoip_db, settings.geoip_required),

@@ -10,13 +10,14 @@ naming the option; secrets are masked in every message and ``repr``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import importlib.resources
 import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
@@ -251,6 +252,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("debug", False, "Development mode: allows short secret keys.", "bool"),
 )
 _OPTION_NAMES = frozenset(o.name for o in OPTIONS)
+_UPPER_NAMES = frozenset(name.upper() for name in _OPTION_NAMES)
 
 
 def _data(name: str) -> dict[str, Any]:
@@ -317,7 +319,7 @@ class Settings:
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
-            raise ConfigError(unknown[0], f"unknown option; valid options: {sorted(_OPTION_NAMES)}")
+            raise ConfigError(unknown[0], unknown_option_message(unknown[0]))
         values = {o.name: options.get(o.name, o.default) for o in OPTIONS}
         if values["secret_key"] is _REQUIRED or values["secret_key"] in (None, "", b"", [], ()):
             raise ConfigError("secret_key", "is required (a random string of 32+ bytes)")
@@ -471,6 +473,7 @@ class Settings:
         ``none`` or empty means ``None``.
         """
         env = os.environ if environ is None else environ
+        check_prefixed_names(env, prefix, "environment variable")
         values: dict[str, Any] = {}
         for option in OPTIONS:
             key = prefix + option.name.upper()
@@ -478,6 +481,37 @@ class Settings:
                 values[option.name] = parse_option_text(option, env[key])
         values.update(overrides)
         return cls(**values)
+
+
+# --- names ----------------------------------------------------------------------------
+
+#: ``PRIVGUARD_*`` names that are not options: the Flask switch, the audit's browser,
+#: and the project's own load-test and benchmark harness.
+NON_OPTION_NAMES = frozenset({"ENABLED", "CHROMIUM", "LOAD_VISITORS", "BENCH_DIR"})
+
+
+def unknown_option_message(name: str) -> str:
+    """``unknown option; did you mean 'x'?`` (or the list of valid options)."""
+    close = difflib.get_close_matches(name.lower(), sorted(_OPTION_NAMES), n=1, cutoff=0.6)
+    if close:
+        return f"unknown option; did you mean {close[0]!r}?"
+    return f"unknown option; valid options: {', '.join(sorted(_OPTION_NAMES))}"
+
+
+def check_prefixed_names(names: Iterable[str], prefix: str, where: str) -> None:
+    """ConfigError for a ``PRIVGUARD_*`` name (env variable, config key) that is no option.
+
+    A typo such as ``PRIVGUARD_UNKNOW_COOKIES`` would otherwise be ignored silently.
+    """
+    for key in names:
+        if not isinstance(key, str) or not key.startswith(prefix):
+            continue
+        rest = key[len(prefix) :]
+        if rest in NON_OPTION_NAMES or rest in _UPPER_NAMES:
+            continue
+        close = difflib.get_close_matches(rest.lower(), sorted(_OPTION_NAMES), n=1, cutoff=0.6)
+        hint = f"did you mean {prefix}{close[0].upper()}?" if close else "no such option"
+        raise ConfigError(key, f"unknown {where}; {hint}")
 
 
 # --- validation helpers -------------------------------------------------------------

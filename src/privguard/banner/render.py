@@ -162,6 +162,13 @@ def _build_catalogs(
         base: dict[str, str] = {}
         if primary in BUILTIN_LANGUAGES:
             base = load_builtin_texts(primary)
+        if not base and lang not in overrides:
+            raise ConfigError(
+                "languages",
+                f"{lang!r} has no built-in translation (built in: "
+                f"{', '.join(sorted(BUILTIN_LANGUAGES))}); remove it from languages or give "
+                f"every text key in texts[{lang!r}]",
+            )
         texts = {**base, **overrides.get(lang, {})}
         missing = sorted(TEXT_KEYS - set(texts))
         if missing:

@@ -17,6 +17,7 @@ Decides how receipts live in SQLite:
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import weakref
@@ -383,3 +384,23 @@ class SQLiteLedger(ChainLedger):
 
     def __repr__(self) -> str:
         return f"SQLiteLedger({self.url!r})"
+
+
+def check_writable(url: str) -> None:
+    """``ConfigError(option="ledger")`` unless the SQLite ledger at ``url`` can be written.
+
+    Checked at start-up, so a typo in the path fails the deploy instead of the
+    first consent (whose receipt would then wait in a spool in a made-up folder).
+    """
+    path, _ = parse_sqlite_url(url)
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise ConfigError("ledger", f"the folder {folder!r} of the SQLite ledger does not exist")
+    if os.path.exists(target):
+        if not os.access(target, os.R_OK | os.W_OK):
+            raise ConfigError("ledger", f"the SQLite ledger {target!r} is not writable")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError("ledger", f"cannot create the SQLite ledger in {folder!r}: not writable")
