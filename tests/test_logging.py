@@ -69,6 +69,69 @@ def capture() -> Iterator[tuple[logging.Logger, io.StringIO, logging.Handler]]:
         pytest.param("Chrome/131.0.6778.69", "Chrome/131.0.6778.69", id="chrome-version"),
         pytest.param("999.1.1.1 1.2.3", "999.1.1.1 1.2.3", id="not-ips"),
         pytest.param("std::vector", "std::vector", id="cpp-scope"),
+        # the forms servers and libraries actually log
+        pytest.param(
+            "remote_addr:2001:db8:1:2::5", "remote_addr:2001:db8:1::", id="key-colon-v6-letter"
+        ),
+        pytest.param("remote_addr:203.0.113.77", "remote_addr:203.0.113.0", id="key-colon-v4"),
+        pytest.param(
+            "2001:db8:1:2::5: connection reset",
+            "2001:db8:1::: connection reset",
+            id="v6-colon-after",
+        ),
+        pytest.param(
+            "203.0.113.77: connection reset", "203.0.113.0: connection reset", id="v4-colon-after"
+        ),
+        pytest.param("code:2001:db8:1:2::5", "code:2001:db8:1::", id="hex-letters-glued-before"),
+        pytest.param(
+            '::1:51234 - "GET / HTTP/1.1" 200',
+            ':::51234 - "GET / HTTP/1.1" 200',
+            id="uvicorn-v6-loopback",
+        ),
+        pytest.param(
+            '::ffff:203.0.113.77 - - [25/Nov/2026 12:30:45] "GET / HTTP/1.1" 200 -',
+            '203.0.113.0 - - [25/Nov/2026 12:30:45] "GET / HTTP/1.1" 200 -',
+            id="werkzeug-mapped",
+        ),
+        pytest.param(
+            "[::ffff:203.0.113.77]:443 GET /",
+            "[203.0.113.0]:443 GET /",
+            id="hypercorn-mapped-bracket",
+        ),
+        pytest.param(
+            "::ffff:203.0.113.77:5000 - GET", "203.0.113.0:5000 - GET", id="mapped-with-port"
+        ),
+        pytest.param(
+            'client: 2001:db8:1:2::5, server: shop, request: "GET / HTTP/1.1", '
+            'upstream: "http://[2001:db8:1:2::9]:8000/"',
+            'client: 2001:db8:1::, server: shop, request: "GET / HTTP/1.1", '
+            'upstream: "http://[2001:db8:1::]:8000/"',
+            id="nginx-error-log",
+        ),
+        pytest.param(
+            '2001:db8:1:2::5 - - [25/Nov/2026:12:30:45 +0000] "GET / HTTP/1.1" 200 612 "-" "curl"',
+            '2001:db8:1:: - - [25/Nov/2026:12:30:45 +0000] "GET / HTTP/1.1" 200 612 "-" "curl"',
+            id="nginx-combined-v6",
+        ),
+        pytest.param(
+            '{"remote_addr":"2001:db8:1:2::5","status":200}',
+            '{"remote_addr":"2001:db8:1::","status":200}',
+            id="json-log",
+        ),
+        pytest.param(
+            "remote_addr=2001:db8:1:2::5 remote_port=443",
+            "remote_addr=2001:db8:1:: remote_port=443",
+            id="logfmt",
+        ),
+        pytest.param("fe80::1:2:3:4%eth0 up", "fe80::%eth0 up", id="scoped-link-local"),
+        pytest.param(
+            "peer ('203.0.113.77', 51234)", "peer ('203.0.113.0', 51234)", id="tuple-repr"
+        ),
+        pytest.param(
+            "peer ('2001:db8:1:2::5', 51234, 0, 0)",
+            "peer ('2001:db8:1::', 51234, 0, 0)",
+            id="v6-repr",
+        ),
         pytest.param("no address here", "no address here", id="plain"),
     ],
 )
@@ -178,7 +241,9 @@ def test_real_werkzeug_server_log_has_no_full_ip() -> None:
 
 # -- properties ---------------------------------------------------------------------------
 
-_DELIMS = st.sampled_from([" ", '"', "[", "]", "(", ")", "=", ",", ";", "- ", "\t", "'", "<"])
+_DELIMS = st.sampled_from(
+    [" ", '"', "[", "]", "(", ")", "=", ",", ";", "- ", "\t", "'", "<", ":", ": ", "addr:", "ip_"]
+)
 _TEXT = st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), max_size=30)
 
 
@@ -249,3 +314,57 @@ def test_werkzeug_request_handler_logs_truncated_addresses(caplog):
     access = [r.getMessage() for r in caplog.records if "GET / HTTP" in r.getMessage()]
     assert access and access[0].startswith("127.0.0.0 ")
     assert "127.0.0.1" not in caplog.text
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def test_real_uvicorn_access_log_over_ipv6_has_no_full_ip() -> None:
+    """uvicorn logs an IPv6 client as ``::1:PORT`` (no brackets): truncated, port kept."""
+    import asyncio
+    import time
+
+    import uvicorn
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TruncateIPFilter())
+    handler.setFormatter(AccessFormatter("%(client_addr)s - %(request_line)s", use_colors=False))
+    logger = logging.getLogger("uvicorn.access")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = _free_port("::1")
+    config = uvicorn.Config(
+        app, host="::1", port=port, lifespan="off", ws="none", log_config=None, access_log=True
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with urllib.request.urlopen(f"http://[::1]:{port}/x") as resp:
+            assert resp.read() == b"ok"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+    out = stream.getvalue()
+    assert "GET /x HTTP/1.1" in out, out
+    assert out.startswith(":::"), out  # "::" (the truncated ::1) + ":" + port
+    assert "::1:" not in out, out

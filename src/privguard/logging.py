@@ -52,10 +52,12 @@ from privguard.core.clientip import truncate_ip
 __all__ = ["TruncateIPFilter", "truncate_ips", "werkzeug_request_handler"]
 
 # An IPv6 candidate is a maximal run of hex digits, colons and dots holding at
-# least two colons; an IPv4 candidate a dotted quad. Candidates are checked with
-# ``ipaddress`` before anything is rewritten.
+# least two colons (whatever stands before it: ``remote_addr:2001:db8::5`` has a
+# letter and a colon there); an IPv4 candidate a dotted quad. Candidates are
+# checked with ``ipaddress`` before anything is rewritten, and an IPv6 run is
+# searched for the address inside it (see :func:`_v6`).
 _CANDIDATE = re.compile(
-    r"(?<![0-9A-Za-z.:])(?P<v6>(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+)"
+    r"(?<![0-9A-Fa-f.:])(?P<v6>(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+)"
     r"|(?<![0-9])(?P<v4>\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![0-9])"
 )
 _DOTTED_QUAD = re.compile(r"(?<![0-9])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9])")
@@ -139,7 +141,9 @@ def truncate_ips(text: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str
         v4 = match.group("v4")
         if v4 is not None:
             return _truncate(v4, ipv4_prefix, ipv6_prefix) or v4
-        return _v6(match.group("v6"), ipv4_prefix, ipv6_prefix)
+        start = match.start()
+        after_word = start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
+        return _v6(match.group("v6"), ipv4_prefix, ipv6_prefix, after_word=after_word)
 
     return _CANDIDATE.sub(replace, text)
 
@@ -152,19 +156,51 @@ def _truncate(text: str, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
     return truncate_ip(text, ipv4_prefix, ipv6_prefix)
 
 
-def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
-    """An IPv6 candidate: the whole, or the whole minus a ``:port``, or a dotted quad inside."""
-    core = candidate.rstrip(".")  # "from 2001:db8::1."
-    tail = candidate[len(core) :]
-    out = _truncate(core, ipv4_prefix, ipv6_prefix)
-    if out is not None:
-        return out + tail
-    head, sep, port = core.rpartition(":")  # uvicorn writes "2001:db8::1:51234"
-    if port.isdigit() and head.count(":") >= 2:
-        out = _truncate(head, ipv4_prefix, ipv6_prefix)
-        if out is not None:
-            return out + sep + port + tail
-    # not an address (a time, a MAC, "host:1.2.3.4"): still truncate any IPv4 inside
+def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int, *, after_word: bool) -> str:
+    """An IPv6 run: the address in it, with what was glued to either side kept as it was.
+
+    Servers glue text to an address in a few ways, tried in this order on the
+    run ``head`` (leading colon: ``addr:2001:db8::5``; one leading group in
+    front of it: ``de:2001:…`` when a word runs into the run, tried first
+    then) and ``tail`` (trailing dots and one
+    colon: ``2001:db8::5: connection reset``; a port: uvicorn's
+    ``2001:db8::1:51234``). When no form parses (a time, a MAC address,
+    ``host:1.2.3.4``) any IPv4 address inside is still truncated.
+    """
+    starts = _v6_starts(candidate)
+    if after_word:
+        starts.reverse()
+    for start in starts:
+        body = candidate[start:]
+        for end in _v6_ends(body):
+            out = _truncate(body[:end], ipv4_prefix, ipv6_prefix)
+            if out is not None:
+                return candidate[:start] + out + body[end:]
     return _DOTTED_QUAD.sub(
         lambda m: _truncate(m.group(0), ipv4_prefix, ipv6_prefix) or m.group(0), candidate
     )
+
+
+def _v6_starts(run: str) -> list[int]:
+    """Where the address may begin: the run itself, after a glued ``:``, after one glued group."""
+    starts = [0]
+    if run.startswith(":") and not run.startswith("::"):
+        starts.append(1)
+    first = run.find(":", 1)
+    if 0 < first < 5 and run[first + 1 : first + 2] != ":":  # "de:2001:…", never "ab::1"
+        starts.append(first + 1)
+    return starts
+
+
+def _v6_ends(body: str) -> list[int]:
+    """Where the address may end: the whole body, before trailing ``.``/``:``, before a port."""
+    ends = [len(body)]
+    core = body.rstrip(".")
+    if core.endswith(":") and not core.endswith("::"):
+        core = core[:-1]
+    if len(core) != len(body):
+        ends.append(len(core))
+    head, _, port = core.rpartition(":")
+    if port.isdigit() and head.count(":") >= 2:
+        ends.append(len(head))
+    return ends
