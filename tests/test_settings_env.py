@@ -190,7 +190,17 @@ def test_missing_secret_is_reported() -> None:
 
 def test_every_option_reads_from_the_environment() -> None:
     """Each option has an env kind the parser knows (no option left out of from_env)."""
-    kinds = {"str", "optional-str", "bool", "int", "duration", "list", "mapping", "proxies"}
+    kinds = {
+        "str",
+        "optional-str",
+        "bool",
+        "consent-mode",
+        "int",
+        "duration",
+        "list",
+        "mapping",
+        "proxies",
+    }
     assert {o.env_kind for o in OPTIONS} <= kinds
 
 

@@ -27,6 +27,7 @@ from privguard.core.age import AgeRules
 from privguard.core.categories import CATEGORIES, Category, CookieCatalog, parse_category
 from privguard.core.clientip import HeaderFamily, TrustedProxies, parse_trusted_proxies
 from privguard.core.regions import Regime, RegionTable
+from privguard.core.trackers import Tracker, TrackerCatalog
 from privguard.errors import ConfigError
 
 __all__ = ["Settings", "OPTIONS", "Option", "options_table", "parse_option_text"]
@@ -213,8 +214,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "consent_mode",
         False,
-        "Emit Google Consent Mode v2 `gtag('consent', ...)` defaults and updates.",
-        "bool",
+        'Google Consent Mode v2: `False` off; `"basic"` (or `True`) emits '
+        "`gtag('consent', ...)` defaults and updates and holds Google tags until "
+        'consent; `"advanced"` lets Google tags load with denied defaults.',
+        "consent-mode",
     ),
     Option(
         "csp_nonce",
@@ -242,6 +245,20 @@ OPTIONS: tuple[Option, ...] = (
         "Callable(context) run when a visitor answers the age gate as a "
         "minor (e.g. flag an order for review).",
         "optional-str",
+    ),
+    Option(
+        "block_scripts",
+        True,
+        "Neutralise `<script src>`, `<iframe src>` and loader snippets of catalogued "
+        "trackers whose category is not allowed, and add the in-page guard.",
+        "bool",
+    ),
+    Option(
+        "scripts",
+        MappingProxyType({}),
+        'Host or URL glob -> category (`{"cdn.example-ads.com": "marketing"}`), '
+        "merged over the built-in tracker catalog.",
+        "mapping",
     ),
     Option(
         "debug_headers",
@@ -306,7 +323,9 @@ class Settings:
     analytics: object
     languages: tuple[str, ...]
     texts: Mapping[str, Mapping[str, str]]
-    consent_mode: bool
+    consent_mode: bool | str
+    block_scripts: bool
+    trackers: TrackerCatalog
     csp_nonce: Callable[[Any], str | None] | None
     endpoint_prefix: str
     ledger: str | None
@@ -371,10 +390,12 @@ class Settings:
             "honor_gpc",
             "honor_dnt",
             "signal_overrides_consent",
-            "consent_mode",
+            "block_scripts",
             "debug_headers",
         ):
             s(self, name, _bool(name, values[name]))
+        s(self, "consent_mode", _consent_mode(values["consent_mode"]))
+        s(self, "trackers", _trackers(values["scripts"]))
         s(self, "age_rule", _choice("age_rule", values["age_rule"], ("policy", "member-state")))
         s(self, "age_rules", _age_rules(self.age_rule, values["age_overrides"], self.regions))
         gates = _str_list("age_gate_paths", values["age_gate_paths"])
@@ -529,6 +550,11 @@ def parse_option_text(option: Option, text: str) -> Any:
         return [] if kind == "list" else None
     if kind in ("str", "optional-str"):
         return stripped
+    if kind == "consent-mode":
+        low = stripped.lower()
+        if low in ("basic", "advanced"):
+            return low
+        kind = "bool"
     if kind == "bool":
         low = stripped.lower()
         if low in ("1", "true", "yes", "on"):
@@ -564,6 +590,45 @@ def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(name, f"expected True or False, got {value!r}")
     return value
+
+
+def _consent_mode(value: Any) -> bool | str:
+    """``False``, ``"basic"`` or ``"advanced"``; ``True`` means ``"basic"`` (the old switch)."""
+    if value is True:
+        return "basic"
+    if value is False or value in ("basic", "advanced"):
+        return cast("bool | str", value)
+    raise ConfigError("consent_mode", f"{value!r} is not one of [False, True, 'basic', 'advanced']")
+
+
+def _trackers(value: Any) -> TrackerCatalog:
+    if not isinstance(value, Mapping):
+        raise ConfigError("scripts", "expected a mapping of host or URL glob -> category")
+    builtin: list[tuple[str, Tracker]] = []
+    for entry in _data("trackers.toml")["tracker"]:
+        tracker = Tracker(entry["name"], Category(entry["category"]), entry.get("google", False))
+        builtin.extend((p, tracker) for p in entry["patterns"])
+    shop: list[tuple[str, Tracker]] = []
+    for pattern, spec in value.items():
+        if (
+            not isinstance(pattern, str)
+            or not pattern.strip()
+            or pattern.strip().startswith("/")
+            or any(c in pattern for c in " \t\r\n\"'<>")
+        ):
+            raise ConfigError(
+                "scripts", f"{pattern!r} is not a host or URL glob like 'cdn.example.com'"
+            )
+        category = parse_category(spec)
+        if category is None:
+            raise ConfigError(
+                "scripts",
+                f"unknown category {spec!r} for {pattern!r}; valid: "
+                f"{[c.value for c in CATEGORIES]}",
+            )
+        host = pattern.strip().split("//", 1)[-1].split("/", 1)[0]
+        shop.append((pattern, Tracker(host, category)))
+    return TrackerCatalog.build(builtin, shop)
 
 
 def _nonempty_str(name: str, value: Any) -> str:
