@@ -110,6 +110,7 @@ class Runtime:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         from privguard.analytics import make_sink
         from privguard.banner import BannerRenderer
+        from privguard.banner.autoblock import AutoBlocker
         from privguard.geo import open_geo
         from privguard.ratelimit import RateLimiter
         from privguard.useragent import UserAgents
@@ -135,6 +136,7 @@ class Runtime:
         # GeoIP answers change when the database is replaced: cached decisions follow
         self._geo_generation = getattr(self.lookups.geo, "generation", None)
         self.banner = BannerRenderer(settings)
+        self.blocker = AutoBlocker(settings, self.banner.placeholder)
         self.analytics = make_sink(settings.analytics)
         self.rate_limiter = None
         self.ip_rate_limiter = None
@@ -233,6 +235,7 @@ class Runtime:
         return HtmlInjector(
             body=banner.body_snippet(lang, decision, self.csrf_token(view.host), nonce),
             head=banner.head_snippet(decision, nonce),
+            rewriter=self.blocker.for_response(decision.allowed, lang),
         )
 
     def age_gate_response(

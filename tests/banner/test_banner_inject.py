@@ -210,3 +210,34 @@ def test_any_chunking_matches_the_whole_document(
     want, injected = reference(doc, head)
     assert out == want
     assert inj.injected is injected
+
+
+def _hold_cost(chunks: int) -> float:
+    """CPU seconds (best of 3) to stream ``chunks`` 16-byte chunks after an early </body>."""
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        inj = HtmlInjector(body=BODY, max_hold=1 << 30)
+        start = time.process_time()
+        inj.feed(b"<html><body><p>x</p></body>")
+        for _ in range(chunks):
+            inj.feed(b"<p>later text</p")
+        inj.finish()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def test_text_held_after_an_early_body_close_costs_linear_time() -> None:
+    """10x the chunks must cost about 10x, not 100x (the held text is not re-scanned)."""
+    small = _hold_cost(1_000)
+    large = _hold_cost(10_000)
+    assert large < 30 * max(small, 1e-4), (small, large)
+
+
+def test_held_text_after_body_close_is_searched_only_where_new() -> None:
+    inj = HtmlInjector(body=BODY, max_hold=1 << 30)
+    out = [inj.feed(b"<body></body>")]
+    out += [inj.feed(b"</bo"), inj.feed(b"dy>"), inj.feed(b"tail</BODY"), inj.feed(b">end")]
+    out.append(inj.finish())
+    assert b"".join(out) == b"<body></body></body>tail" + BODY + b"</BODY>end"

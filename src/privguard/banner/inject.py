@@ -16,14 +16,31 @@ Where the snippets go:
   :meth:`HtmlInjector.finish` returns the tail unchanged and ``injected`` stays
   False.
 
+* With a ``rewriter`` (auto-blocking, :mod:`privguard.banner.autoblock`), every
+  ``<script ...>`` and ``<iframe ...>`` start tag is handed to it before anything else
+  sees the bytes. A start tag split across chunks is held until its ``>`` (at most
+  ``_MAX_TAG`` bytes); an inline script's content is held until its ``</script`` (at
+  most ``_MAX_INLINE`` bytes, then it is released unchanged) because its start tag can
+  only be decided once the content is known. The content of other scripts streams.
+
 Otherwise only a short tail that could begin a tag being looked for is held back
 across chunk boundaries (at most 6 bytes for ``</body>``, up to ``_MAX_TAG`` for an
 unfinished ``<head ...`` tag).
+
+Every byte is looked at a bounded number of times: the held text after a ``</body>``
+is kept as a list of chunks and only each new chunk (with the last 6 held bytes) is
+searched, so the cost stays linear in the body size whatever the chunking.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+from privguard.banner.autoblock import HOLD, SKIP
+
+if TYPE_CHECKING:
+    from privguard.banner.autoblock import TagRewriter
 
 __all__ = ["HtmlInjector"]
 
@@ -31,7 +48,29 @@ _BODY_CLOSE_LEN = len(b"</body>")
 _HEAD = re.compile(rb"<head(?=[\s/>])[^>]*>|</head\s*>|<body(?=[\s/>])", re.IGNORECASE)
 _HEAD_WORDS = (b"<head", b"</head", b"<body")
 _MAX_TAG = 2048
+_MAX_INLINE = 64 * 1024
 _DEFAULT_MAX_HOLD = 64 * 1024
+#: ``<meta charset>`` right after ``<head>`` stays first: browsers look for it in the
+#: first 1024 bytes.
+_META_CHARSET = re.compile(rb"\s*<meta\s[^>]*charset[^>]*>", re.IGNORECASE)
+_TEXT = 0
+_SCRIPT_END = b"</script"
+#: a start tag of interest: the name then quoted or plain attribute text up to ``>``
+_START_TAG = re.compile(rb"""<(?:script|iframe)(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+_NAME_END = frozenset(b" \t\n\r\f/>")
+
+
+def _partial(low: bytes, word: bytes) -> int:
+    """Length of the longest suffix of ``low`` that is a proper prefix of ``word``."""
+    tail = low[-(len(word) - 1) :]
+    for k in range(len(tail), 0, -1):
+        if word.startswith(tail[-k:]):
+            return k
+    return 0
+
+
+def _partial_opener(low: bytes) -> int:
+    return max(_partial(low, b"<script"), _partial(low, b"<iframe"))
 
 
 def _partial_body_close(buf: bytes) -> int:
@@ -71,7 +110,8 @@ class HtmlInjector:
 
     Create one per response; call :meth:`feed` for each chunk and send what it
     returns, then send what :meth:`finish` returns. ``injected`` tells whether the
-    body snippet went in (False for fragments without ``</body>``).
+    body snippet went in (False for fragments without ``</body>``); ``rewritten``
+    counts the tracker tags the ``rewriter`` changed.
     """
 
     __slots__ = (
@@ -79,42 +119,203 @@ class HtmlInjector:
         "_head",
         "_head_done",
         "_head_buf",
-        "_buf",
+        "_pending",
         "_held",
+        "_parts",
+        "_hold_len",
+        "_tail",
         "_seen_close",
         "_done",
         "_max_hold",
+        "_rewriter",
+        "_mode",
+        "_tag_buf",
+        "_script_tag",
+        "_script_parts",
+        "_script_len",
+        "_script_tail",
         "injected",
         "head_injected",
+        "rewritten",
     )
 
     def __init__(
-        self, body: bytes, head: bytes | None = None, *, max_hold: int = _DEFAULT_MAX_HOLD
+        self,
+        body: bytes,
+        head: bytes | None = None,
+        *,
+        max_hold: int = _DEFAULT_MAX_HOLD,
+        rewriter: TagRewriter | None = None,
     ):
         self._body = body
         self._head = head
         self._head_done = head is None
         self._head_buf = b""
-        self._buf = b""  # bytes not yet released by the body stage
-        self._held = False  # ``_buf`` starts with a ``</body>`` candidate
+        self._pending = b""  # a possible start of ``</body>`` (not held)
+        self._held = False  # ``_parts`` start with a ``</body>`` candidate
+        self._parts: list[bytes] = []
+        self._hold_len = 0
+        self._tail = b""  # the last (up to 6) held bytes, lower-cased
         self._seen_close = False
         self._done = False
         self._max_hold = max_hold
+        self._rewriter = rewriter
+        self._mode = _TEXT
+        self._tag_buf = b""
+        self._script_tag = b""
+        self._script_parts: list[bytes] = []
+        self._script_len = 0
+        self._script_tail = b""
         #: True once the body snippet is in the output.
         self.injected = False
         #: True once the head snippet is in the output.
         self.head_injected = False
+        #: tracker start tags changed by the rewriter
+        self.rewritten = 0
+
+    # --- tag stage (auto-blocking) --------------------------------------------------
+
+    def _tag_stage(self, data: bytes) -> bytes:
+        if self._rewriter is None:
+            return data
+        if self._mode == HOLD:
+            return self._hold_more(data)
+        if self._tag_buf:
+            data = self._tag_buf + data
+            self._tag_buf = b""
+        return self._scan(data, 0)
+
+    def _scan(self, buf: bytes, pos: int) -> bytes:
+        rewriter = self._rewriter
+        assert rewriter is not None
+        out: list[bytes] = []
+        low = buf.lower()
+        n = len(buf)
+        next_script = next_iframe = -2
+        while True:
+            if self._mode == SKIP:
+                end = low.find(_SCRIPT_END, pos)
+                if end < 0:
+                    keep = _partial(low, _SCRIPT_END) if n - pos >= 1 else 0
+                    keep = min(keep, n - pos)
+                    out.append(buf[pos : n - keep])
+                    self._tag_buf = buf[n - keep :]
+                    return b"".join(out)
+                out.append(buf[pos : end + 8])
+                pos = end + 8
+                self._mode = _TEXT
+                continue
+            if next_script != -1 and next_script < pos:
+                next_script = low.find(b"<script", pos)
+            if next_iframe != -1 and next_iframe < pos:
+                next_iframe = low.find(b"<iframe", pos)
+            if next_script < 0 and next_iframe < 0:
+                keep = min(_partial_opener(low), n - pos)
+                out.append(buf[pos : n - keep])
+                self._tag_buf = buf[n - keep :]
+                return b"".join(out)
+            i = next_iframe if next_script < 0 or 0 <= next_iframe < next_script else next_script
+            if i + 7 >= n:  # the name may go on in the next chunk
+                out.append(buf[pos:i])
+                self._tag_buf = buf[i:]
+                return b"".join(out)
+            if low[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
+                out.append(buf[pos : i + 1])
+                pos = i + 1
+                continue
+            m = _START_TAG.match(buf, i)
+            if m is None:
+                if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
+                    out.append(buf[pos:i])
+                    self._tag_buf = buf[i:]
+                    return b"".join(out)
+                out.append(buf[pos : i + 1])  # too long to be a tag we can judge
+                pos = i + 1
+                continue
+            out.append(buf[pos:i])
+            tag = m.group(0)
+            pos = m.end()
+            if low[i + 1] == 0x69:  # "i": iframe
+                new = rewriter.iframe(tag)
+                if new is not tag:
+                    self.rewritten += 1
+                out.append(new)
+                continue
+            mode, new = rewriter.script(tag)
+            if new is not tag:
+                self.rewritten += 1
+            if mode == SKIP:
+                out.append(new)
+                self._mode = SKIP
+                continue
+            end = low.find(_SCRIPT_END, pos)
+            if end >= 0:  # the whole inline script is here: decide now
+                out.append(self._inline(tag, buf[pos:end]))
+                out.append(buf[pos:end])
+                pos = end
+                self._mode = SKIP
+                continue
+            self._mode = HOLD
+            self._script_tag = tag
+            self._script_parts = [buf[pos:]]
+            self._script_len = n - pos
+            self._script_tail = low[max(pos, n - 7) :]
+            return b"".join(out)
+
+    def _inline(self, tag: bytes, content: bytes) -> bytes:
+        assert self._rewriter is not None
+        new = self._rewriter.inline(tag, content)
+        if new is not tag:
+            self.rewritten += 1
+        return new
+
+    def _hold_more(self, data: bytes) -> bytes:
+        """An inline script's content goes on in ``data``: look for its end."""
+        tail = self._script_tail
+        search = (tail + data).lower()
+        end = search.find(_SCRIPT_END)
+        if end < 0:
+            self._script_parts.append(data)
+            self._script_len += len(data)
+            self._script_tail = search[-7:]
+            if self._script_len <= _MAX_INLINE:
+                return b""
+            # too long to judge: release it unchanged and stream the rest
+            content = b"".join(self._script_parts)
+            tag, self._script_tag, self._script_parts = self._script_tag, b"", []
+            self._mode = SKIP
+            return tag + self._scan(content, 0)
+        content = b"".join(self._script_parts) + data
+        at = self._script_len - len(tail) + end
+        tag, self._script_tag, self._script_parts = self._script_tag, b"", []
+        self._mode = SKIP
+        return self._inline(tag, content[:at]) + self._scan(content, 0)
+
+    def _tag_flush(self) -> bytes:
+        if self._rewriter is None:
+            return b""
+        if self._mode == HOLD:  # EOF inside a script: the browser runs what it got
+            content = b"".join(self._script_parts)
+            tag, self._script_tag, self._script_parts = self._script_tag, b"", []
+            self._mode = _TEXT
+            return self._inline(tag, content) + content + self._tag_buf
+        out, self._tag_buf = self._tag_buf, b""
+        return out
 
     # --- head stage -----------------------------------------------------------------
 
     def _head_stage(self, chunk: bytes) -> bytes:
-        if self._head_done:
+        if self._head_done or not chunk:
             return chunk
         buf = self._head_buf + chunk
         match = _HEAD.search(buf)
         if match is not None:
             opening = match.group(0)[:5].lower() == b"<head"
             pos = match.end() if opening else match.start()
+            if opening:
+                charset = _META_CHARSET.match(buf, pos)
+                if charset is not None:
+                    pos = charset.end()
             self._head_done = True
             self.head_injected = True
             self._head_buf = b""
@@ -136,31 +337,53 @@ class HtmlInjector:
     # --- body stage -----------------------------------------------------------------
 
     def _body_stage(self, data: bytes) -> bytes:
-        if self._done:
+        if self._done or not data:
             return data
-        buf = self._buf + data
-        out: list[bytes] = []
-        # the last complete ``</body>`` after any held candidate's own tag
-        start = 1 if self._held else 0
-        pos = buf.lower().rfind(b"</body>", start)
-        if pos >= 0:
-            out.append(buf[:pos])
-            buf = buf[pos:]
-            self._held = True
-            self._seen_close = True
         if self._held:
-            if len(buf) - _BODY_CLOSE_LEN > self._max_hold:
-                # too much after this ``</body>``: release it, append at the end later
-                keep = _partial_body_close(buf)
-                out.append(buf[: len(buf) - keep])
-                buf = buf[len(buf) - keep :]
-                self._held = False
-        else:
+            return self._body_held(data)
+        buf = self._pending + data
+        pos = buf.lower().rfind(b"</body>")
+        if pos < 0:
             keep = _partial_body_close(buf)
-            out.append(buf[: len(buf) - keep])
-            buf = buf[len(buf) - keep :]
-        self._buf = buf
-        return b"".join(out)
+            self._pending = buf[len(buf) - keep :]
+            return buf[: len(buf) - keep]
+        self._pending = b""
+        self._seen_close = True
+        self._hold(buf[pos:])
+        return buf[:pos] + self._overflow()
+
+    def _hold(self, candidate: bytes) -> None:
+        """Start holding at a ``</body>`` candidate."""
+        self._held = True
+        self._parts = [candidate]
+        self._hold_len = len(candidate)
+        self._tail = candidate[-6:].lower()
+
+    def _body_held(self, data: bytes) -> bytes:
+        """Held text goes on: only ``data`` and the last held bytes are searched."""
+        tail = self._tail
+        search = tail + data.lower()
+        pos = search.rfind(b"</body>")
+        if pos >= 0:  # a later candidate: release everything before it
+            held = b"".join(self._parts) + data
+            at = self._hold_len - len(tail) + pos
+            self._hold(held[at:])
+            return held[:at] + self._overflow()
+        self._parts.append(data)
+        self._hold_len += len(data)
+        self._tail = search[-6:]
+        return self._overflow()
+
+    def _overflow(self) -> bytes:
+        """Release the held text when too much follows its ``</body>``."""
+        if self._hold_len - _BODY_CLOSE_LEN <= self._max_hold:
+            return b""
+        # too much after this ``</body>``: release it, append at the end later
+        held = b"".join(self._parts)
+        keep = _partial_body_close(held)
+        self._parts, self._hold_len, self._held, self._tail = [], 0, False, b""
+        self._pending = held[len(held) - keep :]
+        return held[: len(held) - keep]
 
     # --- public ---------------------------------------------------------------------
 
@@ -168,18 +391,20 @@ class HtmlInjector:
         """Take the next body chunk; return the bytes that are safe to send now."""
         if not chunk:
             return b""
-        return self._body_stage(self._head_stage(chunk))
+        return self._body_stage(self._head_stage(self._tag_stage(chunk)))
 
     def finish(self) -> bytes:
         """End of body: return the rest, with the body snippet when a ``</body>`` was seen."""
-        out = self._body_stage(self._head_flush())
+        out = self._body_stage(self._head_stage(self._tag_flush()) + self._head_flush())
         if self._done:
             return out
         self._done = True
-        buf, self._buf = self._buf, b""
         if self._held:
+            held = b"".join(self._parts)
+            self._parts, self._held = [], False
             self.injected = True
-            return out + self._body_snippet() + buf
+            return out + self._body_snippet() + held
+        buf, self._pending = self._pending, b""
         if self._seen_close:
             self.injected = True
             return out + buf + self._body_snippet()

@@ -27,6 +27,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from privguard.core.categories import Category
+from privguard.core.trackers import Tracker
 from privguard.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def load_builtin_texts(lang: str) -> dict[str, str]:
 
 
 #: Every text key a shop may override in ``texts`` (those of the English catalog).
-TEXT_KEYS: frozenset[str] = frozenset(load_builtin_texts("en"))
+_ENGLISH: Mapping[str, str] = MappingProxyType(load_builtin_texts("en"))
+TEXT_KEYS: frozenset[str] = frozenset(_ENGLISH)
 
 
 def _esc(text: str) -> str:
@@ -161,7 +163,8 @@ def _build_catalogs(
         primary = lang.split("-", 1)[0].lower()
         base: dict[str, str] = {}
         if primary in BUILTIN_LANGUAGES:
-            base = load_builtin_texts(primary)
+            # a key not translated yet falls back to English
+            base = {**_ENGLISH, **load_builtin_texts(primary)}
         if not base and lang not in overrides:
             raise ConfigError(
                 "languages",
@@ -211,6 +214,7 @@ class BannerRenderer:
         self._head_lock = threading.Lock()
         self._negotiated: OrderedDict[str, str] = OrderedDict()
         self._negotiate_lock = threading.Lock()
+        self._placeholders: dict[tuple[str, Tracker, bool], bytes] = {}
 
     # --- assets -------------------------------------------------------------------
 
@@ -403,6 +407,35 @@ class BannerRenderer:
             f'<script type="application/json" id="privguard-config">{config}</script>'
             f'<script src="{_esc(self.js_url)}" defer{_NONCE}></script>'
         )
+
+    # --- auto-blocking ------------------------------------------------------------
+
+    def placeholder(self, lang: str, tracker: Tracker, xhtml: bool = False) -> bytes:
+        """What stands in for a held iframe: what was held back, and a button to allow it.
+
+        Well-formed XML either way (no void element, every attribute quoted).
+        """
+        key = (lang, tracker, xhtml)
+        found = self._placeholders.get(key)
+        if found is not None:
+            return found
+        t = self.texts[self._lang(lang)]
+        category = tracker.category.value
+        label = t.get("cat_" + category, category)
+        text = _esc(t["held_content"]).replace("{name}", _esc(tracker.name))
+        text = text.replace("{category}", _esc(label))
+        allow = _esc(t["held_allow"]).replace("{category}", _esc(label))
+        markup = (
+            f'<span class="privguard-held" role="group" aria-label="{_esc(tracker.name)}" '
+            f'lang="{_esc(self._lang(lang))}" data-privguard-placeholder="{category}">'
+            f'<span class="privguard-held__text">{text}</span> '
+            f'<button type="button" class="privguard-held__allow" '
+            f'data-privguard-action="allow-category" data-privguard-allow="{category}">'
+            f"{allow}</button></span>"
+        ).encode()
+        if len(self._placeholders) < 4096:  # languages x trackers: bounded by the settings
+            self._placeholders[key] = markup
+        return markup
 
     # --- Consent Mode -------------------------------------------------------------
 

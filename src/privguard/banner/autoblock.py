@@ -1,0 +1,277 @@
+"""Auto-blocking on the server: rewrite tracker tags whose category is not allowed now.
+
+:class:`AutoBlocker` is built once per :class:`~privguard.Settings`;
+:meth:`AutoBlocker.for_response` gives the per-response :class:`TagRewriter` that
+:class:`~privguard.banner.HtmlInjector` calls for every ``<script ...>`` and
+``<iframe ...>`` start tag it streams past (``None`` when nothing could be blocked:
+every catalogued category is allowed, or ``block_scripts=False``).
+
+What a rewrite does (DESIGN.md §11):
+
+* ``<script src>`` of a catalogued URL becomes ``type="text/plain"`` with
+  ``data-privguard-category``; its own ``type`` moves to ``data-privguard-type``, every
+  other attribute (``async``, ``defer``, ``nonce``, ``integrity`` ...) stays as it was.
+* an inline script is gated the same way when it loads a catalogued URL: it names one
+  (``https://``, ``//`` or JSON-escaped ``https:\\/\\/``) *and* has a loader
+  (``createElement``, ``document.write``, ``.src``, ``import(``, ``fetch(``,
+  ``sendBeacon``, ``Image(``, ``XMLHttpRequest``). A script that merely mentions a
+  tracker URL in a string keeps running.
+* ``<iframe src>`` keeps its URL only in ``data-src``, is ``hidden`` and gets a small
+  placeholder before it that says what was held back and offers to allow it (none for
+  a frame nobody sees: ``hidden``, zero or one pixel wide or high, ``display:none``).
+* Tags the shop marked itself (``data-privguard-category``) and scripts of a type that
+  does not run (``application/ld+json``, ``text/template``, ``text/plain`` ...) are
+  left exactly as they are.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from privguard.core.categories import Category
+from privguard.core.trackers import Tracker, TrackerCatalog
+
+if TYPE_CHECKING:
+    from privguard.settings import Settings
+
+__all__ = ["AutoBlocker", "TagRewriter", "SKIP", "HOLD"]
+
+#: What the injector does after a script start tag: stream its content (SKIP), or hold
+#: it until ``</script`` to look for a loader (HOLD).
+SKIP = 1
+HOLD = 2
+
+_ATTR = re.compile(rb"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
+#: Script types a browser runs (lower case, parameters dropped).
+_JS_TYPES = frozenset(
+    {
+        b"",
+        b"module",
+        b"text/javascript",
+        b"application/javascript",
+        b"application/x-javascript",
+        b"text/ecmascript",
+        b"application/ecmascript",
+        b"text/jscript",
+        b"text/x-javascript",
+        b"text/livescript",
+    }
+)
+_URL = re.compile(
+    rb"""(?:https?:)?//([A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,})([^\s'"`<>()\\,;]*)"""
+)
+_LOADERS = (
+    b"createelement",
+    b"document.write",
+    b".src",
+    b"import(",
+    b"fetch(",
+    b"sendbeacon",
+    b"image(",
+    b"xmlhttprequest",
+)
+#: Stricter categories win when an inline script loads several trackers.
+_RANK = {
+    Category.MARKETING: 3,
+    Category.PERFORMANCE: 2,
+    Category.FUNCTIONALITY: 1,
+    Category.NECESSARY: 0,
+}
+
+
+def _attrs(tag: bytes) -> list[tuple[bytes, bytes | None, int, int]]:
+    """(lower-case name, raw value or None, start, end) of each attribute of a start tag."""
+    out = []
+    for m in _ATTR.finditer(tag, 7, len(tag) - 1):
+        raw = m.group(2)
+        value = None
+        if raw is not None:
+            value = raw[1:-1] if raw[:1] in (b'"', b"'") and len(raw) >= 2 else raw
+        out.append((m.group(1).lower(), value, m.start(), m.end()))
+    return out
+
+
+def _first(attrs: list[tuple[bytes, bytes | None, int, int]], name: bytes) -> int:
+    for i, attr in enumerate(attrs):
+        if attr[0] == name:
+            return i
+    return -1
+
+
+def _invisible(attrs: list[tuple[bytes, bytes | None, int, int]]) -> bool:
+    """A frame nobody sees (a tracking frame): it needs no placeholder."""
+    for name, value, _, _ in attrs:
+        if name == b"hidden":
+            return True
+        if name in (b"width", b"height") and (value or b"").strip() in (b"0", b"0px", b"1"):
+            return True
+        if name == b"style" and value:
+            style = value.lower().replace(b" ", b"")
+            if b"display:none" in style or b"visibility:hidden" in style:
+                return True
+    return False
+
+
+def _url(value: bytes | None) -> str:
+    return html.unescape(value.decode("utf-8", "replace")) if value else ""
+
+
+def _attr_text(value: str) -> bytes:
+    return html.escape(value, quote=True).encode("utf-8")
+
+
+class TagRewriter:
+    """Rewrites the start tags of one response; see the module docstring."""
+
+    __slots__ = ("_catalog", "_allowed", "_advanced", "_placeholder", "_hidden")
+
+    def __init__(
+        self,
+        catalog: TrackerCatalog,
+        allowed: frozenset[Category],
+        advanced: bool,
+        placeholder: Callable[[Tracker], bytes],
+        xhtml: bool = False,
+    ) -> None:
+        self._catalog = catalog
+        self._allowed = allowed
+        self._advanced = advanced
+        self._placeholder = placeholder
+        self._hidden = b' hidden="hidden"' if xhtml else b" hidden"
+
+    def blocked(self, url: str) -> Tracker | None:
+        """The catalogued tracker ``url`` loads when its category is not allowed now."""
+        tracker = self._catalog.match(url)
+        if tracker is None or tracker.category in self._allowed:
+            return None
+        if tracker.category is Category.NECESSARY or (self._advanced and tracker.google):
+            return None
+        return tracker
+
+    def _gate(self, tracker: Tracker) -> bytes:
+        return (
+            b' type="text/plain" data-privguard-category="'
+            + tracker.category.value.encode("ascii")
+            + b'" data-privguard-tracker="'
+            + _attr_text(tracker.name)
+            + b'"'
+        )
+
+    def script(self, tag: bytes) -> tuple[int, bytes]:
+        """What to do with a ``<script ...>`` start tag: (SKIP or HOLD, bytes to send)."""
+        attrs = _attrs(tag)
+        if _first(attrs, b"data-privguard-category") >= 0:
+            return SKIP, tag
+        t = _first(attrs, b"type")
+        if t >= 0:
+            kind = (attrs[t][1] or b"").split(b";", 1)[0].strip().lower()
+            if kind not in _JS_TYPES:
+                return SKIP, tag
+        s = _first(attrs, b"src")
+        if s < 0:
+            return HOLD, tag
+        tracker = self.blocked(_url(attrs[s][1]))
+        if tracker is None:
+            return SKIP, tag
+        return SKIP, self._rewrite_script(tag, attrs, t, tracker)
+
+    def inline(self, tag: bytes, content: bytes) -> bytes:
+        """The start tag of an inline script, gated when ``content`` loads a tracker."""
+        if b"//" not in content and b"\\/\\/" not in content:
+            return tag
+        low = content.lower()
+        if not any(loader in low for loader in _LOADERS):
+            return tag
+        text = content.replace(b"\\/", b"/")
+        worst: Tracker | None = None
+        for m in _URL.finditer(text):
+            tracker = self.blocked("//" + m.group(1).decode("ascii") + _url(m.group(2)))
+            if tracker is not None and (
+                worst is None or _RANK[tracker.category] > _RANK[worst.category]
+            ):
+                worst = tracker
+        if worst is None:
+            return tag
+        attrs = _attrs(tag)
+        return self._rewrite_script(tag, attrs, _first(attrs, b"type"), worst)
+
+    def _rewrite_script(
+        self,
+        tag: bytes,
+        attrs: list[tuple[bytes, bytes | None, int, int]],
+        t: int,
+        tracker: Tracker,
+    ) -> bytes:
+        rest = tag[7:]
+        extra = b""
+        if t >= 0:
+            _, value, start, end = attrs[t]
+            if value:
+                extra = b' data-privguard-type="' + _attr_text(_url(value)) + b'"'
+            rest = tag[7:start] + tag[end:]
+        return b"<script" + self._gate(tracker) + extra + rest
+
+    def iframe(self, tag: bytes) -> bytes:
+        """An ``<iframe ...>`` start tag: held (placeholder first) when it loads a tracker."""
+        attrs = _attrs(tag)
+        if _first(attrs, b"data-privguard-category") >= 0:
+            return tag
+        s = _first(attrs, b"src")
+        if s < 0:
+            return tag
+        tracker = self.blocked(_url(attrs[s][1]))
+        if tracker is None:
+            return tag
+        _, _, start, _ = attrs[s]
+        hidden = (
+            b"" if _first(attrs, b"hidden") >= 0 else self._hidden + b' data-privguard-held="1"'
+        )
+        return (
+            (b"" if _invisible(attrs) else self._placeholder(tracker))
+            + b'<iframe data-privguard-category="'
+            + tracker.category.value.encode("ascii")
+            + b'"'
+            + hidden
+            + tag[7:start]
+            + b"data-"
+            + tag[start:]
+        )
+
+
+class AutoBlocker:
+    """The tracker rewriting of one :class:`~privguard.Settings`, built at start-up.
+
+    :param placeholder: ``(lang, tracker, xhtml) -> bytes``, the placeholder markup.
+    """
+
+    __slots__ = ("_catalog", "_advanced", "_placeholder", "_categories", "enabled")
+
+    def __init__(
+        self, settings: Settings, placeholder: Callable[[str, Tracker, bool], bytes]
+    ) -> None:
+        self._catalog = settings.trackers
+        self._advanced = settings.consent_mode == "advanced"
+        self._placeholder = placeholder
+        #: categories some catalogued tracker has (others never need a rewrite)
+        self._categories = frozenset(t.category for _, t in settings.trackers.patterns()) - {
+            Category.NECESSARY
+        }
+        self.enabled = settings.block_scripts
+
+    def for_response(
+        self, allowed: frozenset[Category], lang: str, xhtml: bool = False
+    ) -> TagRewriter | None:
+        """The rewriter for a response under ``allowed``; None when nothing can be blocked."""
+        if not self.enabled or self._categories <= allowed:
+            return None
+        placeholder = self._placeholder
+        return TagRewriter(
+            self._catalog,
+            allowed,
+            self._advanced,
+            lambda tracker: placeholder(lang, tracker, xhtml),
+            xhtml,
+        )

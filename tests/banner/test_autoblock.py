@@ -1,0 +1,312 @@
+"""Server-side auto-blocking: tracker tags rewritten in the streaming pass, any chunking."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from privguard import Settings
+from privguard.banner import HtmlInjector
+from privguard.core.categories import Category
+from privguard.runtime import Runtime
+from tests.snippets import GTAG, GTM_BODY, GTM_HEAD, META_PIXEL, PAGE, YOUTUBE
+
+SECRET = "a" * 40
+NOTHING = frozenset({Category.NECESSARY})
+US_DEFAULT = frozenset({Category.NECESSARY, Category.FUNCTIONALITY, Category.PERFORMANCE})
+EVERYTHING = frozenset(Category)
+
+
+def runtime(**options: object) -> Runtime:
+    return Runtime(Settings(secret_key=SECRET, ledger=None, rate_limit=None, **options))
+
+
+RT = runtime()
+
+
+def rewrite(
+    page: str | bytes,
+    allowed: frozenset[Category] = NOTHING,
+    size: int | None = None,
+    rt: Runtime = RT,
+) -> tuple[bytes, HtmlInjector]:
+    data = page.encode() if isinstance(page, str) else page
+    inj = HtmlInjector(body=b"<!--B-->", rewriter=rt.blocker.for_response(allowed, "en"))
+    if size is None:
+        chunks = [data]
+    else:
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(inj.feed(c) for c in chunks) + inj.finish(), inj
+
+
+class Elements(HTMLParser):
+    """What a browser's parser sees: every script and iframe with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "iframe"):
+            self.found.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+
+def elements(html: bytes) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Elements()
+    parser.feed(html.decode())
+    return parser.found
+
+
+def runnable(html: bytes) -> list[str]:
+    """Script srcs (or "inline") and iframe srcs that a browser would load or run."""
+    out = []
+    for tag, attrs in elements(html):
+        if tag == "script" and attrs.get("type") in (None, "", "text/javascript", "module"):
+            out.append(attrs.get("src") or "inline")
+        if tag == "iframe" and attrs.get("src"):
+            out.append(attrs["src"] or "")
+    return out
+
+
+def test_real_snippets_are_all_held_for_a_first_time_gdpr_visitor() -> None:
+    out, inj = rewrite(PAGE)
+    assert runnable(out) == ["inline"]  # only gtag's `function gtag(){dataLayer.push...}`
+    found = {
+        a.get("data-privguard-tracker") or a.get("data-src"): a.get("data-privguard-category")
+        for _, a in elements(out)
+        if a.get("data-privguard-category")
+    }
+    assert found == {
+        "Google Tag Manager": "marketing",
+        "Google Analytics": "performance",
+        "Meta Pixel": "marketing",
+        "https://www.youtube.com/embed/dQw4w9WgXcQ": "marketing",
+        "https://www.googletagmanager.com/ns.html?id=GTM-XXXXXXX": "marketing",
+    }
+    assert inj.rewritten == 5
+
+
+def test_nothing_but_the_rewritten_tags_changes() -> None:
+    out, _ = rewrite(PAGE)
+    # undo the rewrite: the page is byte for byte what the shop sent
+    undone = re.sub(
+        rb' type="text/plain" data-privguard-category="\w+" data-privguard-tracker="[^"]+"',
+        b"",
+        out,
+    )
+    undone = re.sub(rb'<span class="privguard-held".*?</button></span>', b"", undone)
+    undone = re.sub(
+        rb' data-privguard-category="\w+"( hidden data-privguard-held="1")?', b"", undone
+    )
+    undone = undone.replace(b"data-src=", b"src=").replace(b"<!--B-->", b"")
+    assert undone == PAGE.encode()
+
+
+def test_script_attributes_are_kept_and_type_moves_aside() -> None:
+    tag = (
+        '<script type="module" nonce="n0nce" async defer integrity="sha384-x" '
+        'src="https://cdn.segment.com/analytics.js"></script>'
+    )
+    out, _ = rewrite(tag)
+    ((_, attrs),) = elements(out)
+    assert attrs == {
+        "type": "text/plain",
+        "data-privguard-category": "performance",
+        "data-privguard-tracker": "Segment",
+        "data-privguard-type": "module",
+        "nonce": "n0nce",
+        "async": None,
+        "defer": None,
+        "integrity": "sha384-x",
+        "src": "https://cdn.segment.com/analytics.js",
+    }
+
+
+@pytest.mark.parametrize(
+    ("allowed", "held"),
+    [
+        pytest.param(NOTHING, 5, id="nothing-allowed"),
+        pytest.param(US_DEFAULT, 4, id="us-optout-default"),
+        pytest.param(EVERYTHING, 0, id="accepted-all"),
+    ],
+)
+def test_only_categories_not_allowed_are_held(allowed: frozenset[Category], held: int) -> None:
+    out, inj = rewrite(PAGE, allowed)
+    assert inj.rewritten == held
+    if Category.PERFORMANCE in allowed:
+        assert "https://www.googletagmanager.com/gtag/js?id=G-XXXXXXXXXX" in runnable(out)
+
+
+def test_everything_allowed_costs_no_rewriter() -> None:
+    assert RT.blocker.for_response(EVERYTHING, "en") is None
+    assert runtime(block_scripts=False).blocker.for_response(NOTHING, "en") is None
+
+
+def test_consent_mode_advanced_lets_google_tags_load() -> None:
+    rt = runtime(consent_mode="advanced")
+    out, _ = rewrite(PAGE, rt=rt)
+    loads = runnable(out)
+    assert "https://www.googletagmanager.com/gtag/js?id=G-XXXXXXXXXX" in loads
+    assert loads.count("inline") == 2  # gtag config and the GTM container
+    # basic keeps holding them
+    out, _ = rewrite(PAGE, rt=runtime(consent_mode="basic"))
+    assert runnable(out) == ["inline"]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(
+            '<script type="text/plain" data-privguard-category="marketing" '
+            'src="https://connect.facebook.net/x.js"></script>',
+            id="shop-marked-script",
+        ),
+        pytest.param(
+            '<script data-privguard-category="necessary" '
+            'src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>',
+            id="shop-exempt-script",
+        ),
+        pytest.param(
+            '<iframe data-privguard-category="marketing" data-src="https://www.youtube.com/embed/x">'
+            "</iframe>",
+            id="shop-marked-iframe",
+        ),
+        pytest.param(
+            '<script type="application/ld+json">{"url": "https://www.youtube.com/x", '
+            '"createElement": 1}</script>',
+            id="json-ld",
+        ),
+        pytest.param(
+            '<script>var channel = "https://www.youtube.com/@shop";</script>',
+            id="inline-mentions-without-loading",
+        ),
+        pytest.param('<script src="/static/app.js"></script>', id="first-party"),
+        pytest.param('<scripts src="https://connect.facebook.net/x.js">', id="not-a-script"),
+        pytest.param('<iframe src="https://maps.example/embed"></iframe>', id="unknown-frame"),
+        pytest.param("<p>no tags at all</p>", id="plain"),
+    ],
+)
+def test_left_alone(page: str) -> None:
+    out, inj = rewrite(page)
+    assert out == page.encode() + b"<!--B-->" or out == page.encode()
+    assert inj.rewritten == 0
+
+
+def test_inline_script_body_is_not_scanned_for_tags() -> None:
+    page = (
+        "<script>document.write('<script src=\"https://connect.facebook.net/x.js\"></scr'+'ipt>')"
+        "</script>"
+    )
+    out, inj = rewrite(page)
+    assert inj.rewritten == 1  # the inline writer itself is gated, its string left intact
+    assert b"<script src=\"https://connect.facebook.net/x.js\"></scr'+'ipt>" in out
+
+
+def test_json_escaped_urls_in_loaders_are_found() -> None:
+    page = (
+        '<script>var u="https:\\/\\/static.hotjar.com\\/c\\/hotjar-1.js";'
+        "var s=document.createElement('script');s.src=u;document.head.appendChild(s);</script>"
+    )
+    out, inj = rewrite(page)
+    assert inj.rewritten == 1 and b'data-privguard-category="performance"' in out
+
+
+def test_strictest_category_wins_in_an_inline_loader() -> None:
+    page = (
+        "<script>var a=document.createElement('script');a.src='https://www.clarity.ms/tag/1';"
+        "var b=document.createElement('script');b.src='https://bat.bing.com/bat.js';</script>"
+    )
+    out, _ = rewrite(page, NOTHING)
+    assert b'data-privguard-category="marketing"' in out
+
+
+def test_hidden_tracking_frames_get_no_placeholder() -> None:
+    out, _ = rewrite(GTM_BODY)
+    assert b"data-privguard-placeholder" not in out and b"data-src=" in out
+    out, _ = rewrite(YOUTUBE)
+    assert out.count(b'data-privguard-placeholder="marketing"') == 1
+    assert b'data-privguard-action="allow-category"' in out
+    assert b'<button type="button"' in out
+
+
+def test_placeholder_escapes_shop_names_and_texts() -> None:
+    rt = runtime(
+        scripts={"embed.example": "marketing"},
+        texts={"en": {"held_content": "<b>{name}</b> & {category}"}},
+    )
+    out, _ = rewrite('<iframe src="https://embed.example/v"></iframe>', rt=rt)
+    assert b"&lt;b&gt;embed.example&lt;/b&gt; &amp; Marketing" in out
+
+
+SNIPPETS = [GTAG, META_PIXEL, GTM_HEAD, GTM_BODY, YOUTUBE]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 9, 13, 64, 100])
+def test_any_chunk_size_gives_the_same_bytes(size: int) -> None:
+    whole, _ = rewrite(PAGE)
+    out, inj = rewrite(PAGE, size=size)
+    assert out == whole
+    assert inj.rewritten == 5
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=["gtag", "meta", "gtm", "gtm-ns", "youtube"])
+def test_every_two_chunk_split_of_each_snippet(snippet: str) -> None:
+    page = ("<html><head></head><body>" + snippet + "</body></html>").encode()
+    whole, _ = rewrite(page)
+    assert whole != page + b"<!--B-->"
+    for split in range(len(page) + 1):
+        inj = HtmlInjector(body=b"<!--B-->", rewriter=RT.blocker.for_response(NOTHING, "en"))
+        out = inj.feed(page[:split]) + inj.feed(page[split:]) + inj.finish()
+        assert out == whole, split
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(PAGE)), max_size=12))
+def test_random_chunking_matches_the_whole_document(cuts: list[int]) -> None:
+    data = PAGE.encode()
+    edges = sorted({0, len(data), *cuts})
+    chunks = [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    inj = HtmlInjector(body=b"<!--B-->", rewriter=RT.blocker.for_response(NOTHING, "en"))
+    out = b"".join(inj.feed(c) for c in chunks) + inj.finish()
+    assert out == rewrite(PAGE)[0]
+
+
+def test_streaming_holds_nothing_but_an_unfinished_tag_or_inline_script() -> None:
+    """Text streams: what is held back is at most the open tag or inline script."""
+    inj = HtmlInjector(body=b"", rewriter=RT.blocker.for_response(NOTHING, "en"))
+    text = b"<p>" + b"x" * 5000 + b"</p>"
+    assert inj.feed(text) == text
+    assert inj.feed(b'<script src="https://connect.facebook') == b""  # unfinished start tag
+    out = inj.feed(b'.net/x.js"></script><p>after</p>')
+    assert out.startswith(b'<script type="text/plain"') and out.endswith(b"<p>after</p>")
+    assert inj.feed(b"<script>var a = 1;") == b""  # inline: decided at its </script>
+    assert inj.feed(b"</script><p>z</p>") == b"<script>var a = 1;</script><p>z</p>"
+
+
+def test_an_endless_inline_script_is_released_unchanged() -> None:
+    inj = HtmlInjector(body=b"", rewriter=RT.blocker.for_response(NOTHING, "en"))
+    out = [inj.feed(b"<script>")]
+    for _ in range(100):
+        out.append(inj.feed(b"x" * 1024))
+    assert sum(map(len, out)) > 30 * 1024  # released after the 64 KiB cap, then streamed
+    out.append(inj.feed(b"</script>") + inj.finish())
+    assert b"".join(out) == b"<script>" + b"x" * 102400 + b"</script>"
+
+
+def test_eof_inside_an_inline_loader_still_gates_it() -> None:
+    out, inj = rewrite("<script>var s=document.createElement('script');s.src='//bat.bing.com/x'")
+    assert inj.rewritten == 1 and out.startswith(b'<script type="text/plain"')
