@@ -8,12 +8,13 @@ cases in one process never share state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from itsdangerous import BadData, TimestampSigner
@@ -23,7 +24,7 @@ from privguard.core.decision import Decision, Lookups, decide
 from privguard.core.request import RequestView
 from privguard.settings import Settings
 
-__all__ = ["Runtime", "build_settings"]
+__all__ = ["Runtime", "build_settings", "no_receipts"]
 
 log = logging.getLogger("privguard")
 
@@ -102,6 +103,21 @@ class DecisionCache:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+#: Set while ``privguard audit``/``cookies`` crawl an app in this process: a crawl's
+#: choices are no visitor's consent, so no runtime writes (or even opens) a ledger.
+_NO_RECEIPTS = threading.Event()
+
+
+@contextlib.contextmanager
+def no_receipts() -> Iterator[None]:
+    """Within this block no runtime of this process writes consent receipts."""
+    _NO_RECEIPTS.set()
+    try:
+        yield
+    finally:
+        _NO_RECEIPTS.clear()
 
 
 class Runtime:
@@ -308,8 +324,8 @@ class Runtime:
 
     @property
     def ledger(self) -> Any:
-        """The ledger writer, opened on first use; ``None`` when disabled."""
-        if self.settings.ledger is None:
+        """The ledger writer, opened on first use; ``None`` when disabled or crawling."""
+        if self.settings.ledger is None or _NO_RECEIPTS.is_set():
             return None
         if self._ledger is None:
             with self._ledger_lock:

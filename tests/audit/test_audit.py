@@ -279,11 +279,12 @@ def test_live_uvicorn_server(capsys: pytest.CaptureFixture[str], live: str) -> N
     assert json.loads(out)["catalog"] == "the app's"
 
 
-def test_region_not_conveyed_is_a_warning(capsys: pytest.CaptureFixture[str], live: str) -> None:
+def test_region_not_conveyed_is_a_finding(capsys: pytest.CaptureFixture[str], live: str) -> None:
     clean, _ = live.split()
-    code, _, err = run(capsys, "audit", clean, "--region", "BR", "--country-header", "X-Geo")
-    assert code == 0
-    assert "the app saw country None, not 'BR'" in err
+    code, out, _ = run(capsys, "audit", clean, "--region", "BR", "--country-header", "X-Geo")
+    assert code == 1
+    assert "region not simulated -- the app saw country None, not 'BR'" in out
+    assert "Fix: " in out and "FAIL: 1 finding" in out
 
 
 def test_installed_command(tmp_path: Path) -> None:
@@ -384,7 +385,8 @@ def test_progress_bar_only_on_a_tty(
     monkeypatch.setattr(sys, "stderr", tty)
     code = main(["audit", f"{APPS}:clean_wsgi", "--region", "DE"])
     assert code == 0
-    assert "\rDE         [" in tty.getvalue() and "4/50 /products/1" in tty.getvalue()
+    shown = tty.getvalue()
+    assert "\rDE" in shown and "4/50" in shown and "/products/1" in shown, shown
     assert "[" not in capsys.readouterr().out.split("\n", 1)[0]
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, TextIO
 
 from privguard.audit.crawl import DEFAULT_REGIONS, AuditResult, Crawler, parse_regions
 from privguard.audit.target import Target, TargetError, open_target
+from privguard.runtime import no_receipts
 
 __all__ = ["register", "run_audit", "run_cookies"]
 
@@ -110,25 +112,51 @@ def register(subparsers: Any) -> None:
 
 
 class _ProgressBar:
-    """A one-line progress bar on stderr (only used on a TTY)."""
+    """A progress bar per region on stderr (tqdm; only used on a TTY)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.shown = False
+        self.bar: Any = None
+        self.label = ""
 
     def __call__(self, label: str, done: int, total: int, path: str) -> None:
-        width = 24
-        filled = min(width, width * done // max(total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        line = f"\r{label:<10} [{bar}] {done:>3}/{total} {path[:40]:<40}"
-        self.stream.write(line)
-        self.stream.flush()
-        self.shown = True
+        from tqdm import tqdm
+
+        if self.bar is None or label != self.label:
+            self.finish()
+            self.label = label
+            self.bar = tqdm(
+                total=total,
+                desc=f"{label:<10}",
+                unit="page",
+                file=self.stream,
+                leave=False,
+                mininterval=0,  # a page takes longer than a redraw
+                miniters=1,
+                # a fresh pty reports a 0x0 terminal, where tqdm would print nothing
+                ncols=_columns(self.stream),
+                nrows=24,
+            )
+        self.bar.set_postfix_str(path[:40], refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def finish(self) -> None:
-        if self.shown:
-            self.stream.write("\r" + " " * 90 + "\r")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width; 80 where it reports none (a fresh pty says 0)."""
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        width = 0
+    return width or int(os.environ.get("COLUMNS", "0") or 0) or 80
+
+
+def _progress(args: argparse.Namespace) -> _ProgressBar | None:
+    return _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
 
 
 def _fail(message: str) -> int:
@@ -164,37 +192,71 @@ def run_audit(args: argparse.Namespace) -> int:
         target, (settings, header), catalog = _open(args)
     except TargetError as exc:
         return _fail(str(exc))
-    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    bar = _progress(args)
     result = AuditResult(args.target, catalog=catalog)
     try:
-        if args.browser:
-            from privguard.audit.browser import BrowserError, browser_crawl
-
-            try:
-                result.regions.extend(
-                    browser_crawl(
-                        target,
-                        settings,
-                        visitors,
-                        header,
-                        args.max_pages,
-                        args.max_depth,
-                        args.timeout,
-                        bar,
-                    )
-                )
-            except BrowserError as exc:
-                return _fail(str(exc))
-        else:
-            crawler = _crawler(args, target, settings, header, bar)
-            for visitor in visitors:
-                result.regions.append(crawler.crawl(visitor))
+        with no_receipts():
+            _audit_regions(args, target, settings, header, visitors, bar, result)
     except TargetError as exc:
+        return _fail(str(exc))
+    except _BrowserFailed as exc:
         return _fail(str(exc))
     finally:
         if bar is not None:
             bar.finish()
         target.close()
+    return _report_audit(args, result)
+
+
+class _BrowserFailed(Exception):
+    """The browser crawl could not run (bad input: exit 2)."""
+
+
+def _audit_regions(
+    args: argparse.Namespace,
+    target: Target,
+    settings: Any,
+    header: str,
+    visitors: list[Any],
+    bar: Any,
+    result: AuditResult,
+) -> None:
+    crawler = _crawler(args, target, settings, header, bar)
+    if args.browser:
+        from privguard.audit.browser import BrowserError, browser_crawl
+
+        try:
+            regions = browser_crawl(
+                target,
+                settings,
+                visitors,
+                header,
+                args.max_pages,
+                args.max_depth,
+                args.timeout,
+                bar,
+            )
+        except BrowserError as exc:
+            raise _BrowserFailed(str(exc)) from None
+        for region in regions:
+            problem = crawler.seen_country(region.visitor, {})
+            if problem:
+                region.problems.append(problem)
+        result.regions.extend(regions)
+        region_blocked = _blocked_undeclared(target)
+        if region_blocked and result.regions:
+            result.regions[0].blocked.extend(region_blocked)
+    else:
+        seen: set[str] = set(_blocked_undeclared(target))
+        for visitor in visitors:
+            region = crawler.crawl(visitor)
+            now = _blocked_undeclared(target)
+            region.blocked.extend(n for n in now if n not in seen)
+            seen.update(now)
+            result.regions.append(region)
+
+
+def _report_audit(args: argparse.Namespace, result: AuditResult) -> int:
     if args.junit:
         from privguard.audit.report import write_junit
 
@@ -227,7 +289,16 @@ def _blocked_undeclared(target: Target) -> list[str]:
 
 
 def run_cookies(args: argparse.Namespace) -> int:
-    """``privguard cookies``: the inventory after accepting all; 0, or 2 on bad input."""
+    """``privguard cookies``: the inventory after accepting all; 0, or 2 on bad input.
+
+    The crawl's "accept all" is no visitor's consent: while it runs, no privguard
+    runtime in this process writes a receipt (the app's ledger stays untouched).
+    """
+    with no_receipts():
+        return _run_cookies(args)
+
+
+def _run_cookies(args: argparse.Namespace) -> int:
     try:
         visitors = parse_regions([args.region])
         if len(visitors) != 1 or visitors[0].gpc:
@@ -236,7 +307,7 @@ def run_cookies(args: argparse.Namespace) -> int:
     except TargetError as exc:
         return _fail(str(exc))
     visitor = visitors[0]
-    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    bar = _progress(args)
     try:
         if args.browser:
             from privguard.audit.browser import BrowserError, browser_crawl

@@ -183,6 +183,10 @@ class RegionResult:
     regime: str
     pages: list[PageResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: findings about the region itself: the audit could not put the app into it
+    problems: list[str] = field(default_factory=list)
+    #: undeclared cookies the app set and privguard blocked (in-process targets)
+    blocked: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -209,9 +213,19 @@ class AuditResult:
         return [f for r in self.regions for f in r.findings]
 
     @property
+    def problems(self) -> list[str]:
+        """Every region the audit could not simulate."""
+        return [p for r in self.regions for p in r.problems]
+
+    @property
+    def clean(self) -> bool:
+        """No finding and every region simulated."""
+        return not self.findings and not self.problems
+
+    @property
     def exit_code(self) -> int:
-        """0 clean, 1 a finding."""
-        return 1 if self.findings else 0
+        """0 clean, 1 a finding (a cookie, or a region the app was not put into)."""
+        return 0 if self.clean else 1
 
 
 def regime_of(visitor: AuditVisitor, settings: Settings) -> Regime:
@@ -391,7 +405,12 @@ class Crawler:
         return response
 
     def seen_country(self, visitor: AuditVisitor, jar: dict[str, str]) -> str | None:
-        """A warning when privguard's state endpoint reports another country than sent."""
+        """A finding when privguard's state endpoint reports another country than sent.
+
+        The audit then judged the app for a region it never showed the app: the
+        cookies it saw are those of the region the app believed in (often the
+        strictest), so passing would be a false "clean".
+        """
         try:
             response = self.target.transport.request(
                 "GET",
@@ -410,9 +429,12 @@ class Crawler:
         expected = normalise_country(visitor.country)
         if country != expected:
             return (
-                f"{visitor.label}: the app saw country {country!r}, not {expected!r}; "
-                f"does it read {self.country_header!r} and trust the auditor's address "
-                "(trusted_proxies)?"
+                f"{visitor.label}: region not simulated -- the app saw country {country!r}, "
+                f"not {expected!r}. Fix: let the app read the country from the header the "
+                f"audit sends ({self.country_header}; country_header={self.country_header!r}) "
+                "and trust the auditor's address (trusted_proxies=['127.0.0.1'] for "
+                "module:app and local servers), or pass --country-header with the header "
+                "the app reads"
             )
         return None
 
@@ -473,7 +495,7 @@ class Crawler:
                     continue
                 queued.add(link)
                 queue.append((link, depth + 1))
-        warning = self.seen_country(visitor, {})
-        if warning:
-            result.warnings.append(warning)
+        problem = self.seen_country(visitor, {})
+        if problem:
+            result.problems.append(problem)
         return result

@@ -63,13 +63,24 @@ def render_table(result: AuditResult) -> str:
                 lines.append(f"  ! {page.path}: {page.error}")
         for warning in region.warnings:
             lines.append(f"  warning: {warning}")
-    findings = result.findings
+        if region.blocked:
+            lines.append("  blocked by privguard as undeclared: " + ", ".join(region.blocked))
+    findings = [f.message for f in result.findings] + result.problems
+    blocked = sorted({n for r in result.regions for n in r.blocked})
     lines.append("")
     if findings:
         lines.append(f"FAIL: {len(findings)} finding{'s' if len(findings) != 1 else ''}")
-        lines.extend(f"  - {f.message}" for f in findings)
+        lines.extend(f"  - {f}" for f in findings)
+    elif blocked:
+        lines.append("OK: no cookie was set before consent, GPC honoured")
     else:
         lines.append("OK: no cookie was set before consent, none undeclared, GPC honoured")
+    if blocked:
+        lines.append(
+            f"Note: the app set undeclared cookies that privguard blocked: {', '.join(blocked)}"
+            ' -- declare each in the `cookies` option (e.g. cookies={"name": "functionality"})'
+            " or the feature that needs it breaks for visitors"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -78,8 +89,10 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
     return {
         "target": result.target,
         "catalog": result.catalog,
-        "clean": not result.findings,
+        "clean": result.clean,
         "findings": [f.as_dict() for f in result.findings],
+        "region_findings": result.problems,
+        "blocked_undeclared": sorted({n for r in result.regions for n in r.blocked}),
         "regions": [
             {
                 "region": r.visitor.region,
@@ -87,6 +100,8 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
                 "gpc": r.visitor.gpc,
                 "regime": r.regime,
                 "warnings": r.warnings,
+                "problems": r.problems,
+                "blocked_undeclared": r.blocked,
                 "pages": [
                     {
                         "path": p.path,
@@ -129,10 +144,21 @@ def write_junit(result: AuditResult, path: str) -> None:
                 ET.SubElement(
                     case, "failure", message=f"cookies: {names}", type="privacy"
                 ).text = text
-        suite.set("tests", str(len(region.pages)))
+        for problem in region.problems:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"privguard.audit.{region.visitor.label}",
+                name="region",
+            )
+            s_fail += 1
+            ET.SubElement(
+                case, "failure", message="region not simulated", type="privacy"
+            ).text = problem
+        suite.set("tests", str(len(region.pages) + len(region.problems)))
         suite.set("failures", str(s_fail))
         suite.set("errors", str(s_err))
-        total += len(region.pages)
+        total += len(region.pages) + len(region.problems)
         failures += s_fail
         errors += s_err
     suites.set("tests", str(total))

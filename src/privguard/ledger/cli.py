@@ -2,9 +2,11 @@
 
 Decides what the ledger commands accept and how they exit:
 
-* the ledger comes from ``--ledger URL`` (after the action) or ``PRIVGUARD_LEDGER``;
-  a missing, malformed or unreachable ledger is one line on stderr and exit 2,
-  and the commands never create a ledger that is not there;
+* the ledger comes from ``--ledger URL`` (after the action), ``PRIVGUARD_LEDGER``, or
+  else the documented default ``sqlite:///privguard-ledger.db`` in the current folder;
+  the one opened is named on stderr. A missing, malformed or unreachable ledger is
+  one line on stderr and exit 2, and the commands never create a ledger that is not
+  there;
 * ``verify`` exits 0 when the whole chain holds, 1 naming the first bad receipt;
 * ``export`` writes JSON lines (or ``--format csv``) filtered by ``--since`` /
   ``--until`` (ISO dates or times, UTC when naive; a date-only ``--until``
@@ -30,7 +32,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
 from privguard.errors import ConfigError, LedgerError
-from privguard.ledger.base import COLUMNS, Ledger, MalformedRow, open_ledger
+from privguard.ledger.base import COLUMNS, Ledger, MalformedRow, open_ledger, redact_url
+from privguard.settings import DEFAULT_LEDGER
 
 __all__ = ["DEFAULT_RETENTION", "parse_age", "register"]
 
@@ -105,12 +108,27 @@ def _fail(message: str) -> int:
     return 2
 
 
+def ledger_url(args: argparse.Namespace) -> tuple[str, str]:
+    """The ledger to open and where that choice came from (``--ledger``, env, default)."""
+    if args.ledger:
+        return args.ledger, "--ledger"
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR], ENV_VAR
+    return DEFAULT_LEDGER, f"the default; choose another with --ledger URL or {ENV_VAR}"
+
+
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Ledger]:
-    url = args.ledger or os.environ.get(ENV_VAR)
-    if not url:
-        raise ConfigError("ledger", f"no ledger given: use --ledger URL or set {ENV_VAR}")
-    ledger = open_ledger(url, create=False)
+    url, source = ledger_url(args)
+    if source == ENV_VAR or source == "--ledger":
+        ledger = open_ledger(url, create=False)
+    else:
+        try:
+            ledger = open_ledger(url, create=False)
+        except (ConfigError, LedgerError, OSError) as exc:
+            raise LedgerError(f"{exc} ({source})") from None
+    # stderr, so that an export on stdout stays clean
+    print(f"privguard ledger: {redact_url(url)} ({source})", file=sys.stderr)
     try:
         yield ledger
     finally:
@@ -257,7 +275,8 @@ def register(subparsers: Any) -> None:
     common.add_argument(
         "--ledger",
         metavar="URL",
-        help=f"ledger URL (sqlite:///path.db or postgresql://…); default ${ENV_VAR}",
+        help=f"ledger URL (sqlite:///path.db or postgresql://…); default ${ENV_VAR}, "
+        f"else {DEFAULT_LEDGER}",
     )
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", type=_since_arg, metavar="DATE", help="from this ISO date/time")
