@@ -100,7 +100,7 @@ class PrivacyMiddleware:
         view = self.view(scope)
         decision = rt.decide(view)
         if rt.is_endpoint(view.path):
-            body = await _read_body(receive) if view.method == "POST" else b""
+            body = await _read_body(receive) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)
             if answer is not None:
                 await self._answer(send, view, decision, answer, changed=False)

@@ -8,7 +8,9 @@ cases in one process never share state.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import logging
 import secrets
 import threading
@@ -29,6 +31,17 @@ __all__ = ["Runtime", "build_settings", "no_receipts"]
 log = logging.getLogger("privguard")
 
 CSRF_MAX_AGE = 24 * 3600
+
+
+def _host_digest(host: str) -> bytes:
+    """What a CSRF token signs for ``host``: an ASCII digest, whatever bytes the host had.
+
+    Signing the host itself put its bytes into the token, so a UTF-8 ``Host``
+    made a token that is not ASCII (a 500 on every page); a digest is always
+    URL-safe ASCII and of fixed size.
+    """
+    digest = hashlib.sha256(host.encode("utf-8", "surrogatepass")).digest()[:18]
+    return base64.urlsafe_b64encode(digest)
 
 
 def build_settings(settings: Settings | None, options: dict[str, Any]) -> Settings:
@@ -173,6 +186,7 @@ class Runtime:
         prefix = settings.endpoint_prefix
         self.prefix = prefix
         self.prefix_slash = prefix + "/"
+        self._body_paths = frozenset({prefix + "/consent", prefix + "/age"})
 
     # -- per request ------------------------------------------------------------------
 
@@ -195,6 +209,15 @@ class Runtime:
     def is_endpoint(self, path: str) -> bool:
         """Does ``path`` belong to privguard's own endpoints?"""
         return path.startswith(self.prefix_slash) or path == "/.well-known/gpc.json"
+
+    def reads_body(self, view: RequestView) -> bool:
+        """Does privguard read this request's body? Only a POST to ``consent`` or ``age``.
+
+        Every other request under the prefix (a shop route such as
+        ``/privguard/feedback``, a POST to an asset path) reaches the app with
+        its body unread.
+        """
+        return view.method == "POST" and view.path in self._body_paths
 
     def report_dropped(self, dropped: list[tuple[str, Any]], path: str) -> None:
         """Log each undeclared cookie name once per runtime (bounded)."""
@@ -304,7 +327,7 @@ class Runtime:
         cached = self._csrf_cache.get(host)
         if cached is not None and cached[0] == hour:
             return cached[1]
-        token = self._csrf.sign(host.encode("utf-8", "replace")).decode("ascii")
+        token = self._csrf.sign(_host_digest(host)).decode("ascii")
         if len(self._csrf_cache) > 1000:
             self._csrf_cache.clear()
         self._csrf_cache[host] = (hour, token)
@@ -318,7 +341,7 @@ class Runtime:
             value = self._csrf.unsign(token, max_age=CSRF_MAX_AGE)
         except (BadData, ValueError, TypeError, UnicodeError):
             return False
-        return secrets.compare_digest(value, host.encode("utf-8", "replace"))
+        return secrets.compare_digest(value, _host_digest(host))
 
     # -- ledger ------------------------------------------------------------------------
 

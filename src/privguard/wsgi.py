@@ -70,7 +70,7 @@ class PrivacyMiddleware:
             log.exception("privguard could not decide; passing the request through")
             return self.app(environ, start_response)
         if rt.is_endpoint(view.path):
-            body = _read_body(environ) if view.method == "POST" else b""
+            body = _read_body(environ) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)
             if answer is not None:
                 result = filter_headers(
