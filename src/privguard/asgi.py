@@ -90,6 +90,7 @@ class PrivacyMiddleware:
             host=host,
             peer=client[0] if client else None,
             headers=headers,
+            query=(scope.get("query_string") or b"").decode("latin-1"),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

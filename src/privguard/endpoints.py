@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from werkzeug.http import dump_cookie
 
@@ -120,6 +120,12 @@ def handle_endpoint(
         if name == "age":
             if view.method == "POST":
                 return _post_age(runtime, view, decision, body)
+            return json_error(405, "method not allowed")
+        if name == "do-not-sell":
+            if view.method in ("GET", "HEAD"):
+                return _optout_page(runtime, view, decision)
+            if view.method == "POST":
+                return _post_do_not_sell(runtime, view, decision, body)
             return json_error(405, "method not allowed")
         asset = runtime.banner.assets.get(name)
         if asset is not None and view.method in ("GET", "HEAD"):
@@ -449,6 +455,59 @@ def _record(runtime: Runtime, decision: Decision, receipt_id: str, now: float, m
         log.exception("privguard could not build a ledger receipt")
         return
     writer.submit(draft)
+
+
+# --- US opt-out (DESIGN §12) --------------------------------------------------------------
+
+#: Our own page loads only its same-origin stylesheet and posts only to us.
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'"
+)
+
+
+def _html(status: int, body: bytes, lang: str) -> EndpointResponse:
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        _NO_STORE,
+        ("Content-Language", lang),
+        ("Content-Security-Policy", _PAGE_CSP),
+        ("Content-Length", str(len(body))),
+    ]
+    return EndpointResponse(status, headers, body)
+
+
+def _optout_page(runtime: Runtime, view: RequestView, decision: Decision) -> EndpointResponse:
+    """``GET {prefix}/do-not-sell``: the opt-out page; a GET never records anything.
+
+    Link scanners and prefetchers follow links: only the visitor's own post
+    writes a receipt, so every receipt in the ledger is a visitor's act.
+    """
+    query = dict(parse_qsl(view.query, max_num_fields=8)) if view.query else {}
+    banner = runtime.banner
+    lang = banner.negotiate(view.header("accept-language"))
+    body = banner.optout_page(
+        lang, decision, runtime.csrf_token(view.host), _safe_next(query.get("next"))
+    )
+    return _html(200, body, lang)
+
+
+def _post_do_not_sell(
+    runtime: Runtime, view: RequestView, decision: Decision, body: bytes | None
+) -> EndpointResponse:
+    """``POST {prefix}/do-not-sell``: deny marketing, keep the rest as it stands now.
+
+    A form post answers 303 to the opt-out page (which then shows the receipt);
+    a JSON post answers 200 with the new state.
+    """
+    fields, is_json = _accept_post(runtime, view, decision, body)
+    granted = (decision.allowed - {Category.MARKETING}) | {Category.NECESSARY}
+    response = _store(runtime, view, decision, granted, "do-not-sell", fields, is_json)
+    if is_json:
+        return response
+    back = _safe_next(_single(fields, "next"))
+    target = f"{runtime.prefix_slash}do-not-sell?next={quote(back, safe='')}"
+    return replace(response, headers=[("Location", target), _NO_STORE, ("Content-Length", "0")])
 
 
 # --- age -------------------------------------------------------------------------------

@@ -272,7 +272,9 @@ class Runtime:
 
         banner = self.banner
         return HtmlInjector(
-            body=banner.body_snippet(lang, decision, self.csrf_token(view.host), nonce),
+            body=banner.body_snippet(
+                lang, decision, self.csrf_token(view.host), nonce, view.path, view.query
+            ),
             head=banner.head_snippet(decision, nonce),
             rewriter=self.blocker.for_response(decision.allowed, lang),
         )

@@ -79,6 +79,21 @@ OPTIONS: tuple[Option, ...] = (
         "optional-str",
     ),
     Option(
+        "contact_url",
+        None,
+        "How a visitor reaches the shop about privacy (an http(s) URL, a relative path "
+        "or a `mailto:` address), shown on the minors' and opt-out pages; None uses "
+        "`policy_url`.",
+        "optional-str",
+    ),
+    Option(
+        "us_optout_link",
+        "do-not-sell",
+        'The persistent US link: `do-not-sell` ("Do Not Sell or Share My Personal '
+        'Information") or `privacy-choices` ("Your Privacy Choices" with the toggle icon).',
+        "str",
+    ),
+    Option(
         "cookies",
         MappingProxyType({}),
         "Cookie name or glob -> category (`necessary`, "
@@ -300,6 +315,8 @@ class Settings:
     secret_keys: tuple[bytes, ...]
     policy_version: str
     policy_url: str | None
+    contact_url: str | None
+    us_optout_link: str
     catalog: CookieCatalog
     cookie_paths: Mapping[str, tuple[str, ...]]
     unknown_cookies: str
@@ -347,6 +364,12 @@ class Settings:
         s(self, "secret_keys", _secret_keys(values["secret_key"], self.debug))
         s(self, "policy_version", _nonempty_str("policy_version", values["policy_version"]))
         s(self, "policy_url", _optional_str("policy_url", values["policy_url"]))
+        s(self, "contact_url", _contact_url(values["contact_url"]))
+        s(
+            self,
+            "us_optout_link",
+            _choice("us_optout_link", values["us_optout_link"], ("do-not-sell", "privacy-choices")),
+        )
         catalog, paths = _catalog(values["cookies"])
         s(self, "catalog", catalog)
         s(self, "cookie_paths", MappingProxyType(paths))
@@ -647,6 +670,18 @@ def _optional_str(name: str, value: Any) -> str | None:
     return _nonempty_str(name, value)
 
 
+def _contact_url(value: Any) -> str | None:
+    url = _optional_str("contact_url", value)
+    if url is None:
+        return None
+    scheme = url.split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+    if scheme not in ("", "http", "https", "mailto") or any(c in url for c in "\r\n\t"):
+        raise ConfigError(
+            "contact_url", f"{url!r} must be an http(s) URL, a relative path or a mailto: address"
+        )
+    return url
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(name, f"{value!r} is not one of {list(choices)}")
@@ -772,7 +807,12 @@ def _regions(regimes: Any, country_regimes: Any) -> RegionTable:
             raise ConfigError(
                 "regimes", f"regime {name!r}: a category is both opt_in and default_on"
             )
-        table[name] = Regime(str(name), opt_in, default_on, str(spec.get("description", "")))
+        optout_link = spec.get("optout_link", False)
+        if not isinstance(optout_link, bool):
+            raise ConfigError("regimes", f"regime {name!r}: optout_link must be true or false")
+        table[name] = Regime(
+            str(name), opt_in, default_on, str(spec.get("description", "")), optout_link
+        )
     by_code: dict[str, str] = {}
     for regime, codes in data["countries"].items():
         for code in codes:

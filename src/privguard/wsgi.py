@@ -183,6 +183,7 @@ def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> Reques
         host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
         peer=environ.get("REMOTE_ADDR"),
         headers=headers,
+        query=environ.get("QUERY_STRING", ""),
     )
 
 

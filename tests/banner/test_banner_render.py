@@ -82,7 +82,8 @@ def test_root_and_buttons(renderer: BannerRenderer) -> None:
     tree = parse(renderer.body_snippet("en", decision(s), "tok", None))
     (root,) = tree.find("div", id="privguard-banner")
     assert root["role"] == "dialog"
-    assert root["aria-modal"] == "true"
+    # not modal: nothing traps focus or blocks the page, and aria-modal says so
+    assert root["aria-modal"] == "false"
     assert root["aria-labelledby"] == "privguard-banner-title"
     assert root["lang"] == "en"
     assert "hidden" not in root
@@ -98,7 +99,8 @@ def test_root_and_buttons(renderer: BannerRenderer) -> None:
     forms = tree.find("form", action="/privguard/consent")
     assert forms and all(f["method"] == "post" for f in forms)
     assert tree.find("input", type="hidden", name="csrf_token", value="tok")
-    assert not tree.find("input", name="next")  # the script adds it
+    # the page it was rendered on (the script refines it with the query)
+    assert {n["value"] for n in tree.find("input", name="next")} == {"/"}
     assert tree.find("a", href="https://shop.example/privacy")
 
 
@@ -111,13 +113,16 @@ def test_checkboxes_unticked_necessary_always_on(renderer: BannerRenderer) -> No
     assert "checked" in necessary and "disabled" in necessary and "name" not in necessary
 
 
-def test_category_descriptions_use_the_policy_words(renderer: BannerRenderer) -> None:
+def test_category_descriptions_say_what_the_cookies_do(renderer: BannerRenderer) -> None:
+    """The policy's own words ("anonymous data") understate a unique 2-year id."""
     text = renderer.body_snippet("en", decision(renderer.settings), "t", None).decode()
+    assert "anonymous" not in text
     for words in (
-        "Essential for the website to function (e.g., shopping cart, login). Cannot be disabled.",
-        "Collect anonymous data on how visitors use our site (e.g., Google Analytics).",
-        "Remember choices you make (e.g., language, region).",
-        "Track advertising effectiveness (only active with your consent).",
+        "shopping cart, login, security and remembering this privacy choice",
+        "a unique identifier that recognises it on later visits, for up to 2 years",
+        "such as language, currency or region",
+        "recognise your browser across websites to show and measure personalised ads. "
+        "Only active with your consent.",
     ):
         assert words in text
 
@@ -147,7 +152,13 @@ def test_us_visitor_gets_do_not_sell_and_gpc_notice(renderer: BannerRenderer) ->
     assert b"Opt-Out Request Honored" not in plain
     tree = parse(plain)
     (dns,) = tree.find(data_privguard_action="do-not-sell")
-    assert dns["data-privguard-categories"] == "functionality performance"
+    # a link outside the dialog, to the same-origin opt-out page, back to this page
+    assert dns["href"] == "/privguard/do-not-sell?next=%2F"
+    assert dns["id"] == "privguard-do-not-sell"
+    after = parse(
+        renderer.body_snippet("en", dataclasses.replace(d, needs_banner=False), "t", None)
+    )
+    assert len(after.find("a", data_privguard_action="do-not-sell")) == 1
     gpc = renderer.body_snippet("en", dataclasses.replace(d, gpc=True), "t", None)
     assert b"Opt-Out Request Honored" in gpc
     quiet = dataclasses.replace(d, gpc=True, needs_banner=False)
@@ -497,3 +508,108 @@ def test_accept_and_reject_share_one_style(renderer: BannerRenderer) -> None:
     accept = tree.find(data_privguard_action="accept-all")[0]
     reject = tree.find(data_privguard_action="reject-all")[0]
     assert accept["class"] == reject["class"] == "privguard__button"
+
+
+# --- the US link, the page path, the settings' truth -----------------------------------------
+
+
+def test_do_not_sell_link_outside_the_dialog_on_every_us_page(renderer: BannerRenderer) -> None:
+    s = renderer.settings
+    d = decision(s, "US")
+    for variant in (
+        d,
+        dataclasses.replace(d, needs_banner=False),
+        dataclasses.replace(d, gpc=True),
+        dataclasses.replace(d, needs_banner=False, gpc=True),
+    ):
+        text = renderer.body_snippet("en", variant, "t", None, "/shoes").decode()
+        dialog_end = text.index('id="privguard-reopen"')
+        link = text.index('data-privguard-action="do-not-sell"')
+        assert link > dialog_end  # after the dialog, so hiding the dialog keeps it
+        assert 'href="/privguard/do-not-sell?next=%2Fshoes"' in text
+    notice = renderer.body_snippet("en", decision(s, "BR"), "t", None)
+    assert decision(s, "BR").regime.name == "notice"
+    assert b"do-not-sell" not in notice
+
+
+def test_privacy_choices_variant_has_the_toggle_icon() -> None:
+    r = BannerRenderer(settings(us_optout_link="privacy-choices"))
+    tree = parse(r.body_snippet("en", decision(r.settings, "US"), "t", None))
+    assert len(tree.find("a", data_privguard_action="do-not-sell")) == 1
+    assert len(tree.find("svg", **{"class": "privguard-optout-link__icon"})) == 1
+    assert "Your Privacy Choices" in "".join(tree.text)
+    with pytest.raises(ConfigError) as err:
+        settings(us_optout_link="hide")
+    assert err.value.option == "us_optout_link"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "expected"),
+    [
+        pytest.param("/shoes", "", "/shoes", id="plain"),
+        pytest.param("/search", "q=red+shoes&p=2", "/search?q=red+shoes&p=2", id="query"),
+        pytest.param("/caf\u00c3\u00a9", "", "/caf%C3%A9", id="wsgi-latin1-bytes"),
+        pytest.param("/caf\u00e9", "", "/caf%C3%A9", id="asgi-text"),
+        pytest.param("//evil.example/x", "", "/", id="scheme-relative"),
+        pytest.param('/"><script>', "", "/%22%3E%3Cscript%3E", id="markup"),
+        pytest.param("/a", "x=<b>", "/a?x=%3Cb%3E", id="query-markup"),
+    ],
+)
+def test_no_js_forms_return_to_the_page(
+    renderer: BannerRenderer, path: str, query: str, expected: str
+) -> None:
+    data = renderer.body_snippet("en", decision(renderer.settings), "t", None, path, query)
+    tree = parse(data)
+    forms = tree.find("form")
+    nexts = tree.find("input", name="next")
+    assert len(nexts) == len(forms) >= 2  # every banner form carries it
+    assert {n["value"] for n in nexts} == {expected}
+
+
+@pytest.mark.parametrize(
+    ("country", "choice", "ticked"),
+    [
+        pytest.param("DE", None, set(), id="gdpr-first-visit-unticked"),
+        pytest.param("US", None, {"functionality", "performance"}, id="us-defaults-on"),
+        pytest.param("BR", None, {"functionality", "performance"}, id="notice-defaults-on"),
+        pytest.param("DE", {"performance"}, {"performance"}, id="gdpr-stored"),
+        pytest.param("US", {"functionality"}, {"functionality"}, id="us-stored"),
+    ],
+)
+def test_boxes_show_what_is_allowed_now(
+    renderer: BannerRenderer, country: str, choice: set[str] | None, ticked: set[str]
+) -> None:
+    s = renderer.settings
+    d = decision(s, country)
+    if choice is not None:
+        cats = frozenset(Category(c) for c in choice) | {Category.NECESSARY}
+        d = dataclasses.replace(d, choice=cats, allowed=cats, needs_banner=False)
+    tree = parse(renderer.body_snippet("en", d, "t", None))
+    boxes = tree.find("input", type="checkbox", name="category")
+    assert {b["value"] for b in boxes if "checked" in b} == ticked
+
+
+def test_gpc_unticks_marketing_even_after_accept(renderer: BannerRenderer) -> None:
+    d = decision(renderer.settings, "US")
+    every = frozenset(Category)
+    d = dataclasses.replace(d, choice=every, allowed=every - {Category.MARKETING}, gpc=True)
+    tree = parse(renderer.body_snippet("en", d, "t", None))
+    boxes = tree.find("input", type="checkbox", name="category")
+    ticked = {b["value"] for b in boxes if "checked" in b}
+    assert ticked == {"functionality", "performance"}
+
+
+def test_close_button_present_and_labelled(renderer: BannerRenderer) -> None:
+    tree = parse(renderer.body_snippet("de", decision(renderer.settings), "t", None))
+    (close,) = tree.find("a", data_privguard_action="close")
+    assert close["href"] == "#"
+    assert "Schließen" in tree.text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_descriptions_do_not_understate(lang: str) -> None:
+    texts = load_builtin_texts(lang)
+    perf = texts["cat_performance_desc"].lower()
+    assert "anonym" not in perf and "anónim" not in perf
+    assert "2" in perf  # says how long the identifier lives
+    assert "google" in texts["cat_marketing_desc"].lower()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-__all__ = ["render_age_form", "render_minor_page", "safe_next_path"]
+__all__ = ["render_age_form", "render_minor_page", "safe_next_path", "page_html"]
 
 
 def _e(text: str) -> str:
@@ -31,7 +31,8 @@ def safe_next_path(next_path: str | None) -> str:
     return next_path
 
 
-def _page(lang: str, title: str, css_url: str, nonce: str | None, main: str) -> str:
+def page_html(lang: str, title: str, css_url: str, nonce: str | None, main: str) -> str:
+    """A complete page around ``main`` (already escaped markup), without scripts."""
     nonce_attr = f' nonce="{_e(nonce)}"' if nonce else ""
     return (
         "<!DOCTYPE html>\n"
@@ -76,7 +77,7 @@ def render_age_form(
         f'<button type="submit" class="privguard__button">{_e(texts["age_submit"])}</button>'
         "</form></main>"
     )
-    return _page(lang, texts["age_page_title"], css_url, nonce, main)
+    return page_html(lang, texts["age_page_title"], css_url, nonce, main)
 
 
 def render_minor_page(
@@ -91,4 +92,4 @@ def render_minor_page(
         f'<p><a href="/">{_e(texts["minor_home"])}</a></p>'
         "</main>"
     )
-    return _page(lang, texts["minor_page_title"], css_url, nonce, main)
+    return page_html(lang, texts["minor_page_title"], css_url, nonce, main)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from privguard.core.regions import Regime
     from privguard.settings import Settings
 
-__all__ = ["BannerRenderer", "TEXT_KEYS", "CONSENT_MODE_TYPES", "load_builtin_texts"]
+__all__ = [
+    "BannerRenderer",
+    "TEXT_KEYS",
+    "CONSENT_MODE_TYPES",
+    "load_builtin_texts",
+    "return_path",
+]
 
 #: Languages with a built-in translation (``i18n/<lang>.json``).
 BUILTIN_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es")
@@ -59,20 +65,48 @@ CONSENT_MODE_TYPES: Mapping[Category, tuple[str, ...]] = MappingProxyType(
 #: Milliseconds tags wait for the banner's ``update`` while a choice is open.
 WAIT_FOR_UPDATE_MS = 500
 
-#: Slot markers in pre-rendered markup; NUL never survives :func:`_esc`.
+#: Slot markers in pre-rendered markup; NUL never survives :func:`_esc`. A request
+#: fills them with: its CSRF token, the CSP nonce attribute, the page's path (as an
+#: attribute value, and URL-encoded for a query) and `` checked`` or nothing for
+#: each category box (what is allowed now, so the settings show the truth).
+_SLOT_NAMES = (
+    "csrf_token",
+    "nonce_attr",
+    "next",
+    "next_query",
+    "on_functionality",
+    "on_performance",
+    "on_marketing",
+)
 _CSRF = "\x00csrf_token\x00"
 _NONCE = "\x00nonce_attr\x00"
-_SLOT = re.compile("\x00(csrf_token|nonce_attr)\x00")
-_SLOT_INDEX = {"csrf_token": 0, "nonce_attr": 1}
+_NEXT = "\x00next\x00"
+_NEXT_QUERY = "\x00next_query\x00"
+_SLOT = re.compile("\x00(" + "|".join(_SLOT_NAMES) + ")\x00")
+_SLOT_INDEX = {name: i for i, name in enumerate(_SLOT_NAMES)}
+_CHECKED = b" checked"
+_SLOT_CATEGORIES = (Category.FUNCTIONALITY, Category.PERFORMANCE, Category.MARKETING)
+#: The US toggle icon (11 CCR §7015(b)), drawn inline: no image request.
+_TOGGLE_ICON = (
+    '<svg class="privguard-optout-link__icon" viewBox="0 0 30 14" width="30" height="14" '
+    'aria-hidden="true" focusable="false">'
+    '<rect x="0.5" y="0.5" width="29" height="13" rx="6.5" fill="#fff" stroke="#0066ff"/>'
+    '<path d="M7 0.5h8.5l-4 13H7a6.5 6.5 0 0 1 0-13z" fill="#0066ff"/>'
+    '<path d="M5 7.2l1.8 1.8 3.4-3.6" fill="none" stroke="#fff" stroke-width="1.4"/>'
+    '<path d="M19.5 4.5l4 5m0-5l-4 5" fill="none" stroke="#0066ff" stroke-width="1.4"/>'
+    "</svg>"
+)
 #: The settings form: checkboxes and "save" belong to it through their ``form``
 #: attribute, so ticking a box and then clicking "Accept all" without JavaScript
 #: does not post ``accept`` and ``category`` together (the endpoint refuses that).
 _SETTINGS_FORM = "privguard-settings-form"
 #: Hidden fields of every banner form: the CSRF token, and ``banner`` so the
 #: ledger records the method as "banner".
+#: ``next`` is the page the banner was rendered on, so a no-JS choice returns there.
 _FORM_FIELDS = (
     f'<input type="hidden" name="csrf_token" value="{_CSRF}">'
     '<input type="hidden" name="banner" value="1">'
+    f'<input type="hidden" name="next" value="{_NEXT}">'
 )
 _NEGOTIATION_CACHE_SIZE = 256
 _NEGOTIATION_CACHE_MAX_KEY = 256
@@ -113,7 +147,7 @@ def _nonce_attr(nonce: str | None) -> bytes:
 
 
 class _Snippet:
-    """Markup rendered once, with two slots (CSRF token, nonce attribute) per request."""
+    """Markup rendered once, with slots (see ``_SLOT_NAMES``) filled per request."""
 
     __slots__ = ("_parts",)
 
@@ -125,10 +159,34 @@ class _Snippet:
             if i % 2 == 1 or piece
         )
 
-    def render(self, csrf_token: bytes, nonce_attr: bytes) -> bytes:
-        """The bytes with both slots filled (values already escaped)."""
-        values = (csrf_token, nonce_attr)
+    def render(self, csrf_token: bytes, nonce_attr: bytes, *rest: bytes) -> bytes:
+        """The bytes with the slots filled (values already escaped; missing ones empty)."""
+        values = (csrf_token, nonce_attr, *rest) + (b"",) * (len(_SLOT_NAMES) - 2 - len(rest))
         return b"".join([p if isinstance(p, bytes) else values[p] for p in self._parts])
+
+
+def return_path(path: str, query: str = "") -> str:
+    """The request ``path`` (and ``query``) as a same-origin URL to come back to.
+
+    A WSGI ``PATH_INFO`` holds the URL's bytes as latin-1 characters, an ASGI
+    ``path`` holds them decoded as UTF-8; both come out as the same encoded path.
+    Anything that is not a plain absolute path is ``/``; a query is kept when the
+    result stays under 2 KiB.
+    """
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    try:
+        path = path.encode("latin-1").decode("utf-8")  # WSGI: bytes as latin-1
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # already text (ASGI)
+    encoded = quote(path, safe="/:@!$&'()*+,;=-._~")
+    if len(encoded) > 2048:
+        return "/"
+    if query:
+        with_query = encoded + "?" + quote(query, safe="/:@!$&'()*+,;=-._~%?")
+        if len(with_query) <= 2048:
+            return with_query
+    return encoded
 
 
 def _content_hash(data: bytes) -> str:
@@ -270,12 +328,22 @@ class BannerRenderer:
     # --- banner -------------------------------------------------------------------
 
     def body_snippet(
-        self, lang: str, decision: Decision, csrf_token: str, nonce: str | None
+        self,
+        lang: str,
+        decision: Decision,
+        csrf_token: str,
+        nonce: str | None,
+        path: str = "/",
+        query: str = "",
     ) -> bytes:
         """The banner markup, config and script tags, to insert before ``</body>``.
 
         When ``decision.needs_banner`` is False the same markup carries ``hidden`` on
         the root, so "Privacy settings" can reopen it and gated scripts still run.
+        ``path`` is the page's request path: the no-JS forms return there. Each
+        category box is ticked exactly when the category is allowed now (so in an
+        opt-out regime the default-on ones show as on, and a reopened view shows the
+        stored choice).
         """
         lang = self._lang(lang)
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
@@ -286,7 +354,15 @@ class BannerRenderer:
                     lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
                 )
             )
-        return template.render(_attr_value(csrf_token), _nonce_attr(nonce))
+        back = return_path(path, query)
+        allowed = decision.allowed
+        return template.render(
+            _attr_value(csrf_token),
+            _nonce_attr(nonce),
+            _attr_value(back),
+            _attr_value(quote(back, safe="")),
+            *(_CHECKED if cat in allowed else b"" for cat in _SLOT_CATEGORIES),
+        )
 
     def _render_body(
         self, lang: str, regime: Regime, needs_banner: bool, reconsent: bool, gpc: bool
@@ -326,26 +402,21 @@ class BannerRenderer:
                 '<div class="privguard__category">'
                 f'<input type="checkbox" name="category" value="{name}" '
                 f'form="{_SETTINGS_FORM}" id="privguard-cat-{name}" '
-                f'aria-describedby="privguard-cat-{name}-desc">'
+                f'aria-describedby="privguard-cat-{name}-desc"\x00on_{name}\x00>'
                 f'<label for="privguard-cat-{name}"><span class="privguard__category-name">'
                 f"{t['cat_' + name]}</span></label>"
                 f'<p class="privguard__description" id="privguard-cat-{name}-desc">'
                 f"{t['cat_' + name + '_desc']}</p></div>"
             )
-        optout_form = ""
-        if optout:
-            keep = sorted(c.value for c in regime.default_on - {Category.MARKETING})
-            hidden_cats = "".join(
-                f'<input type="hidden" name="category" value="{c}">' for c in keep
-            )
-            optout_form = (
-                f'<form method="post" action="{prefix}/consent" class="privguard__optout" '
-                'data-privguard-form="do-not-sell">'
-                f"{_FORM_FIELDS}{hidden_cats}"
-                '<button type="submit" name="category" value="necessary" '
-                'class="privguard__button privguard__button--secondary" '
-                f'data-privguard-action="do-not-sell" data-privguard-categories="{" ".join(keep)}">'
-                f"{t['do_not_sell']}</button></form>"
+        optout_link = ""
+        if regime.optout_link:
+            # DESIGN §12: visible on every page of the regime, dialog open or not
+            icon = _TOGGLE_ICON if self.settings.us_optout_link == "privacy-choices" else ""
+            label = t["privacy_choices"] if icon else t["do_not_sell"]
+            optout_link = (
+                f'<a href="{prefix}/do-not-sell?next={_NEXT_QUERY}" id="privguard-do-not-sell" '
+                'class="privguard-optout-link" data-privguard-action="do-not-sell" '
+                f'lang="{_esc(lang)}">{icon}<span>{label}</span></a>'
             )
         config = _json_for_script(
             {
@@ -368,10 +439,17 @@ class BannerRenderer:
         return (
             "<!-- privguard consent banner -->"
             f'<link rel="stylesheet" href="{_esc(self.css_url)}"{_NONCE}>'
-            f'<div id="privguard-banner" class="privguard" role="dialog" aria-modal="true" '
+            # not modal: the page behind stays usable (no cookie wall) and reachable
+            # by keyboard and screen reader alike, so aria-modal says "false"
+            f'<div id="privguard-banner" class="privguard" role="dialog" aria-modal="false" '
             f'aria-labelledby="privguard-banner-title" aria-describedby="privguard-banner-text" '
-            f'lang="{lang_attr}" data-privguard-regime="{regime_attr}"{hidden}>'
+            f'lang="{lang_attr}" data-privguard-regime="{regime_attr}"'
+            f"{' data-privguard-optout-link' if optout_link else ''}{hidden}>"
             '<div class="privguard__panel" tabindex="-1">'
+            # shown only on a reopened dialog (CSS): closing it changes nothing
+            '<a href="#" class="privguard__close" data-privguard-action="close">'
+            f'<span aria-hidden="true">\u00d7</span><span class="privguard__close-label">'
+            f"{t['close']}</span></a>"
             f'<h2 id="privguard-banner-title" class="privguard__title">{title}</h2>'
             f"{''.join(notices)}"
             f'<p id="privguard-banner-text" class="privguard__text">{intro}{policy}</p>'
@@ -399,11 +477,11 @@ class BannerRenderer:
             f'<form method="post" action="{prefix}/consent" id="{_SETTINGS_FORM}" '
             'data-privguard-form="settings">'
             f"{_FORM_FIELDS}</form>"
-            f"{optout_form}"
             "</div></div>"
             f'<a href="#privguard-banner" id="privguard-reopen" class="privguard-reopen" '
             f'data-privguard-action="open" lang="{lang_attr}">{t["privacy_settings"]}'
             f"{gpc_status}</a>"
+            f"{optout_link}"
             f'<script type="application/json" id="privguard-config">{config}</script>'
             f'<script src="{_esc(self.js_url)}" defer{_NONCE}></script>'
         )
@@ -508,4 +586,27 @@ class BannerRenderer:
         lang = self._lang(lang)
         return render_minor_page(
             self.texts[lang], lang=lang, css_url=self.css_url, nonce=nonce
+        ).encode("utf-8")
+
+    def optout_page(
+        self, lang: str, decision: Decision, csrf_token: str, next_path: str | None
+    ) -> bytes:
+        """The US opt-out page (root ``id="privguard-optout"``), posting to ``do-not-sell``."""
+        from privguard.banner.optout import render_optout_page
+
+        lang = self._lang(lang)
+        choice = decision.choice
+        opted_out = choice is not None and Category.MARKETING not in choice
+        state = decision.state
+        return render_optout_page(
+            self.texts[lang],
+            lang=lang,
+            prefix=self.prefix,
+            css_url=self.css_url,
+            csrf_token=csrf_token,
+            next_path=next_path,
+            gpc=decision.gpc,
+            receipt_id=(state.receipt_id or "") if opted_out and state is not None else None,
+            policy_url=self.policy_url,
+            contact_url=self.settings.contact_url,
         ).encode("utf-8")

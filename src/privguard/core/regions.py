@@ -26,6 +26,8 @@ class Regime:
     opt_in: frozenset[Category]
     default_on: frozenset[Category]
     description: str = ""
+    #: every HTML page carries the "Do Not Sell or Share" link (DESIGN §12)
+    optout_link: bool = False
 
 
 def normalise_country(value: str | None) -> str | None:

@@ -26,6 +26,7 @@ class RequestView:
     host: str = ""
     peer: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    query: str = ""  # the raw query string, without "?"
 
     def header(self, name: str) -> str | None:
         """Value of a (lower-case) header, or ``None``."""

@@ -69,7 +69,7 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 
 #: How a choice was made (``gpc``/``dnt``: a browser signal, no click).
-METHODS = frozenset({"banner", "form", "json", "age", "gpc", "dnt"})
+METHODS = frozenset({"banner", "form", "json", "age", "gpc", "dnt", "do-not-sell"})
 #: Age answers a receipt may carry (never a birth date).
 AGE_STATUSES = frozenset({"unknown", "adult", "minor"})
 #: Consent categories of the policy, in display order.

@@ -30,7 +30,8 @@
   var required = !root.hasAttribute("hidden");
   var state = null;
   var busy = false;
-  var lastFocus = null;
+  var lastFocus = null; /* where focus was before the dialog opened */
+  var lastOutside = null; /* the last page element the visitor focused, outside it */
   var activated = {};
 
   var CONSENT_MODE = {
@@ -243,21 +244,11 @@
     return out;
   }
 
-  function doNotSellCategories(button) {
-    if (state && state.categories) {
-      return allowedCategories(state).filter(function (c) {
-        return c !== "marketing" && c !== "necessary";
-      });
-    }
-    var listed = (button.getAttribute("data-privguard-categories") || "").split(" ");
-    return listed.filter(function (c) {
-      return c !== "";
-    });
-  }
-
   function syncCheckboxes(s) {
-    if (!s || !s.choice_made) {
-      return; /* no choice yet: boxes stay unticked (no pre-ticked consent) */
+    /* a box is ticked exactly when its category is allowed now: unticked before an
+     * opt-in choice, ticked for what an opt-out regime has on until refused */
+    if (!s || !s.categories) {
+      return;
     }
     var boxes = root.querySelectorAll('input[type="checkbox"][name="category"]');
     for (var i = 0; i < boxes.length; i++) {
@@ -267,35 +258,17 @@
 
   /* --- dialog --------------------------------------------------------------------- */
 
-  function focusables() {
-    var nodes = root.querySelectorAll(
-      'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), ' +
-        'select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])'
-    );
-    var out = [];
-    for (var i = 0; i < nodes.length; i++) {
-      if (isShown(nodes[i])) {
-        out.push(nodes[i]);
-      }
-    }
-    return out;
-  }
-
-  function isShown(el) {
-    /* the content of a closed <details> keeps its boxes in some engines: ask directly */
-    var closed = el.closest("details:not([open])");
-    if (closed && !(el.tagName === "SUMMARY" && el.parentNode === closed)) {
-      return false;
-    }
-    return el.getClientRects().length > 0;
-  }
-
   function open(fromUser) {
     if (!root.hasAttribute("hidden") && !fromUser) {
       return;
     }
-    lastFocus = document.activeElement;
+    if (root.hasAttribute("hidden")) {
+      lastFocus = document.activeElement;
+    }
     root.removeAttribute("hidden");
+    if (fromUser) {
+      root.setAttribute("data-privguard-reopened", "1"); /* shows the close button */
+    }
     if (reopen) {
       reopen.setAttribute("hidden", "");
     }
@@ -306,8 +279,22 @@
     panel.focus();
   }
 
+  function focusable(el) {
+    return !!(
+      el &&
+      el !== document.body &&
+      el !== document.documentElement &&
+      typeof el.focus === "function" &&
+      document.contains(el) &&
+      !root.contains(el) &&
+      el.getClientRects().length > 0
+    );
+  }
+
   function close() {
+    var hadFocus = root.contains(document.activeElement);
     root.setAttribute("hidden", "");
+    root.removeAttribute("data-privguard-reopened");
     required = false;
     if (reopen) {
       reopen.removeAttribute("hidden");
@@ -315,10 +302,13 @@
     if (details) {
       details.open = false;
     }
-    if (lastFocus && typeof lastFocus.focus === "function" && document.contains(lastFocus)) {
-      lastFocus.focus();
-    } else if (reopen) {
-      reopen.focus();
+    /* focus goes back where it was before the dialog: the control that opened it, or
+     * the page element focused last; with none (a first visit), to the page itself */
+    var back = focusable(lastFocus) ? lastFocus : focusable(lastOutside) ? lastOutside : null;
+    if (back) {
+      back.focus();
+    } else if (hadFocus && document.activeElement && document.activeElement !== document.body) {
+      document.activeElement.blur();
     }
     lastFocus = null;
   }
@@ -342,26 +332,7 @@
       }
       return;
     }
-    if (event.key !== "Tab") {
-      return;
-    }
-    var items = focusables();
-    if (items.length === 0) {
-      event.preventDefault();
-      panel.focus();
-      return;
-    }
-    var first = items[0];
-    var last = items[items.length - 1];
-    var active = document.activeElement;
-    var inside = root.contains(active) && active !== panel && active !== root;
-    if (event.shiftKey && (!inside || active === first)) {
-      event.preventDefault();
-      last.focus();
-    } else if (!event.shiftKey && (!inside || active === last)) {
-      event.preventDefault();
-      first.focus();
-    }
+    /* not modal (aria-modal="false"): Tab moves on to the page, nothing is trapped */
   }
 
   function onClick(event) {
@@ -380,9 +351,11 @@
     } else if (action === "save") {
       event.preventDefault();
       choose({ categories: selectedCategories() }, button);
-    } else if (action === "do-not-sell") {
+    } else if (action === "close") {
       event.preventDefault();
-      choose({ categories: doNotSellCategories(button) }, button);
+      if (!required) {
+        close(); /* closing is never a choice */
+      }
     }
     /* "settings" is a <summary>: the browser opens the <details> itself */
   }
@@ -401,6 +374,11 @@
   root.addEventListener("click", onClick);
   root.addEventListener("submit", onSubmit);
   document.addEventListener("keydown", onKeydown);
+  document.addEventListener("focusin", function (event) {
+    if (!root.contains(event.target) && event.target !== reopen) {
+      lastOutside = event.target;
+    }
+  });
   if (reopen) {
     reopen.addEventListener("click", function (event) {
       event.preventDefault();
