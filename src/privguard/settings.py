@@ -744,11 +744,23 @@ def _domains(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def builtin_cookies() -> list[tuple[str, Category]]:
+    """The built-in catalog (``data/cookies.toml``): name or glob -> category."""
+    builtin = _data("cookies.toml")
+    base = [(n, Category(c)) for c in CATEGORIES if c in builtin for n in builtin[c]["names"]]
+    base += [(n, Category(spec["category"])) for n, spec in builtin.get("cookie", {}).items()]
+    return base
+
+
+def builtin_cookie_sources() -> dict[str, str]:
+    """Name -> who sets it, for the framework cookies of the built-in catalog."""
+    return {n: spec["source"] for n, spec in _data("cookies.toml").get("cookie", {}).items()}
+
+
 def _catalog(value: Any) -> tuple[CookieCatalog, dict[str, tuple[str, ...]]]:
     if not isinstance(value, Mapping):
         raise ConfigError("cookies", "expected a mapping of cookie name or glob -> category")
-    builtin = _data("cookies.toml")
-    base = [(n, Category(cat)) for cat, table in builtin.items() for n in table["names"]]
+    base = builtin_cookies()
     shop: list[tuple[str, Category]] = []
     paths: dict[str, tuple[str, ...]] = {}
     for name, spec in value.items():

@@ -185,3 +185,40 @@ def test_async_client_filters_like_the_sync_one() -> None:
     assert response.status_code == 200
     assert sorted(response.cookies) == ["sessionid"]
     assert b'id="privguard-banner"' in response.content
+
+
+# --- Django's own cookies are in the built-in catalog ---------------------------------
+
+
+def flash(request: HttpRequest) -> HttpResponse:
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    messages.success(request, "Your order was placed.")
+    return redirect("/shown/")
+
+
+def shown(request: HttpRequest) -> HttpResponse:
+    from django.contrib.messages import get_messages
+
+    text = " ".join(str(m) for m in get_messages(request))
+    return HttpResponse(f"<html><body><p id='flash'>{text}</p></body></html>")
+
+
+urlpatterns += [path("flash/", flash), path("shown/", shown)]
+
+
+def test_django_flash_messages_survive_for_a_first_time_eea_visitor() -> None:
+    apps = [*settings.INSTALLED_APPS, "django.contrib.messages"]
+    middleware = [PRIVGUARD, SESSIONS, "django.contrib.messages.middleware.MessageMiddleware"]
+    with override_settings(
+        INSTALLED_APPS=apps,
+        MIDDLEWARE=middleware,
+        MESSAGE_STORAGE="django.contrib.messages.storage.cookie.CookieStorage",
+    ):
+        client = Client()
+        sent = client.get("/flash/", **EEA)
+        assert sent.status_code == 302
+        assert "messages" in sent.cookies  # necessary: the confirmation of the visitor's action
+        page = client.get("/shown/", **EEA)
+    assert "Your order was placed." in page.content.decode()
