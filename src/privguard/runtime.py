@@ -186,7 +186,9 @@ class Runtime:
         prefix = settings.endpoint_prefix
         self.prefix = prefix
         self.prefix_slash = prefix + "/"
-        self._body_paths = frozenset({prefix + "/consent", prefix + "/age"})
+        self._body_paths = frozenset(
+            {prefix + "/consent", prefix + "/age", prefix + "/do-not-sell"}
+        )
 
     # -- per request ------------------------------------------------------------------
 
@@ -211,7 +213,8 @@ class Runtime:
         return path.startswith(self.prefix_slash) or path == "/.well-known/gpc.json"
 
     def reads_body(self, view: RequestView) -> bool:
-        """Does privguard read this request's body? Only a POST to ``consent`` or ``age``.
+        """Does privguard read this request's body? Only a POST to ``consent``, ``age``
+        or ``do-not-sell``.
 
         Every other request under the prefix (a shop route such as
         ``/privguard/feedback``, a POST to an asset path) reaches the app with
