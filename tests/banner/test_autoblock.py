@@ -310,3 +310,52 @@ def test_an_endless_inline_script_is_released_unchanged() -> None:
 def test_eof_inside_an_inline_loader_still_gates_it() -> None:
     out, inj = rewrite("<script>var s=document.createElement('script');s.src='//bat.bing.com/x'")
     assert inj.rewritten == 1 and out.startswith(b'<script type="text/plain"')
+
+
+# --- the in-page guard ----------------------------------------------------------------
+
+
+def served(page: str, **options: object) -> bytes:
+    """``page`` through the real WSGI middleware as a first-time gdpr visitor."""
+    import webtest
+
+    import privguard
+
+    def app(environ: object, start_response: object) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])  # type: ignore[operator]
+        return [page.encode()]
+
+    options = {"ledger": None, "rate_limit": None, "secret_key": SECRET, **options}
+    from privguard.testing.visitors import BROWSER_USER_AGENT
+
+    client = webtest.TestApp(privguard.protect(app, **options))
+    return client.get("/", headers={"User-Agent": BROWSER_USER_AGENT}).body  # type: ignore[no-any-return]
+
+
+def test_guard_is_the_first_script_in_head_with_the_nonce() -> None:
+    body = served(PAGE, csp_nonce=lambda environ: "n0nce")
+    head = body[: body.index(b"</head>")]
+    first = head.index(b"<script")
+    assert head.index(b'<meta charset="utf-8">') < first  # the charset stays in front
+    assert head[first:].startswith(b'<script nonce="n0nce">(function (C) {')
+    assert b"privguardGuard" in head[first : head.index(b"</script>", first)]
+
+
+def test_guard_is_off_with_block_scripts_false() -> None:
+    body = served(PAGE, block_scripts=False)
+    assert b"privguardGuard" not in body
+    assert b"text/plain" not in body  # and nothing was rewritten
+
+
+def test_guard_knows_the_visitors_categories_and_both_catalogs() -> None:
+    import json as _json
+
+    body = served(PAGE, cookies={"promo_*": "marketing"}, scripts={"ads.example": "marketing"})
+    start = body.index(b"(function (C) {")
+    end = body.index(b");</script>", start)
+    config = body[body.rindex(b"})(", start, end) + 3 : end]
+    data = _json.loads(config)
+    assert data["a"] == ["necessary"]
+    assert data["te"]["ads.example"] == "m" and data["te"]["connect.facebook.net"] == "m"
+    assert ["^promo_.*$", "m"] in data["cg"] and data["ce"]["_fbp"] == "m"
+    assert data["ts"]["google-analytics.com"] == "P"  # a Google tag, performance

@@ -138,6 +138,36 @@ def _json_for_script(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _code(tracker: Tracker) -> str:
+    """A tracker for the guard: its category's initial, upper case for a Google tag."""
+    letter = tracker.category.value[0]
+    return letter.upper() if tracker.google else letter
+
+
+def _js_glob(pattern: str) -> str:
+    """An fnmatch glob as an anchored JavaScript regular expression source."""
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i:end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(c) if c not in "-" else c)
+    out.append("$")
+    return "".join(out)
+
+
 def _attr_value(value: str) -> bytes:
     return html.escape(value, quote=True).encode("utf-8")
 
@@ -273,6 +303,8 @@ class BannerRenderer:
         self._negotiated: OrderedDict[str, str] = OrderedDict()
         self._negotiate_lock = threading.Lock()
         self._placeholders: dict[tuple[str, Tracker, bool], bytes] = {}
+        self._guard: dict[frozenset[Category], _Snippet] = {}
+        self._guard_js, self._guard_config = self._build_guard()
 
     # --- assets -------------------------------------------------------------------
 
@@ -487,6 +519,47 @@ class BannerRenderer:
         )
 
     # --- auto-blocking ------------------------------------------------------------
+
+    def guard_snippet(self, decision: Decision, nonce: str | None) -> bytes | None:
+        """The in-page guard (first in ``<head>``), or None with ``block_scripts=False``."""
+        if not self.settings.block_scripts:
+            return None
+        template = self._guard.get(decision.allowed)
+        if template is None:
+            allowed = sorted(c.value for c in decision.allowed)
+            js = self._guard_js.replace(
+                "__PRIVGUARD_GUARD__",
+                self._guard_config.replace('"a":[]', f'"a":{_json_for_script(allowed)}', 1),
+            )
+            template = _Snippet(f"<script{_NONCE}>{js}</script>")
+            with self._head_lock:  # at most 16 entries: bounded by construction
+                self._guard.setdefault(decision.allowed, template)
+        return template.render(b"", _nonce_attr(nonce))
+
+    def _build_guard(self) -> tuple[str, str]:
+        """The guard's code (comments and indentation stripped) and its static config."""
+        static = importlib.resources.files("privguard.banner").joinpath("static")
+        source = static.joinpath("guard.js").read_text("utf-8")
+        source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+        code = "".join(line.strip() for line in source.splitlines())
+        settings = self.settings
+        catalog = settings.catalog
+        cookie_globs = [[_js_glob(p), c.value[0]] for p, c in catalog.globs]
+        trackers = settings.trackers
+        config = {
+            "a": [],
+            "g": settings.consent_mode == "advanced",
+            "cu": settings.unknown_cookies,
+            "ce": {n: c.value[0] for n, c in catalog.exact.items()},
+            "cg": cookie_globs,
+            "te": {h: _code(t) for h, t in trackers.exact.items()},
+            "ts": {h: _code(t) for h, t in trackers.suffixes.items()},
+            "tg": [[_js_glob(p), _code(t)] for p, t in trackers.host_globs],
+            "tu": [[_js_glob(p), _code(t)] for p, t in trackers.url_globs],
+        }
+        text = json.dumps(config, separators=(",", ":"))
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return code, text
 
     def placeholder(self, lang: str, tracker: Tracker, xhtml: bool = False) -> bytes:
         """What stands in for a held iframe: what was held back, and a button to allow it.

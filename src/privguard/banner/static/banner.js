@@ -77,7 +77,7 @@
 
   /* --- gated content -------------------------------------------------------------- */
 
-  function activateScript(old) {
+  function activateScript(old, done) {
     var script = document.createElement("script");
     for (var i = 0; i < old.attributes.length; i++) {
       var attr = old.attributes[i];
@@ -95,32 +95,58 @@
       script.nonce = nonce;
     }
     script.setAttribute("data-privguard-activated", old.getAttribute("data-privguard-category"));
-    if (old.src) {
+    var external = !!old.getAttribute("src");
+    if (external) {
       script.async = false; /* keep document order among activated external scripts */
+      script.onload = script.onerror = done;
     } else {
       script.text = old.text;
     }
     old.parentNode.replaceChild(script, old);
+    return external && script.getAttribute("type") !== "text/plain";
   }
 
+  function activateFrame(el, category) {
+    var before = el.previousElementSibling;
+    if (before && before.hasAttribute("data-privguard-placeholder")) {
+      before.parentNode.removeChild(before);
+    }
+    if (el.getAttribute("data-privguard-held") === "1") {
+      el.removeAttribute("hidden");
+      el.removeAttribute("data-privguard-held");
+    }
+    el.setAttribute("src", el.getAttribute("data-src"));
+    el.setAttribute("data-privguard-activated", category);
+  }
+
+  /* Held elements run in document order: an external script first loads (or fails)
+   * before the next held element runs, as the parser would have done. */
   function activate(s) {
     var nodes = document.querySelectorAll("[data-privguard-category]");
+    var queue = [];
     for (var i = 0; i < nodes.length; i++) {
-      var el = nodes[i];
-      var category = el.getAttribute("data-privguard-category");
-      if (!isAllowed(s, category)) {
-        continue;
-      }
-      var tag = el.tagName.toLowerCase();
-      if (tag === "script" && (el.getAttribute("type") || "").toLowerCase() === "text/plain") {
-        activateScript(el);
-        activated[category] = true;
-      } else if (tag === "iframe" && el.getAttribute("data-src") && !el.getAttribute("src")) {
-        el.setAttribute("src", el.getAttribute("data-src"));
-        el.setAttribute("data-privguard-activated", category);
-        activated[category] = true;
+      queue.push(nodes[i]);
+    }
+    function next() {
+      while (queue.length) {
+        var el = queue.shift();
+        var category = el.getAttribute("data-privguard-category");
+        if (!isAllowed(s, category) || !el.parentNode) {
+          continue;
+        }
+        var tag = el.tagName.toLowerCase();
+        if (tag === "script" && (el.getAttribute("type") || "").toLowerCase() === "text/plain") {
+          activated[category] = true;
+          if (activateScript(el, next)) {
+            return; /* wait for it */
+          }
+        } else if (tag === "iframe" && el.getAttribute("data-src") && !el.getAttribute("src")) {
+          activated[category] = true;
+          activateFrame(el, category);
+        }
       }
     }
+    next();
   }
 
   function consentModeUpdate(s) {
@@ -159,6 +185,9 @@
           withdrawn = true;
         }
       }
+    }
+    if (window.privguardGuard) {
+      window.privguardGuard.update(allowedCategories(s));
     }
     activate(s);
     syncCheckboxes(s);
@@ -370,7 +399,24 @@
 
   /* --- start ---------------------------------------------------------------------- */
 
+  /* a held iframe's placeholder: allow its category on top of what is allowed now */
+  function onAllow(event) {
+    var target = event.target;
+    var button = target && target.closest ? target.closest('[data-privguard-action="allow-category"]') : null;
+    if (!button) {
+      return;
+    }
+    event.preventDefault();
+    var wanted = button.getAttribute("data-privguard-allow");
+    var current = state ? allowedCategories(state) : [];
+    var body = current.concat([wanted]).filter(function (c, i, all) {
+      return c !== "necessary" && all.indexOf(c) === i;
+    });
+    choose({ categories: body }, null);
+  }
+
   setNext();
+  document.addEventListener("click", onAllow);
   root.addEventListener("click", onClick);
   root.addEventListener("submit", onSubmit);
   document.addEventListener("keydown", onKeydown);
