@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests drive for real: Chromium (banner tests) and the
-# PostgreSQL server (ledger tests). Installed only when missing.
+# Debian packages the tests drive for real: Chromium (banner tests), the
+# PostgreSQL server (ledger tests) and redis-server (shared rate limit). Installed only when missing.
 system-deps:
 	@sh scripts/system-deps.sh
 

@@ -144,6 +144,8 @@ def handle_endpoint(
             )
     except RequestDataError as exc:
         return json_error(exc.status, exc.message)
+    except _Refused as refused:
+        return _refused(runtime, view, refused)
     return None
 
 
@@ -217,40 +219,109 @@ def _parse_body(view: RequestView, body: bytes | None) -> tuple[dict[str, list[o
     raise RequestDataError("send application/x-www-form-urlencoded or application/json", 415)
 
 
-def _check_origin(runtime: Runtime, view: RequestView, fields: dict[str, list[object]]) -> None:
+def _check_origin(
+    runtime: Runtime, view: RequestView, fields: dict[str, list[object]]
+) -> str | None:
+    """Refuse a cross-origin post (403); return the post's page-view token, if any."""
+    token = view.header("x-privguard-csrf")
+    if token is None:
+        values = fields.get("csrf_token") or [None]
+        token = values[0] if isinstance(values[0], str) else None
     same = _same_origin(view)
     if same is True:
-        return
+        return token
     # Fetch metadata: a browser that says the request is cross-site is refused even
     # with a token (the token is host-bound, so a foreign page can read one).
     site = (view.header("sec-fetch-site") or "").strip().lower()
-    if same is None and site in ("", "same-origin", "none"):
-        token = view.header("x-privguard-csrf")
-        if token is None:
-            values = fields.get("csrf_token") or [None]
-            token = values[0] if isinstance(values[0], str) else None
-        if runtime.check_csrf(token, view.host):
-            return
+    fetch_ok = site in ("", "same-origin", "none")
+    if same is None and fetch_ok and runtime.check_csrf(token, view.host):
+        return token
     raise RequestDataError("cross-origin request refused (same-origin or a CSRF token needed)", 403)
 
 
-def allow_choice(runtime: Runtime, decision: Decision) -> bool:
-    """Rate limit per truncated IP + consent id, and per truncated IP at 10x."""
-    limiter = runtime.rate_limiter
-    if limiter is None:
+#: A page view this young whose token has not posted yet counts only against the flood
+#: ceiling: a visitor's first choice on a page they just loaded is not refused.
+FRESH_VIEW = 3600.0
+#: Network (/24, /48) ceilings, as multiples of ``rate_limit``: posts without a fresh
+#: page-view token, and all posts of fresh page views (a flood of page loads).
+NETWORK_FACTOR = 10
+FLOOD_FACTOR = 100
+
+
+def allow_choice(
+    runtime: Runtime,
+    decision: Decision,
+    view_token: tuple[str, float] | None = None,
+    *,
+    visitor: str | None = None,
+) -> bool:
+    """Count one choice; ``False`` when it is over the rate limit.
+
+    The visitor is the page view's token when the post carries a valid one
+    (every banner and age form does), else ``visitor`` (a stable id the caller
+    knows), else a keyed hash of the full address, held only by the limit's
+    storage for the window. The visitor gets ``rate_limit``. Its network (the
+    truncated address) gets ten times that; posts from page views younger than
+    an hour count instead against a ceiling of a hundred times, so visitors
+    behind one NAT are not refused by each other, while a flood of page loads
+    is still bounded. A refused post is not counted on the network.
+    """
+    limiter, rate = runtime.rate_limiter, runtime.choice_rate
+    if limiter is None or rate is None:
         return True
-    now = runtime.clock()
-    receipt = decision.state.receipt_id if decision.state is not None else ""
-    ip = decision.analytics_ip or "unknown"
-    if not limiter.allow(f"{ip}|{receipt}", now):
+    network = runtime.key_hash("net|" + (decision.analytics_ip or "unknown"))
+    if view_token is not None:
+        key, age = "view|" + view_token[0], view_token[1]
+    elif visitor is not None:
+        key, age = "id|" + runtime.key_hash(visitor), FRESH_VIEW + 1
+    else:
+        key, age = "ip|" + runtime.key_hash(decision.client_ip or "unknown"), FRESH_VIEW + 1
+    if not limiter.allow(rate, key):
         return False
-    by_ip = runtime.ip_rate_limiter
-    return by_ip is None or by_ip.allow(ip, now)
+    if age <= FRESH_VIEW:
+        return limiter.allow(rate.times(FLOOD_FACTOR), "flood|" + network)
+    return limiter.allow(rate.times(NETWORK_FACTOR), "net|" + network)
 
 
-def _rate_limit(runtime: Runtime, decision: Decision) -> None:
-    if not allow_choice(runtime, decision):
-        raise RequestDataError("too many choices from this client; try again later", 429)
+class _Refused(Exception):
+    """A choice over the rate limit (answered by :func:`_refused`)."""
+
+    def __init__(self, is_json: bool, fields: dict[str, list[object]]) -> None:
+        super().__init__("rate limited")
+        self.is_json = is_json
+        self.fields = fields
+
+
+RATE_LIMITED = "too many choices from this client; try again later"
+
+
+def _refused(runtime: Runtime, view: RequestView, refused: _Refused) -> EndpointResponse:
+    """429 with what to do next: JSON for a JSON post, a page in the visitor's language else."""
+    rate = runtime.choice_rate
+    retry = str(int(rate.window) if rate is not None else 60)
+    banner = runtime.banner
+    lang = banner.negotiate(view.header("accept-language"))
+    if refused.is_json:
+        data = {
+            "error": RATE_LIMITED,
+            "message": banner.texts[lang]["rate_limited_text"],
+            "retry_after": int(retry),
+        }
+        resp = _json(429, data)
+        return replace(resp, headers=[*resp.headers, ("Retry-After", retry)])
+    try:
+        back = _safe_next(_single(refused.fields, "next"))
+    except RequestDataError:
+        back = "/"
+    body = banner.rate_limited_page(lang, back)
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        _NO_STORE,
+        ("Content-Length", str(len(body))),
+        ("Content-Language", lang),
+        ("Retry-After", retry),
+    ]
+    return EndpointResponse(429, headers, body)
 
 
 def _safe_next(value: object) -> str:
@@ -304,8 +375,9 @@ def _accept_post(
 ) -> tuple[dict[str, list[object]], bool]:
     """Parse a choice post and run the checks every choice shares: origin, rate."""
     fields, is_json = _parse_body(view, body)
-    _check_origin(runtime, view, fields)
-    _rate_limit(runtime, decision)
+    token = _check_origin(runtime, view, fields)
+    if not allow_choice(runtime, decision, runtime.view_token(token, view.host)):
+        raise _Refused(is_json, fields)
     return fields, is_json
 
 
@@ -411,7 +483,7 @@ def signal_withdrawal(runtime: Runtime, view: RequestView, decision: Decision) -
         return ()
     receipt_id = derived_receipt_id(old.receipt_id or "", runtime.settings.secret_keys[0])
     first = runtime.first_withdrawal(receipt_id)
-    if first and not allow_choice(runtime, decision):
+    if first and not allow_choice(runtime, decision, visitor=old.receipt_id or ""):
         return ()  # a replay loop: marketing stays denied, nothing more is recorded
     granted = decision.choice - {Category.MARKETING}
     method = "gpc" if decision.gpc else "dnt"

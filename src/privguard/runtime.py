@@ -9,8 +9,10 @@ cases in one process never share state.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
+import hmac
 import logging
 import secrets
 import threading
@@ -19,11 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from itsdangerous import BadData, TimestampSigner
-
-from privguard.core.consent import CSRF_SALT, ConsentCodec
+from privguard.core.consent import ConsentCodec
 from privguard.core.decision import Decision, Lookups, decide
 from privguard.core.request import RequestView
+from privguard.ratelimit import Rate, RateLimiter, parse_rate
 from privguard.settings import Settings
 
 __all__ = ["Runtime", "build_settings", "no_receipts"]
@@ -31,6 +32,11 @@ __all__ = ["Runtime", "build_settings", "no_receipts"]
 log = logging.getLogger("privguard")
 
 CSRF_MAX_AGE = 24 * 3600
+#: Domain separation of the per-page-view token's MAC.
+VIEW_TOKEN_SALT = b"privguard.view.v1|"
+_NONCE_BYTES = 11  # + 4 bytes of time + 12 bytes of MAC = 27 bytes, 36 characters
+_MAC_BYTES = 12
+_TOKEN_BYTES = _NONCE_BYTES + 4 + _MAC_BYTES
 
 
 def _host_digest(host: str) -> bytes:
@@ -146,7 +152,6 @@ class Runtime:
         from privguard.banner import BannerRenderer
         from privguard.banner.autoblock import AutoBlocker
         from privguard.geo import open_geo
-        from privguard.ratelimit import RateLimiter
         from privguard.useragent import UserAgents
 
         self.settings = settings
@@ -172,17 +177,16 @@ class Runtime:
         self.banner = BannerRenderer(settings)
         self.blocker = AutoBlocker(settings, self.banner.placeholder)
         self.analytics = make_sink(settings.analytics)
-        self.rate_limiter = None
-        self.ip_rate_limiter = None
+        self.rate_limiter: RateLimiter | None = None
+        self.choice_rate: Rate | None = None
         if settings.rate_limit:
-            self.rate_limiter = RateLimiter(settings.rate_limit)
-            # Every choice issues a new consent id, so a loop that keeps its cookie
-            # would get a fresh key each time: the truncated IP alone is limited too,
-            # at ten times the rate (visitors behind one NAT share a /24).
-            count, _, unit = settings.rate_limit.partition("/")
-            self.ip_rate_limiter = RateLimiter(f"{int(count) * 10}/{unit.strip()}")
-        self._csrf = TimestampSigner(list(reversed(settings.secret_keys)), salt=CSRF_SALT)
-        self._csrf_cache: dict[str, tuple[int, str]] = {}
+            self.choice_rate = parse_rate(settings.rate_limit)
+            self.rate_limiter = RateLimiter(settings.rate_limit_storage)
+        first = settings.secret_keys[0]
+        self._key_hash = hmac.new(first, b"privguard.ratelimit.v1|", hashlib.sha256)
+        self._view_macs = tuple(
+            hmac.new(key, VIEW_TOKEN_SALT, hashlib.sha256) for key in settings.secret_keys
+        )
         self._reported: OrderedDict[str, None] = OrderedDict()
         self._report_lock = threading.Lock()
         self._withdrawals: OrderedDict[str, None] = OrderedDict()
@@ -329,29 +333,57 @@ class Runtime:
         except Exception:
             log.exception("privguard analytics sink failed")
 
-    # -- CSRF --------------------------------------------------------------------------
+    # -- CSRF and per-page-view tokens --------------------------------------------------
 
     def csrf_token(self, host: str) -> str:
-        """A host-bound token for the banner form, minted at most once an hour per host."""
-        hour = int(self.clock() // 3600)
-        cached = self._csrf_cache.get(host)
-        if cached is not None and cached[0] == hour:
-            return cached[1]
-        token = self._csrf.sign(_host_digest(host)).decode("ascii")
-        if len(self._csrf_cache) > 1000:
-            self._csrf_cache.clear()
-        self._csrf_cache[host] = (hour, token)
-        return token
+        """A fresh token for one rendered page: host-bound, signed, valid for a day.
+
+        It is the CSRF token of the banner and age forms, and, being unique to
+        the page view, the key the rate limit counts that visitor's choices
+        under (visitors behind one address each get their own). 11 random
+        bytes, the second it was made, a 96-bit HMAC of both and the host.
+        """
+        raw = secrets.token_bytes(_NONCE_BYTES) + int(self.clock()).to_bytes(4, "big")
+        mac = self._view_macs[0].copy()
+        mac.update(_host_digest(host) + b"|" + raw)
+        return base64.urlsafe_b64encode(raw + mac.digest()[:_MAC_BYTES]).decode("ascii")
+
+    def view_token(self, token: object, host: str) -> tuple[str, float] | None:
+        """``(token id, age in seconds)`` of a valid token for ``host``, else ``None``.
+
+        Timing-safe against every configured key; never raises.
+        """
+        if not isinstance(token, str) or len(token) != 36:
+            return None
+        try:
+            data = base64.urlsafe_b64decode(token.encode("ascii"))
+        except (ValueError, binascii.Error, UnicodeError):
+            return None
+        if len(data) != _TOKEN_BYTES:
+            return None
+        raw, given = data[: _NONCE_BYTES + 4], data[_NONCE_BYTES + 4 :]
+        message = _host_digest(host) + b"|" + raw
+        good = False
+        for base in self._view_macs:
+            mac = base.copy()
+            mac.update(message)
+            good |= hmac.compare_digest(mac.digest()[:_MAC_BYTES], given)
+        if not good:
+            return None
+        age = self.clock() - int.from_bytes(raw[_NONCE_BYTES:], "big")
+        if not -300 <= age <= CSRF_MAX_AGE:
+            return None
+        return base64.urlsafe_b64encode(raw[:_NONCE_BYTES]).decode("ascii"), max(age, 0.0)
 
     def check_csrf(self, token: str | None, host: str) -> bool:
         """Verify a banner token for ``host`` (timing-safe, never raises)."""
-        if not token or len(token) > 512:
-            return False
-        try:
-            value = self._csrf.unsign(token, max_age=CSRF_MAX_AGE)
-        except (BadData, ValueError, TypeError, UnicodeError):
-            return False
-        return secrets.compare_digest(value, _host_digest(host))
+        return self.view_token(token, host) is not None
+
+    def key_hash(self, value: str) -> str:
+        """A keyed, truncated hash of ``value`` for rate-limit keys (never the value itself)."""
+        mac = self._key_hash.copy()
+        mac.update(value.encode("utf-8", "replace"))
+        return base64.urlsafe_b64encode(mac.digest()[:12]).decode("ascii")
 
     # -- ledger ------------------------------------------------------------------------
 

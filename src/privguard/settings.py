@@ -251,8 +251,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rate_limit",
         DEFAULT_RATE_LIMIT,
-        "Consent/age posts allowed per truncated IP + consent id, e.g. `30/minute`; None disables.",
+        "Consent/age posts allowed per visitor (page-view token, else address), e.g. "
+        "`30/minute`; a network (/24, /48) gets 10x, fresh page views 100x; None disables.",
         "optional-str",
+    ),
+    Option(
+        "rate_limit_storage",
+        "memory://",
+        "Where the rate limit counts: `memory://` (per process) or `redis://host:port/db` "
+        "(shared by every worker and node; `pip install 'privguard[redis]'`).",
+        "str",
     ),
     Option(
         "on_minor",
@@ -347,6 +355,7 @@ class Settings:
     endpoint_prefix: str
     ledger: str | None
     rate_limit: str | None
+    rate_limit_storage: str
     on_minor: Callable[[Any], None] | None
     debug_headers: bool
     debug: bool
@@ -474,12 +483,18 @@ class Settings:
 
             parse_rate(rate)  # raises ConfigError(option="rate_limit")
         s(self, "rate_limit", rate)
+        from privguard.ratelimit import check_storage_url
+
+        s(self, "rate_limit_storage", check_storage_url(values["rate_limit_storage"]))
         raw = dict(values)
         raw["secret_key"] = _Secret(len(self.secret_keys))
         if ledger is not None:
             from privguard.ledger.base import redact_url
 
             raw["ledger"] = redact_url(ledger)
+        from privguard.ledger.base import redact_url as _redact
+
+        raw["rate_limit_storage"] = _redact(self.rate_limit_storage)
         s(self, "raw", MappingProxyType(raw))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -505,6 +520,7 @@ class Settings:
         out = dict(self.raw)
         out["secret_key"] = list(self.secret_keys)
         out["ledger"] = self.ledger
+        out["rate_limit_storage"] = self.rate_limit_storage
         return out
 
     @classmethod

@@ -11,7 +11,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-__all__ = ["render_age_form", "render_minor_page", "safe_next_path", "page_html"]
+__all__ = [
+    "render_age_form",
+    "render_minor_page",
+    "render_rate_limited_page",
+    "safe_next_path",
+    "page_html",
+]
 
 
 def _e(text: str) -> str:
@@ -93,3 +99,18 @@ def render_minor_page(
         "</main>"
     )
     return page_html(lang, texts["minor_page_title"], css_url, nonce, main)
+
+
+def render_rate_limited_page(
+    texts: Mapping[str, str], *, lang: str, css_url: str, next_path: str
+) -> str:
+    """The 429 page of a choice posted too often: nothing changed, wait, try again."""
+    main = (
+        '<main id="privguard-rate-limited" class="privguard-page" '
+        'aria-labelledby="privguard-rate-limited-title">'
+        f'<h1 id="privguard-rate-limited-title">{_e(texts["rate_limited_title"])}</h1>'
+        f"<p>{_e(texts['rate_limited_text'])}</p>"
+        f'<p><a href="{_e(safe_next_path(next_path))}">{_e(texts["rate_limited_back"])}</a></p>'
+        "</main>"
+    )
+    return page_html(lang, texts["rate_limited_title"], css_url, None, main)

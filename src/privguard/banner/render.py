@@ -652,6 +652,15 @@ class BannerRenderer:
             nonce=nonce,
         ).encode("utf-8")
 
+    def rate_limited_page(self, lang: str, next_path: str) -> bytes:
+        """The 429 page of a choice over the rate limit: what happened, what to do next."""
+        from privguard.banner.age import render_rate_limited_page
+
+        lang = self._lang(lang)
+        return render_rate_limited_page(
+            self.texts[lang], lang=lang, css_url=self.css_url, next_path=next_path
+        ).encode("utf-8")
+
     def minor_page(self, lang: str, decision: Decision, nonce: str | None = None) -> bytes:
         """The 403 page a minor gets on an age-gated path."""
         from privguard.banner.age import render_minor_page
