@@ -6,7 +6,8 @@ shops do: it sets a server-side analytics id (``_ga``) on every page, a language
 cookie (``lang``) when asked, and ships analytics and marketing tags. privguard
 drops those cookies, and keeps the tags inert, until the visitor allows them.
 
-Run: ``python -m examples.flask_shop`` (or ``python examples/flask_shop/app.py``).
+Run: ``python -m examples.flask_shop``. The wheel ships this shop (and ``examples/shop.py``)
+as ``privguard._examples`` for ``privguard demo``, so its imports are relative.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 
-from examples.shop import GREETINGS, LANG_MAX_AGE, PRODUCTS, cart_lines, init_db, money, policy_html
 from privguard.flask import PrivGuard
 from privguard.logging import werkzeug_request_handler
+
+from ..shop import GREETINGS, LANG_MAX_AGE, PRODUCTS, cart_lines, init_db, money, policy_html
 
 HERE = Path(__file__).resolve().parent
 

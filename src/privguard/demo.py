@@ -1,7 +1,9 @@
 """``privguard demo``: the Flask example shop with a region switcher, in a minute.
 
-``make demo`` (or ``privguard demo [--host H] [--port P]``) starts
-``examples/flask_shop`` on http://127.0.0.1:8000 with:
+``make demo`` (or ``privguard demo [--host H] [--port P]``, also ``python -m privguard
+demo``) starts the Flask example shop on http://127.0.0.1:8000 -- the wheel ships it as
+``privguard._examples.flask_shop``; a source checkout runs ``examples/flask_shop`` --
+with:
 
 * a small GeoIP database generated at start (mmdb-writer, a dev dependency) into a
   temporary directory: one range each for DE, FR, GB, US-CA, US-TX and BR. Without
@@ -157,22 +159,35 @@ def _redirect(start_response: StartResponse, location: str, cookies: list[str]) 
     return []
 
 
+_SHIPPED_SHOP = "privguard._examples.flask_shop.app"
+_CHECKOUT_SHOP = "examples.flask_shop.app"
+
+
 def _load_shop() -> Callable[..., Any]:
-    """``examples.flask_shop.app.create_app``, from the source checkout if not importable."""
+    """The shop's ``create_app``: the copy the wheel ships, else the source checkout's."""
     try:
-        module = importlib.import_module("examples.flask_shop.app")
+        import flask  # noqa: F401
+    except ImportError:
+        raise RuntimeError("the demo is a Flask shop: pip install 'privguard[flask]'") from None
+    try:
+        module = importlib.import_module(_SHIPPED_SHOP)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("examples", "examples.flask_shop", "examples.flask_shop.app"):
+        if exc.name is None or not _SHIPPED_SHOP.startswith(exc.name):
             raise
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "examples" / "flask_shop" / "app.py").is_file():
-            raise RuntimeError(
-                "privguard demo runs examples/flask_shop from a source checkout; "
-                "run it from the repository (make demo)"
-            ) from None
-        sys.path.insert(0, str(root))
-        module = importlib.import_module("examples.flask_shop.app")
+        module = _checkout_shop()
     return module.create_app  # type: ignore[no-any-return]
+
+
+def _checkout_shop() -> Any:
+    """``examples.flask_shop.app`` of the source checkout (an editable install)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "examples" / "flask_shop" / "app.py").is_file():
+        raise RuntimeError(
+            "the example shop is missing from this installation; reinstall privguard"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(_CHECKOUT_SHOP)
 
 
 def build_demo_app(workdir: Path, geoip: bool = True) -> tuple[Any, str]:
@@ -216,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
         where = (
             "a generated GeoIP database"
             if mode == "geoip"
-            else "the CF-IPCountry header (mmdb-writer missing)"
+            else "the CF-IPCountry header (US states need a City database: "
+            "pip install mmdb-writer netaddr and the demo generates one)"
         )
         print(
             f"privguard demo: http://{args.host}:{args.port}/ -- regions from {where}; "

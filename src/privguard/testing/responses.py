@@ -28,6 +28,8 @@ __all__ = [
 
 #: Request header that carries a test visitor's id, so failures can name it.
 VISITOR_HEADER = "Privguard-Test-Visitor"
+#: WSGI environ key of ``Visitor.environ``: the cookies the visitor meant to send.
+SENT_COOKIES_KEY = "privguard.test_visitor_cookies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,28 @@ def _lower_map(items: Iterable[Any]) -> dict[str, str]:
     return {n.lower(): v for n, v in _pairs(items)}
 
 
+def _check_cookies_arrived(environ: Mapping[str, Any]) -> None:
+    """AssertionError when a test client replaced the cookies a visitor sent.
+
+    werkzeug's and Flask's test clients set the ``Cookie`` header from their own jar,
+    over ``environ_overrides=visitor.environ``: a "returning visitor" would silently
+    be tested as a first visit.
+    """
+    sent = environ.get(SENT_COOKIES_KEY)
+    if not isinstance(sent, str) or not sent:
+        return
+    arrived = {p.strip() for p in str(environ.get("HTTP_COOKIE", "")).split(";")}
+    missing = [p.strip() for p in sent.split(";") if p.strip() not in arrived]
+    if missing:
+        names = ", ".join(sorted({p.split("=", 1)[0] for p in missing}))
+        raise AssertionError(
+            f"the test client dropped the visitor's cookies ({names}): werkzeug's and "
+            "Flask's clients replace the Cookie header of environ_overrides with their own "
+            "jar. Send the request with visitor.get(client, path) (or call "
+            "visitor.set_cookies_on(client) first)"
+        )
+
+
 def _environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in environ.items():
@@ -96,6 +120,7 @@ def _environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
 def _webtest(response: Any) -> ResponseData:
     request = getattr(response, "request", None)
     environ = getattr(request, "environ", None) or {}
+    _check_cookies_arrived(environ)
     return ResponseData(
         status=int(response.status_int),
         headers=_pairs(response.headerlist),
@@ -108,6 +133,7 @@ def _webtest(response: Any) -> ResponseData:
 def _werkzeug(response: Any) -> ResponseData:
     request = getattr(response, "request", None)
     environ = getattr(request, "environ", None) or {}
+    _check_cookies_arrived(environ)
     return ResponseData(
         status=int(response.status_code),
         headers=_pairs(response.headers.to_wsgi_list()),

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from privguard.core.categories import NON_ESSENTIAL, Category, parse_category
 from privguard.core.consent import ConsentCodec, ConsentState
 from privguard.errors import ConfigError
-from privguard.testing.responses import VISITOR_HEADER
+from privguard.testing.responses import SENT_COOKIES_KEY, VISITOR_HEADER
 
 if TYPE_CHECKING:
     from privguard.settings import Settings
@@ -74,18 +74,25 @@ _AGE_STATUSES = (None, "adult", "minor")
 class Visitor:
     """A simulated visitor: what a test client sends on their behalf.
 
-    With werkzeug's test client pass ``environ_overrides=visitor.environ`` (it
-    sets no ``REMOTE_ADDR`` of its own, so the country header would not be
-    trusted); with webtest ``extra_environ=visitor.environ``; Flask's client,
-    Starlette's ``TestClient(app, client=("127.0.0.1", 50000))``, httpx's
-    ``ASGITransport(app, client=("127.0.0.1", 50000))`` and live servers on
-    loopback take ``headers=visitor.all_headers``.
+    The one pattern that works with every supported client is
+    ``visitor.get(client, "/")`` (and :meth:`post`, :meth:`request`): it sends
+    the visitor's headers, cookies and address the way that client needs --
+    webtest's ``TestApp``, werkzeug's and Flask's test clients, Starlette's
+    ``TestClient``, an ``httpx.Client`` and ``requests`` (against a live server on
+    loopback; give the full URL) -- and refuses a client that cannot carry the
+    visitor (Starlette's default ``testclient`` peer, which privguard cannot trust).
+
+    By hand: webtest takes ``extra_environ=visitor.environ``; Starlette's
+    ``TestClient(app, client=("127.0.0.1", 50000))`` and httpx's
+    ``ASGITransport(app, client=("127.0.0.1", 50000))`` take
+    ``headers=visitor.all_headers``. werkzeug's and Flask's test clients replace
+    the ``Cookie`` header (of ``environ_overrides`` too) with their own jar, so a
+    stored consent would silently vanish: the assertions refuse such a response
+    (see :meth:`set_cookies_on`).
 
     ``headers`` hold everything but the ``Cookie`` header, ``cookies`` the
     cookies (name → value); ``all_headers`` joins both, ``environ`` is the
-    same as WSGI environ keys (for webtest's ``extra_environ`` or werkzeug's
-    ``environ_overrides``). werkzeug's and Flask's test clients overwrite the
-    ``Cookie`` header from their own jar: see :meth:`set_cookies_on`.
+    same as WSGI environ keys.
     """
 
     country: str | None
@@ -125,10 +132,68 @@ class Visitor:
 
     @property
     def environ(self) -> dict[str, str]:
-        """WSGI environ keys: ``HTTP_*`` for every header (cookies included) and ``REMOTE_ADDR``."""
+        """WSGI environ keys: ``HTTP_*`` for every header (cookies included) and ``REMOTE_ADDR``.
+
+        It also records the cookies sent (``privguard.test_visitor_cookies``), so that
+        the assertions notice a client that replaced the ``Cookie`` header.
+        """
         out = {"HTTP_" + n.upper().replace("-", "_"): v for n, v in self.all_headers.items()}
         out["REMOTE_ADDR"] = self.peer
+        if self.cookies:
+            out[SENT_COOKIES_KEY] = self.cookie_header
         return out
+
+    def get(self, client: Any, path: str, **kwargs: Any) -> Any:
+        """``GET path`` as this visitor with ``client``; see :meth:`request`."""
+        return self.request(client, "GET", path, **kwargs)
+
+    def post(self, client: Any, path: str, **kwargs: Any) -> Any:
+        """``POST path`` as this visitor with ``client``; see :meth:`request`."""
+        return self.request(client, "POST", path, **kwargs)
+
+    def request(self, client: Any, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request as this visitor, the way ``client`` needs it; its response.
+
+        ``client`` is a webtest ``TestApp``, a werkzeug/Flask test client, Starlette's
+        ``TestClient`` or another ``httpx.Client``, or ``requests`` / a
+        ``requests.Session`` (``path`` then is a full URL of a server on loopback).
+        ``kwargs`` go to the client (``data=``, ``json=``, ``params=`` ...).
+
+        :raises ValueError: for a client that cannot carry the visitor's region (a
+            peer address the settings do not trust) or an async client.
+        """
+        kind = _client_kind(client)
+        method = method.upper()
+        if kind == "webtest":
+            extra = {**self.environ, **kwargs.pop("extra_environ", {})}
+            headers = kwargs.pop("headers", {})
+            call = getattr(client, method.lower())
+            return call(path, extra_environ=extra, headers=headers, **kwargs)
+        if kind == "werkzeug":
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            overrides = {"REMOTE_ADDR": self.peer, **kwargs.pop("environ_overrides", {})}
+            if getattr(client, "_cookies", None) is None:  # use_cookies=False: send the header
+                if self.cookies:
+                    headers["Cookie"] = self.cookie_header
+            else:
+                self.set_cookies_on(client)
+            return client.open(
+                path, method=method, headers=headers, environ_overrides=overrides, **kwargs
+            )
+        if kind == "httpx":
+            peer = _httpx_peer(client)
+            if peer is not None and peer != self.peer:
+                raise ValueError(
+                    f"this client presents itself as {peer!r}, so the app cannot trust the "
+                    f"visitor's country header (trusted_proxies=['{self.peer}']); build it "
+                    f"with TestClient(app, client=('{self.peer}', 50000)) or "
+                    f"httpx.ASGITransport(app, client=('{self.peer}', 50000))"
+                )
+            headers = {**self.all_headers, **kwargs.pop("headers", {})}
+            return client.request(method, path, headers=headers, **kwargs)
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        cookies = {**self.cookies, **kwargs.pop("cookies", {})}
+        return client.request(method, path, headers=headers, cookies=cookies, **kwargs)
 
     @property
     def id(self) -> str:
@@ -180,6 +245,42 @@ class Visitor:
 
     def __str__(self) -> str:
         return self.describe()
+
+
+def _client_kind(client: Any) -> str:
+    """``webtest``, ``werkzeug``, ``httpx`` or ``requests``; ValueError otherwise."""
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(client).__mro__}
+    if "webtest.app.TestApp" in names:
+        return "webtest"
+    if "werkzeug.test.Client" in names:
+        return "werkzeug"
+    if "httpx.AsyncClient" in names:
+        raise ValueError(
+            "visitor.request() drives synchronous clients; with httpx.AsyncClient send "
+            "headers=visitor.all_headers from a client whose transport uses "
+            f"client=('{VISITOR_PEER}', 50000)"
+        )
+    if "httpx.Client" in names:
+        return "httpx"
+    if "requests.sessions.Session" in names or getattr(client, "__name__", "") == "requests":
+        return "requests"
+    raise ValueError(
+        f"privguard test visitors cannot drive a {type(client).__module__}."
+        f"{type(client).__qualname__}: use webtest, a werkzeug/Flask test client, "
+        "Starlette's TestClient / httpx.Client, or requests"
+    )
+
+
+def _httpx_peer(client: Any) -> str | None:
+    """The client address an in-process httpx transport presents to the app."""
+    transport = getattr(client, "_transport", None)
+    for attr in ("client", "remote_addr"):
+        value = getattr(transport, attr, None)
+        if isinstance(value, tuple) and value:
+            return str(value[0])
+        if isinstance(value, str):
+            return value
+    return None  # a real network transport: the server sees the socket's address
 
 
 def _compose_id(
