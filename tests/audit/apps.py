@@ -117,7 +117,23 @@ leaky_wsgi = bare_wsgi
 leaky_asgi = bare_asgi
 clean_wsgi = WSGIPrivacy(bare_wsgi, SETTINGS)
 clean_asgi = ASGIPrivacy(bare_asgi, SETTINGS)
-scripted_wsgi = WSGIPrivacy(scripted_bare_wsgi, SETTINGS)
+# auto-blocking off: the inline script's document.cookie write goes through
+scripted_wsgi = WSGIPrivacy(scripted_bare_wsgi, SETTINGS.replace(block_scripts=False))
+# auto-blocking on (the default): the in-page guard refuses that write
+guarded_wsgi = WSGIPrivacy(scripted_bare_wsgi, SETTINGS)
+
+
+def tracked_bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A shop page carrying the vendors' real snippets (gtag, Meta Pixel, GTM, YouTube)."""
+    from tests.snippets import PAGE as TRACKED
+
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [TRACKED.encode()]
+
+
+tracked_wsgi = WSGIPrivacy(tracked_bare_wsgi, SETTINGS)
+tracked_unblocked_wsgi = WSGIPrivacy(tracked_bare_wsgi, SETTINGS.replace(block_scripts=False))
+tracked_advanced_wsgi = WSGIPrivacy(tracked_bare_wsgi, SETTINGS.replace(consent_mode="advanced"))
 
 
 def _starlette_app() -> Any:

@@ -348,6 +348,64 @@ def test_browser_sees_cookies_set_by_scripts(
     }
 
 
+def test_browser_audit_of_the_same_shop_with_auto_blocking_is_clean(
+    capsys: pytest.CaptureFixture[str], chromium: None
+) -> None:
+    code, out, err = run(
+        capsys, "audit", f"{APPS}:guarded_wsgi", "--browser", "--region", "BR,DE", "--json"
+    )
+    assert code == 0, out + err
+
+
+def _tracker_findings(out: str) -> set[tuple[str, str, str]]:
+    return {
+        (f["kind"], f["host"], f["region"])
+        for f in json.loads(out)["findings"]
+        if f["kind"].startswith("tracker")
+    }
+
+
+def test_browser_audit_reports_tracker_requests_before_consent(
+    capsys: pytest.CaptureFixture[str], chromium: None
+) -> None:
+    """Off-site requests are answered by the auditor (--offline): nothing leaves."""
+    args = ["--browser", "--offline", "--region", "DE,US-CA+gpc", "--json", "--max-pages", "1"]
+    code, out, err = run(capsys, "audit", f"{APPS}:tracked_unblocked_wsgi", *args)
+    assert code == 1, err
+    found = _tracker_findings(out)
+    for host in ("www.googletagmanager.com", "connect.facebook.net", "www.youtube.com"):
+        assert ("tracker-before-consent", host, "DE") in found, found
+    assert ("tracker-gpc", "connect.facebook.net", "US-CA+gpc") in found
+    # Google Analytics is on by default in the US: its request is no finding there
+    pages = {r["label"]: r["pages"][0] for r in json.loads(out)["regions"]}
+    us = pages["US-CA+gpc"]["tracker_requests"]
+    assert any(r["tracker"] == "Google Analytics" for r in us)
+    assert not any(
+        f["tracker"] == "Google Analytics" and f["region"] == "US-CA+gpc"
+        for f in json.loads(out)["findings"]
+        if "tracker" in f
+    )
+    # the same page behind privguard's auto-blocking: no tracker is called, no cookie set
+    code, out, err = run(capsys, "audit", f"{APPS}:tracked_wsgi", *args)
+    assert code == 0, out + err
+    pages = {r["label"]: r["pages"][0] for r in json.loads(out)["regions"]}
+    assert pages["DE"]["tracker_requests"] == []
+    # the text report names the requests and their verdicts
+    code, out, err = run(capsys, "audit", f"{APPS}:tracked_unblocked_wsgi", *args[:-3])
+    assert "tracker host" in out and "tracker-before-consent" in out
+
+
+def test_browser_audit_accepts_google_tags_under_advanced_consent_mode(
+    capsys: pytest.CaptureFixture[str], chromium: None
+) -> None:
+    args = ["--browser", "--offline", "--region", "DE", "--json", "--max-pages", "1"]
+    code, out, err = run(capsys, "audit", f"{APPS}:tracked_advanced_wsgi", *args)
+    assert code == 0, out + err
+    requests = json.loads(out)["regions"][0]["pages"][0]["tracker_requests"]
+    assert {r["tracker"] for r in requests} >= {"Google Analytics", "Google Tag Manager"}
+    assert not any(r["host"] == "connect.facebook.net" for r in requests)
+
+
 def test_browser_on_a_clean_live_server(
     capsys: pytest.CaptureFixture[str], chromium: None, live: str
 ) -> None:

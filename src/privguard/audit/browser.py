@@ -5,8 +5,12 @@ API -- never a downloaded browser build. Each visitor gets a fresh browser
 context (no cookies) whose requests carry the country header and, for GPC
 visitors, ``Sec-GPC: 1``. After each page has loaded, the context's cookie
 jar is compared with what the server's ``Set-Cookie`` headers set: the rest
-was set by scripts (``document.cookie``). ``module:app`` targets are served
-on a free ``127.0.0.1`` port for the crawl.
+was set by scripts (``document.cookie``). Every request to another host is
+recorded too: one to a catalogued tracker (the ``scripts`` catalog) whose
+category the visitor did not allow is a finding, other hosts are listed for
+review. ``offline=True`` (``--offline``) answers off-site requests in the
+browser with an empty 204, so nothing leaves the machine (they are still
+reported). ``module:app`` targets are served on a free ``127.0.0.1`` port.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from privguard.audit.crawl import (
     PageResult,
     Progress,
     RegionResult,
+    TrackerRequest,
     judge,
+    judge_request,
     record_from,
     regime_of,
 )
@@ -138,6 +144,7 @@ def _crawl_one(
     timeout: float,
     progress: Progress | None,
     accept_all: bool,
+    offline: bool = False,
 ) -> RegionResult:
     from playwright.sync_api import Error as PlaywrightError
 
@@ -177,6 +184,25 @@ def _crawl_one(
                 pass
 
         page.on("response", on_response)
+        host = urlsplit(base_url).hostname or ""
+        calls: list[str] = []  # off-site URLs requested while the current page loads
+
+        def on_request(request: Any) -> None:
+            url = str(request.url)
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss"):
+                if urlsplit(url).hostname != host:
+                    calls.append(url)
+
+        context.on("request", on_request)
+        if offline:
+            # answer every off-site request here (it is still reported): nothing leaves
+            def answer(route: Any) -> None:
+                if urlsplit(route.request.url).hostname == host:
+                    route.continue_()
+                else:
+                    route.fulfill(status=204, body="")
+
+            context.route("**/*", answer)
         queue: deque[tuple[str, int]] = deque([(start, 0)])
         queued = {start}
         while queue and len(result.pages) < max_pages:
@@ -186,6 +212,7 @@ def _crawl_one(
             if progress is not None:
                 progress(visitor.label, len(result.pages), max_pages, path)
             server_names.clear()
+            calls.clear()
             try:
                 response = page.goto(origin + path, wait_until="load")
             except PlaywrightError as exc:
@@ -215,6 +242,8 @@ def _crawl_one(
                     finding = judge(rec, visitor, settings)
                     if finding is not None:
                         record.findings.append(finding)
+            page.wait_for_timeout(300)  # async loaders and frames
+            _record_requests(calls, record, settings, visitor, accept_all)
             seen_names = {name for name, _, _ in known}
             for write in page.evaluate("() => window.__privguardCookieWrites || []"):
                 parsed = parse_set_cookie(str(write))
@@ -244,6 +273,37 @@ def _crawl_one(
     finally:
         context.close()
     return result
+
+
+def _record_requests(
+    calls: list[str], record: PageResult, settings: Settings, visitor: AuditVisitor, accepted: bool
+) -> None:
+    """File the off-site requests of one page: catalogued trackers, and the rest by host."""
+    advanced = settings.consent_mode == "advanced"
+    seen: set[str] = set()
+    for url in calls:
+        if url in seen:
+            continue
+        seen.add(url)
+        parts = urlsplit(url)
+        tracker = settings.trackers.match(url)
+        if tracker is None:
+            if parts.hostname and parts.hostname not in record.third_party:
+                record.third_party.append(parts.hostname)
+            continue
+        req = TrackerRequest(
+            url=url[:300],
+            host=parts.hostname or "",
+            tracker=tracker.name,
+            category=tracker.category.value,
+            region=visitor.label,
+            page=record.path,
+        )
+        record.requests.append(req)
+        if not accepted:
+            finding = judge_request(req, visitor, settings, advanced and tracker.google)
+            if finding is not None:
+                record.findings.append(finding)
 
 
 def _warm_up(browser: Any, base_url: str, timeout: float) -> None:
@@ -277,6 +337,7 @@ def browser_crawl(
     timeout: float = 10,
     progress: Progress | None = None,
     accept_all: bool = False,
+    offline: bool = False,
 ) -> list[RegionResult]:
     """Crawl ``target`` in Chromium once per visitor.
 
@@ -329,6 +390,7 @@ def browser_crawl(
                         timeout,
                         progress,
                         accept_all,
+                        offline,
                     )
                     for v in visitors
                 ]

@@ -72,7 +72,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--browser",
         action="store_true",
-        help="crawl with headless Chromium (/usr/bin/chromium) to catch cookies set by scripts too",
+        help="crawl with headless Chromium (/usr/bin/chromium) to catch cookies set by scripts "
+        "and requests to catalogued trackers too",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --browser: answer every request to another host with an empty 204 "
+        "instead of letting it out (each is still reported)",
     )
 
 
@@ -82,7 +89,8 @@ def register(subparsers: Any) -> None:
         "audit",
         help="crawl a site as first-time visitors and report cookies set before consent",
         description="Crawl TARGET as a first-time visitor from each region and list every "
-        "cookie with its category. Exit 0 clean, 1 a finding (a non-essential cookie before "
+        "cookie with its category (with --browser also every request to a catalogued tracker). "
+        "Exit 0 clean, 1 a finding (a non-essential cookie or tracker request before "
         "consent, an undeclared cookie, GPC ignored), 2 bad input.",
     )
     _common(audit)
@@ -235,6 +243,7 @@ def _audit_regions(
                 args.max_depth,
                 args.timeout,
                 bar,
+                offline=args.offline,
             )
         except BrowserError as exc:
             raise _BrowserFailed(str(exc)) from None
@@ -323,6 +332,7 @@ def _run_cookies(args: argparse.Namespace) -> int:
                     args.timeout,
                     bar,
                     accept_all=True,
+                    offline=args.offline,
                 )
             except BrowserError as exc:
                 return _fail(str(exc))

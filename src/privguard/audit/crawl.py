@@ -51,6 +51,8 @@ __all__ = [
     "Crawler",
     "parse_regions",
     "judge",
+    "judge_request",
+    "TrackerRequest",
     "regime_of",
     "DEFAULT_REGIONS",
 ]
@@ -139,16 +141,57 @@ class CookieRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: a cookie that should not have been set for this visitor."""
+class TrackerRequest:
+    """A request to a catalogued tracker host (``--browser`` crawls only)."""
 
-    kind: str  # before-consent | gpc-ignored | undeclared
-    cookie: CookieRecord
+    url: str
+    host: str
+    tracker: str  # the catalog entry's name
+    category: str
+    region: str
+    page: str
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-able form."""
+        return {
+            "url": self.url,
+            "host": self.host,
+            "tracker": self.tracker,
+            "category": self.category,
+            "region": self.region,
+            "page": self.page,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: a cookie set, or a tracker called, that this visitor did not allow."""
+
+    kind: str  # before-consent | gpc-ignored | undeclared | tracker-before-consent | tracker-gpc
+    cookie: CookieRecord | None = None
+    request: TrackerRequest | None = None
+
+    @property
+    def name(self) -> str:
+        """The cookie's name or the tracker host."""
+        if self.request is not None:
+            return self.request.host
+        return self.cookie.name if self.cookie is not None else ""
 
     @property
     def message(self) -> str:
-        """One line naming the cookie, its category, the visitor and the page."""
+        """One line naming the cookie (or tracker), its category, the visitor and the page."""
+        r = self.request
+        if r is not None:
+            why = (
+                "although the visitor sent GPC" if self.kind == "tracker-gpc" else "before consent"
+            )
+            return (
+                f"request to {r.host} ({r.tracker}, {r.category}) {why} for {r.region} on "
+                f"{r.page}: {r.url}"
+            )
         c = self.cookie
+        assert c is not None
         what = {
             "before-consent": "set before consent",
             "gpc-ignored": "set although the visitor sent GPC",
@@ -159,7 +202,12 @@ class Finding:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able form."""
-        return {"kind": self.kind, "message": self.message, **self.cookie.as_dict()}
+        subject = self.request if self.request is not None else self.cookie
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            **(subject.as_dict() if subject is not None else {}),
+        }
 
 
 @dataclass(slots=True)
@@ -173,6 +221,10 @@ class PageResult:
     cookies: list[CookieRecord] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
+    #: requests to catalogued tracker hosts while this page loaded (``--browser``)
+    requests: list[TrackerRequest] = field(default_factory=list)
+    #: other hosts the page called (not in the tracker catalog: review them)
+    third_party: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -246,6 +298,25 @@ def judge(cookie: CookieRecord, visitor: AuditVisitor, settings: Settings) -> Fi
     regime = regime_of(visitor, settings)
     if category in regime.opt_in or category not in regime.default_on:
         return Finding("before-consent", cookie)
+    return None
+
+
+def judge_request(
+    request: TrackerRequest, visitor: AuditVisitor, settings: Settings, google: bool
+) -> Finding | None:
+    """The finding for a tracker request made for first-time ``visitor``, or ``None``.
+
+    ``google``: a Google tag under Consent Mode "advanced", which loads with denied
+    defaults on purpose.
+    """
+    category = Category(request.category)
+    if category is Category.NECESSARY or google:
+        return None
+    if visitor.gpc and category is Category.MARKETING:
+        return Finding("tracker-gpc", request=request)
+    regime = regime_of(visitor, settings)
+    if category in regime.opt_in or category not in regime.default_on:
+        return Finding("tracker-before-consent", request=request)
     return None
 
 

@@ -58,6 +58,22 @@ def render_table(result: AuditResult) -> str:
             )
         else:
             lines.append("  no cookies set")
+        problems.update({id(f.request): f.kind for f in region.findings if f.request})
+        requests = [
+            [r.host, r.tracker, r.category, r.page, problems.get(id(r), "ok")]
+            for p in region.pages
+            for r in p.requests
+        ]
+        if requests:
+            lines.extend(
+                "  " + x
+                for x in _table(
+                    ["tracker host", "tracker", "category", "page", "verdict"], requests
+                )
+            )
+        others = sorted({h for p in region.pages for h in p.third_party})
+        if others:
+            lines.append("  other hosts called (not in the tracker catalog): " + ", ".join(others))
         for page in region.pages:
             if page.error:
                 lines.append(f"  ! {page.path}: {page.error}")
@@ -110,6 +126,8 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
                         "content_type": p.content_type,
                         "error": p.error,
                         "cookies": [c.as_dict() for c in p.cookies],
+                        "tracker_requests": [r.as_dict() for r in p.requests],
+                        "third_party_hosts": p.third_party,
                         "findings": [f.as_dict() for f in p.findings],
                     }
                     for p in r.pages
@@ -140,9 +158,14 @@ def write_junit(result: AuditResult, path: str) -> None:
             elif page.findings:
                 s_fail += 1
                 text = "\n".join(f.message for f in page.findings)
-                names = ", ".join(sorted({f.cookie.name for f in page.findings}))
+                names = ", ".join(sorted({f.name for f in page.findings}))
+                label = (
+                    "cookies"
+                    if all(f.request is None for f in page.findings)
+                    else "cookies/trackers"
+                )
                 ET.SubElement(
-                    case, "failure", message=f"cookies: {names}", type="privacy"
+                    case, "failure", message=f"{label}: {names}", type="privacy"
                 ).text = text
         for problem in region.problems:
             case = ET.SubElement(
