@@ -82,7 +82,7 @@ def capture() -> Iterator[tuple[logging.Logger, io.StringIO, logging.Handler]]:
         pytest.param(
             "203.0.113.77: connection reset", "203.0.113.0: connection reset", id="v4-colon-after"
         ),
-        pytest.param("code:2001:db8:1:2::5", "code:2001:db8:1::", id="hex-letters-glued-before"),
+        pytest.param("code:2001:db8:1:2::5", "code:2001:db8::", id="hex-letters-glued-before"),
         pytest.param(
             '::1:51234 - "GET / HTTP/1.1" 200',
             ':::51234 - "GET / HTTP/1.1" 200',

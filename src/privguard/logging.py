@@ -141,9 +141,7 @@ def truncate_ips(text: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str
         v4 = match.group("v4")
         if v4 is not None:
             return _truncate(v4, ipv4_prefix, ipv6_prefix) or v4
-        start = match.start()
-        after_word = start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
-        return _v6(match.group("v6"), ipv4_prefix, ipv6_prefix, after_word=after_word)
+        return _v6(match.group("v6"), ipv4_prefix, ipv6_prefix)
 
     return _CANDIDATE.sub(replace, text)
 
@@ -156,26 +154,41 @@ def _truncate(text: str, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
     return truncate_ip(text, ipv4_prefix, ipv6_prefix)
 
 
-def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int, *, after_word: bool) -> str:
+def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
     """An IPv6 run: the address in it, with what was glued to either side kept as it was.
 
-    Servers glue text to an address in a few ways, tried in this order on the
-    run ``head`` (leading colon: ``addr:2001:db8::5``; one leading group in
-    front of it: ``de:2001:…`` when a word runs into the run, tried first
-    then) and ``tail`` (trailing dots and one
-    colon: ``2001:db8::5: connection reset``; a port: uvicorn's
-    ``2001:db8::1:51234``). When no form parses (a time, a MAC address,
-    ``host:1.2.3.4``) any IPv4 address inside is still truncated.
+    Servers glue text to an address in a few ways. Tried in order: the run
+    as it is; without a leading glued colon (``addr:2001:db8::5``) or a leading
+    group after a word (``de:2001:…``, tried only when the whole run is no
+    address: the longer reading zeroes more, so it never leaks); without
+    trailing dots or one colon (``2001:db8::5: connection reset``); without a
+    port (uvicorn's ``2001:db8::1:51234``); last, the longest address at the
+    front of the run (hex letters glued after it: ``::ffff:0:10addr``). When no
+    form parses (a time, a MAC address, ``host:1.2.3.4``) any IPv4 address
+    inside is still truncated.
     """
     starts = _v6_starts(candidate)
-    if after_word:
-        starts.reverse()
-    for start in starts:
-        body = candidate[start:]
-        for end in _v6_ends(body):
-            out = _truncate(body[:end], ipv4_prefix, ipv6_prefix)
-            if out is not None:
-                return candidate[:start] + out + body[end:]
+    # a port is the last guess: ":::1" is "::1" after a colon, not "::" port 1
+    for with_port in (False, True):
+        for start in starts:
+            body = candidate[start:]
+            for end in _v6_ends(body, with_port=with_port):
+                out = _truncate(body[:end], ipv4_prefix, ipv6_prefix)
+                if out is not None:
+                    return candidate[:start] + out + body[end:]
+    if "::" in candidate or candidate.count(":") >= 6:  # an address with letters glued after
+        best: tuple[int, int, str] | None = None  # the longest address, whichever start
+        for start in starts:
+            body = candidate[start:]
+            for end in range(len(body) - 1, 2, -1):
+                if best is not None and end <= best[1] - best[0]:
+                    break
+                out = _truncate(body[:end], ipv4_prefix, ipv6_prefix)
+                if out is not None:
+                    best = (start, start + end, out)
+                    break
+        if best is not None:
+            return candidate[: best[0]] + best[2] + candidate[best[1] :]
     return _DOTTED_QUAD.sub(
         lambda m: _truncate(m.group(0), ipv4_prefix, ipv6_prefix) or m.group(0), candidate
     )
@@ -184,23 +197,20 @@ def _v6(candidate: str, ipv4_prefix: int, ipv6_prefix: int, *, after_word: bool)
 def _v6_starts(run: str) -> list[int]:
     """Where the address may begin: the run itself, after a glued ``:``, after one glued group."""
     starts = [0]
-    if run.startswith(":") and not run.startswith("::"):
+    if run.startswith(":"):  # ":2001:db8::5", or ":::1" (a colon glued to "::1")
         starts.append(1)
     first = run.find(":", 1)
-    if 0 < first < 5 and run[first + 1 : first + 2] != ":":  # "de:2001:…", never "ab::1"
+    if 0 < first < 5:  # "de:2001:…", "0:::1"
         starts.append(first + 1)
     return starts
 
 
-def _v6_ends(body: str) -> list[int]:
-    """Where the address may end: the whole body, before trailing ``.``/``:``, before a port."""
-    ends = [len(body)]
+def _v6_ends(body: str, *, with_port: bool) -> list[int]:
+    """Where the address may end: the whole body, before trailing ``.``/``:``, or a port."""
     core = body.rstrip(".")
-    if core.endswith(":") and not core.endswith("::"):
+    if core.endswith(":"):  # "2001:db8::5:", or "2001:db8:::" (a colon glued to "2001:db8::")
         core = core[:-1]
-    if len(core) != len(body):
-        ends.append(len(core))
+    if not with_port:
+        return [len(body), len(core)] if len(core) != len(body) else [len(body)]
     head, _, port = core.rpartition(":")
-    if port.isdigit() and head.count(":") >= 2:
-        ends.append(len(head))
-    return ends
+    return [len(head)] if port.isdigit() and head.count(":") >= 2 else []
