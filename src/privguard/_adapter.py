@@ -13,6 +13,7 @@ __all__ = [
     "CONSULTED",
     "should_inject",
     "html_vary",
+    "body_changed",
     "note_compressed_html",
     "MAX_BUFFER",
     "csp_nonce",
@@ -51,8 +52,10 @@ def consulted_names(runtime: Runtime) -> frozenset[str]:
 def should_inject(
     method: str, status: int, result: FilterResult[Any], decision: Decision, skip_flag: bool
 ) -> bool:
-    """Does this response get the banner? HTML, uncompressed, not HEAD/204/304/bot/skip."""
-    if method == "HEAD" or status in (204, 304) or status < 200 or skip_flag or result.skip:
+    """Does this response get the banner? HTML, uncompressed, not HEAD/1xx/204/3xx/bot/skip."""
+    if method == "HEAD" or status == 204 or not 200 <= status < 400 or skip_flag or result.skip:
+        return False
+    if status >= 300:  # a redirect's body is never shown
         return False
     if decision.is_bot:
         return False
@@ -67,7 +70,8 @@ def html_vary(
 ) -> tuple[str, ...] | None:
     """Extra ``Vary`` names when the body depended on more request headers, else ``None``.
 
-    An injected banner depends on ``Accept-Language`` (its language) and on
+    ``inject`` means the body was changed (see :func:`body_changed`). A changed
+    body depends on ``Accept-Language`` (the banner's language) and on
     ``User-Agent`` (bots get none); an HTML page left alone because the visitor
     is a bot depends on ``User-Agent``, so a shared cache never serves that
     banner-less copy to a browser.
@@ -77,6 +81,11 @@ def html_vary(
     if decision.is_bot and _is_html(result.content_type):
         return ("User-Agent",)
     return None
+
+
+def body_changed(injector: Any) -> bool:
+    """Did ``injector`` change anything in the body so far (snippet or tracker tag)?"""
+    return bool(injector.injected or injector.head_injected or injector.rewritten)
 
 
 def _is_html(content_type: str) -> bool:

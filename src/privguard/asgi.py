@@ -7,11 +7,15 @@ Use::
 
 ``http.response.start`` is held back only when the response is HTML that gets
 the banner, and only until the first body message; everything else streams
-as it comes. The context is stored at ``scope["privguard"]``.
+as it comes. The context is stored at ``scope["privguard"]``. A websocket
+handshake (``websocket.accept``, or a denial through
+``websocket.http.response.start``) has its ``Set-Cookie`` filtered by the same
+rule as an HTTP response; lifespan passes through.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
@@ -19,6 +23,7 @@ from typing import Any
 
 from privguard._adapter import (
     MAX_BUFFER,
+    body_changed,
     consulted_names,
     csp_nonce,
     html_vary,
@@ -28,7 +33,7 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
-from privguard.core.response import filter_headers, filter_raw_headers
+from privguard.core.response import filter_headers, filter_raw_cookies, filter_raw_headers
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
@@ -94,8 +99,15 @@ class PrivacyMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # lifespan and websocket: untouched
-            await self.app(scope, receive, send)
+        stype = scope["type"]
+        if stype != "http":
+            if stype == "websocket":  # the handshake's Set-Cookie goes through the same rule
+                view = self.view(scope)
+                decision = self.runtime.decide(view)
+                ws_send = functools.partial(self._ws_send, send, decision, view.path)
+                await self.app(scope, receive, ws_send)
+                return
+            await self.app(scope, receive, send)  # lifespan: untouched
             return
         rt = self.runtime
         view = self.view(scope)
@@ -106,14 +118,34 @@ class PrivacyMiddleware:
             if answer is not None:
                 await self._answer(send, view, decision, answer, changed=False)
                 return
-        lang = rt.banner.negotiate(view.header("accept-language"))
-        scope[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, scope)
+        ctx = PrivacyContext(
+            decision, rt, None, view.host, scope, accept_language=view.header("accept-language")
+        )
+        scope[CONTEXT_KEY] = ctx
         if decision.age_gated:
+            lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, scope))
             await self._answer(send, view, decision, answer, changed=True)
             return
-        responder = _Responder(self, send, view, decision, lang, scope)
+        responder = _Responder(self, send, view, decision, ctx, scope)
         await self.app(scope, receive, responder.send)
+
+    async def _ws_send(self, send: Send, decision: Decision, path: str, message: Message) -> None:
+        """Filter a websocket handshake: ``accept`` headers, or the denial response."""
+        mtype = message["type"]
+        if mtype == "websocket.accept":
+            headers = message.get("headers")
+            if headers:
+                kept, dropped = filter_raw_cookies(headers, decision, self.settings)
+                if dropped:
+                    self.runtime.report_dropped(dropped, path)
+                    message = {**message, "headers": kept}
+        elif mtype == "websocket.http.response.start":
+            result = filter_raw_headers(
+                message.get("headers", ()), decision, self.settings, status=message["status"]
+            )
+            message = {**message, "headers": result.headers}
+        await send(message)
 
     async def _answer(
         self,
@@ -129,6 +161,7 @@ class PrivacyMiddleware:
             self.settings,
             extra_cookies=answer.cookies,
             changed=changed,
+            status=answer.status,
         )
         await send(
             {
@@ -142,19 +175,28 @@ class PrivacyMiddleware:
 
 
 class _Responder:
-    """Per-request state: filters the start message, injects into HTML bodies."""
+    """Per-request state: filters the start message, injects into HTML bodies.
+
+    An HTML start is held until the body shows what the injector did: a body
+    privguard left as it was keeps the headers it would have had without a
+    banner (no ``Cache-Control: private``, no ``Vary: Accept-Language``). A
+    body buffered whole (known length) or ending in its first message is
+    judged exactly; a longer stream is judged at its first chunk, as changed
+    unless it is known not to be.
+    """
 
     __slots__ = (
         "mw",
         "_send",
         "view",
         "decision",
-        "lang",
+        "ctx",
         "scope",
         "start",
+        "raw_headers",
+        "status",
         "injector",
         "buffer",
-        "plain_headers",
         "passthrough",
         "own_cookies",
     )
@@ -165,19 +207,20 @@ class _Responder:
         send: Send,
         view: RequestView,
         decision: Decision,
-        lang: str,
+        ctx: PrivacyContext,
         scope: Scope,
     ) -> None:
         self.mw = mw
         self._send = send
         self.view = view
         self.decision = decision
-        self.lang = lang
+        self.ctx = ctx
         self.scope = scope
         self.start: Message | None = None
+        self.raw_headers: Any = ()
+        self.status = 200
         self.injector: Any = None
         self.buffer: list[bytes] | None = None
-        self.plain_headers: list[tuple[bytes, bytes]] = []
         self.passthrough = True
         self.own_cookies: tuple[str, ...] = (
             signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
@@ -196,13 +239,26 @@ class _Responder:
             return
         if self.start is not None:
             # e.g. http.response.pathsend: the body is a file privguard cannot change,
-            # so the held start goes out as it was filtered, Content-Length included
+            # so the held start goes out as an unchanged response, Content-Length included
             start = self.start
-            start["headers"] = self.plain_headers
+            start["headers"] = self._headers(False)
             self.start = None
             self.passthrough = True
             await self._send(start)
         await self._send(message)
+
+    def _headers(self, changed: bool) -> list[tuple[bytes, bytes]]:
+        """The start's headers once it is known whether the body was changed."""
+        return filter_raw_headers(
+            self.raw_headers,
+            self.decision,
+            self.mw.settings,
+            changed=changed,
+            extra_cookies=self.own_cookies,
+            vary_extra=("Accept-Language", "User-Agent") if changed else (),
+            status=self.status,
+            consulted=self.ctx.consulted,
+        ).headers
 
     async def _start(self, message: Message) -> None:
         mw = self.mw
@@ -210,7 +266,12 @@ class _Responder:
         headers = message.get("headers", ())
         status = int(message["status"])
         result = filter_raw_headers(
-            headers, self.decision, mw.settings, extra_cookies=self.own_cookies
+            headers,
+            self.decision,
+            mw.settings,
+            extra_cookies=self.own_cookies,
+            status=status,
+            consulted=self.ctx.consulted,
         )
         if result.dropped:
             rt.report_dropped(result.dropped, self.view.path)
@@ -219,31 +280,30 @@ class _Responder:
         inject = should_inject(
             self.view.method, status, result, self.decision, bool(self.scope.get("privguard.skip"))
         )
-        vary_extra = html_vary(inject, result, self.decision)
-        if vary_extra is not None:  # the body depended on more request headers
-            result = filter_raw_headers(
-                headers,
-                self.decision,
-                mw.settings,
-                changed=inject,
-                extra_cookies=self.own_cookies,
-                vary_extra=vary_extra,
-            )
         if not inject:
+            vary_extra = html_vary(False, result, self.decision)
+            if vary_extra is not None:  # a bot's page: a browser's would differ
+                result = filter_raw_headers(
+                    headers,
+                    self.decision,
+                    mw.settings,
+                    extra_cookies=self.own_cookies,
+                    vary_extra=vary_extra,
+                    status=status,
+                    consulted=self.ctx.consulted,
+                )
             note_compressed_html(rt, result)
             message["headers"] = result.headers
             await self._send(message)
             return
         self.passthrough = False
+        self.raw_headers = headers
+        self.status = status
         self.injector = rt.injector(
-            self.decision, self.lang, self.view, csp_nonce(mw.runtime, self.scope)
+            self.decision, rt.negotiate(self.view), self.view, csp_nonce(mw.runtime, self.scope)
         )
         length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
-        self.plain_headers = result.headers
-        self.start = {
-            **message,
-            "headers": [(n, v) for n, v in result.headers if n.lower() != b"content-length"],
-        }
+        self.start = message
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
             self.buffer = []  # known, bounded length: recompute Content-Length
 
@@ -259,18 +319,23 @@ class _Responder:
                 return
             body = b"".join(self.buffer)
             self.buffer = None
-            start = self.start
-            assert start is not None
-            start["headers"] = [*start["headers"], (b"content-length", b"%d" % len(body))]
-            await self._send(start)
-            self.start = None
+            await self._send_start(body_changed(self.injector), len(body))
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
             return
         if self.start is not None:  # streaming: send the held start with the first chunk
-            start = self.start
-            self.start = None
-            await self._send(start)
+            # judged exactly when the body ends here; a longer stream may still change
+            await self._send_start(body_changed(self.injector) or more, None)
         await self._send({"type": "http.response.body", "body": out, "more_body": more})
+
+    async def _send_start(self, changed: bool, length: int | None) -> None:
+        start = self.start
+        assert start is not None
+        self.start = None
+        headers = [(n, v) for n, v in self._headers(changed) if n.lower() != b"content-length"]
+        if length is not None:
+            headers.append((b"content-length", b"%d" % length))
+        start["headers"] = headers
+        await self._send(start)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

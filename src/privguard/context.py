@@ -17,6 +17,16 @@ __all__ = ["PrivacyContext", "get_context", "CONTEXT_KEY"]
 CONTEXT_KEY = "privguard"
 
 
+def _fact(name: str) -> Any:
+    """A read-only property of the decision that marks the context as consulted."""
+
+    def read(self: PrivacyContext) -> Any:
+        self.consulted = True
+        return getattr(self.decision, name)
+
+    return property(read, doc=f"The decision's ``{name}``.")
+
+
 class PrivacyContext:
     """The request's privacy facts: region, signals, age and consent.
 
@@ -24,7 +34,7 @@ class PrivacyContext:
     choice (for the current policy version) has been made.
     """
 
-    __slots__ = ("decision", "_runtime", "_lang", "_host", "_holder")
+    __slots__ = ("decision", "_runtime", "_lang", "_host", "_holder", "_accept", "consulted")
 
     def __init__(
         self,
@@ -33,41 +43,51 @@ class PrivacyContext:
         lang: str | None = None,
         host: str = "",
         holder: MutableMapping[str, Any] | None = None,
+        *,
+        accept_language: str | None = None,
     ) -> None:
         self.decision = decision
+        self._accept = accept_language  # negotiated only if banner() is called
         self._runtime = runtime
         self._lang = lang
         self._host = host
         self._holder = holder  # the environ/scope: banner() marks it so nothing is injected
+        #: True once the app read a consent, region or signal fact: its response may
+        #: then differ between visitors, and the middleware lists ``Vary`` for it.
+        self.consulted = False
 
-    country = property(lambda self: self.decision.country)
-    subdivision = property(lambda self: self.decision.subdivision)
-    gpc = property(lambda self: self.decision.gpc)
-    dnt = property(lambda self: self.decision.dnt)
+    country = _fact("country")
+    subdivision = _fact("subdivision")
+    gpc = _fact("gpc")
+    dnt = _fact("dnt")
     is_bot = property(lambda self: self.decision.is_bot)
     analytics_ip = property(lambda self: self.decision.analytics_ip)
-    age_status = property(lambda self: self.decision.age_status)
-    required_age = property(lambda self: self.decision.required_age)
-    needs_banner = property(lambda self: self.decision.needs_banner)
+    age_status = _fact("age_status")
+    required_age = _fact("required_age")
+    needs_banner = _fact("needs_banner")
 
     @property
     def regime(self) -> str:
         """``gdpr``, ``us-optout`` or ``notice``."""
+        self.consulted = True
         return self.decision.regime.name
 
     @property
     def consent(self) -> frozenset[str] | None:
         """Granted category names, or ``None`` when no choice has been made."""
+        self.consulted = True
         choice = self.decision.choice
         return None if choice is None else frozenset(c.value for c in choice)
 
     @property
     def allowed(self) -> frozenset[str]:
         """Category names allowed now (after regime, signals and age)."""
+        self.consulted = True
         return frozenset(c.value for c in self.decision.allowed)
 
     def allows(self, category: str | Category) -> bool:
         """Is ``category`` allowed for this request?"""
+        self.consulted = True
         return category in self.decision.allowed
 
     def banner(self, lang: str | None = None) -> str:
@@ -78,10 +98,11 @@ class PrivacyContext:
         from markupsafe import Markup  # werkzeug depends on markupsafe
 
         rt = self._runtime
+        self.consulted = True
         if self._holder is not None:
             self._holder["privguard.skip"] = True
         body = rt.banner.body_snippet(
-            lang or self._lang or rt.settings.languages[0],
+            lang or self._lang or rt.banner.negotiate(self._accept),
             self.decision,
             rt.csrf_token(self._host),
             None,
@@ -89,10 +110,11 @@ class PrivacyContext:
         return Markup(body.decode("utf-8"))
 
     def __repr__(self) -> str:
+        d = self.decision
         return (
-            f"<PrivacyContext country={self.country!r} regime={self.regime!r} "
-            f"consent={sorted(self.consent) if self.consent is not None else None} "
-            f"age={self.age_status!r}>"
+            f"<PrivacyContext country={d.country!r} regime={d.regime.name!r} "
+            f"consent={sorted(c.value for c in d.choice) if d.choice is not None else None} "
+            f"age={d.age_status!r}>"
         )
 
 

@@ -221,6 +221,10 @@ class Runtime:
         """Does ``path`` belong to privguard's own endpoints?"""
         return path.startswith(self.prefix_slash) or path == "/.well-known/gpc.json"
 
+    def negotiate(self, view: RequestView) -> str:
+        """The banner language for ``view`` (only asked when a banner or page text is made)."""
+        return self.banner.negotiate(view.header("accept-language"))
+
     def reads_body(self, view: RequestView) -> bool:
         """Does privguard read this request's body? Only a POST to ``consent``, ``age``
         or ``do-not-sell``.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from privguard._adapter import (
     MAX_BUFFER,
+    body_changed,
     consulted_names,
     csp_nonce,
     html_vary,
@@ -29,6 +30,7 @@ from privguard._adapter import (
     should_inject,
 )
 from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
@@ -78,87 +80,185 @@ class PrivacyMiddleware:
                     answer.decision or replace(decision, expire=()),
                     self.settings,
                     extra_cookies=answer.cookies,
+                    status=answer.status,
                 )
                 start_response(_status_line(answer.status), result.headers)
                 return [] if view.method == "HEAD" else [answer.body]
-        lang = rt.banner.negotiate(view.header("accept-language"))
-        environ[CONTEXT_KEY] = PrivacyContext(decision, rt, lang, view.host, environ)
+        ctx = PrivacyContext(
+            decision, rt, None, view.host, environ, accept_language=view.header("accept-language")
+        )
+        environ[CONTEXT_KEY] = ctx
         if decision.age_gated:
+            lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, environ))
-            result = filter_headers(answer.headers, decision, self.settings, changed=True)
+            result = filter_headers(
+                answer.headers, decision, self.settings, changed=True, status=answer.status
+            )
             start_response(_status_line(answer.status), result.headers)
             return [answer.body]
+        responder = _Responder(self, start_response, view, decision, ctx, environ)
+        app_iter = self.app(environ, responder.start_response)
+        if responder.started and not responder.injecting:
+            return app_iter  # the common case: headers filtered, body untouched
+        # HTML to inject into, or an app that calls start_response lazily (a generator
+        # app, PEP 3333): decide when the first chunk arrives
+        return responder.body(app_iter)
 
-        state: dict[str, Any] = {}
-        own_cookies = signal_withdrawal(rt, view, decision) if decision.signal_withdrawal else ()
 
-        def filtering_start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            code = int(status[:3]) if status[:3].isdigit() else 0
-            result = filter_headers(headers, decision, self.settings, extra_cookies=own_cookies)
-            inject = should_inject(
-                view.method, code, result, decision, bool(environ.get("privguard.skip"))
-            )
-            if not inject:
-                note_compressed_html(rt, result)
-            if result.dropped:
-                rt.report_dropped(result.dropped, view.path)
-            if code == 200 and rt.analytics is not None:
-                rt.page_view(view, decision, result.content_type)
-            vary_extra = html_vary(inject, result, decision)
-            if vary_extra is not None:
-                # re-filter: a changed body is private and depends on more headers
-                result = filter_headers(
-                    headers,
-                    decision,
-                    self.settings,
-                    extra_cookies=own_cookies,
-                    changed=inject,
-                    vary_extra=vary_extra,
-                )
-            if inject:
-                state["inject"] = (status, result.headers, exc_info)
-                return _no_write
-            return start_response(status, result.headers, exc_info)
+class _Responder:
+    """One response: filters the app's start_response, injects into HTML bodies.
 
-        app_iter = self.app(environ, filtering_start_response)
-        if "inject" not in state:
-            return app_iter
-        return self._inject(
-            app_iter, state["inject"], start_response, decision, lang, view, environ
+    The server's ``start_response`` is called at once for a response privguard
+    leaves alone. For HTML that gets the banner it is called when the body
+    shows what the injector did: a buffered body (known length) exactly; a
+    stream at its first non-empty chunk, as changed unless the body ended there.
+    """
+
+    __slots__ = (
+        "mw",
+        "_start_response",
+        "view",
+        "decision",
+        "ctx",
+        "environ",
+        "own_cookies",
+        "started",
+        "injecting",
+        "status",
+        "headers",
+        "code",
+        "exc_info",
+        "length",
+    )
+
+    def __init__(
+        self,
+        mw: PrivacyMiddleware,
+        start_response: StartResponse,
+        view: RequestView,
+        decision: Decision,
+        ctx: PrivacyContext,
+        environ: WSGIEnvironment,
+    ) -> None:
+        self.mw = mw
+        self._start_response = start_response
+        self.view = view
+        self.decision = decision
+        self.ctx = ctx
+        self.environ = environ
+        self.own_cookies = (
+            signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
+        )
+        self.started = False
+        self.injecting = False
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+        self.code = 0
+        self.exc_info: Any = None
+        self.length: int | None = None
+
+    def _filter(self, changed: bool = False, vary_extra: tuple[str, ...] = ()) -> Any:
+        return filter_headers(
+            self.headers,
+            self.decision,
+            self.mw.settings,
+            extra_cookies=self.own_cookies,
+            changed=changed,
+            vary_extra=vary_extra,
+            status=self.code,
+            consulted=self.ctx.consulted,
         )
 
-    def _inject(
-        self,
-        app_iter: Iterable[bytes],
-        started: tuple[str, list[tuple[str, str]], Any],
-        start_response: StartResponse,
-        decision: Any,
-        lang: str,
-        view: RequestView,
-        environ: WSGIEnvironment,
-    ) -> Iterable[bytes]:
-        rt = self.runtime
-        status, headers, exc_info = started
-        nonce = csp_nonce(self.runtime, environ)
-        injector = rt.injector(decision, lang, view, nonce)
-        length = next((v for n, v in headers if n.lower() == "content-length"), None)
-        headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-        if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
-            try:
-                chunks = [injector.feed(chunk) for chunk in app_iter]
-                chunks.append(injector.finish())
-            finally:
-                close = getattr(app_iter, "close", None)
-                if close is not None:
-                    close()
-            body = b"".join(chunks)
-            headers.append(("Content-Length", str(len(body))))
-            start_response(status, headers, exc_info)
-            return [body]
-        start_response(status, headers, exc_info)
-        return _stream(app_iter, injector)
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        """The ``start_response`` the app sees."""
+        if self.started and exc_info is None:
+            raise RuntimeError("start_response called twice without exc_info")
+        rt = self.mw.runtime
+        view = self.view
+        self.started = True
+        self.status, self.headers, self.exc_info = status, headers, exc_info
+        self.code = code = int(status[:3]) if status[:3].isdigit() else 0
+        result = self._filter()
+        inject = should_inject(
+            view.method, code, result, self.decision, bool(self.environ.get("privguard.skip"))
+        )
+        if result.dropped:
+            rt.report_dropped(result.dropped, view.path)
+        if code == 200 and rt.analytics is not None:
+            rt.page_view(view, self.decision, result.content_type)
+        self.injecting = inject
+        if inject:
+            length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
+            if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
+                self.length = int(length)
+            return _no_write
+        note_compressed_html(rt, result)
+        vary_extra = html_vary(False, result, self.decision)
+        if vary_extra is not None:  # a bot's page: a browser's would differ
+            result = self._filter(vary_extra=vary_extra)
+        return self._start_response(status, result.headers, exc_info)
+
+    def _send_start(self, changed: bool, length: int | None) -> None:
+        """Call the server's start_response for an HTML response, changed or not."""
+        extra = ("Accept-Language", "User-Agent") if changed else ()
+        headers = [
+            (n, v) for n, v in self._filter(changed, extra).headers if n.lower() != "content-length"
+        ]
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        self._start_response(self.status, headers, self.exc_info)
+
+    def _injector(self) -> Any:
+        rt = self.mw.runtime
+        nonce = csp_nonce(rt, self.environ)
+        return rt.injector(self.decision, rt.negotiate(self.view), self.view, nonce)
+
+    def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
+        """The response body: handed on, or through the injector."""
+        try:
+            chunks = iter(app_iter)
+            injector: Any = None
+            held: list[bytes] = []
+            sent = False
+            for chunk in chunks:
+                if not self.injecting:  # a lazy app's plain response: hand the rest on
+                    if not self.started:
+                        raise RuntimeError("the WSGI app yielded before start_response")
+                    yield chunk
+                    yield from chunks
+                    return
+                if injector is None:
+                    injector = self._injector()
+                out = injector.feed(chunk)
+                if self.length is not None:  # buffered: judged once the body is complete
+                    held.append(out)
+                elif out:
+                    if not sent:  # a stream that may still change: private from here on
+                        self._send_start(True, None)
+                        sent = True
+                    yield out
+            if not self.injecting:
+                if not self.started:
+                    raise RuntimeError("the WSGI app returned without calling start_response")
+                return
+            if injector is None:
+                injector = self._injector()
+            tail = injector.finish()
+            if self.length is not None:
+                body = b"".join([*held, tail])
+                self._send_start(body_changed(injector), len(body))
+                yield body
+                return
+            if not sent:
+                self._send_start(body_changed(injector), None)
+            if tail:
+                yield tail
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
 
 
 def environ_keys(runtime: Runtime) -> tuple[tuple[str, str], ...]:
@@ -185,21 +285,6 @@ def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> Reques
         headers=headers,
         query=environ.get("QUERY_STRING", ""),
     )
-
-
-def _stream(app_iter: Iterable[bytes], injector: Any) -> Iterator[bytes]:
-    try:
-        for chunk in app_iter:
-            out = injector.feed(chunk)
-            if out:
-                yield out
-        tail = injector.finish()
-        if tail:
-            yield tail
-    finally:
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
 
 
 def _no_write(data: bytes) -> None:  # pragma: no cover - legacy write() unsupported when injecting

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 import privguard
+import privguard.wsgi
 from privguard.asgi import PrivacyMiddleware as AsgiMiddleware
 from tests.e2e.live import WSGI_SERVERS, raw_request, serve_asgi, serve_wsgi
 
@@ -162,3 +163,59 @@ def test_shop_routes_under_the_prefix_get_their_post_body(
     resp = raw_request(ports[server], "POST", path, headers, b"hello shop", timeout=5)
     assert resp.status == 200, resp
     assert json.loads(resp.body) == {"got": "hello shop"}
+
+
+# --- WSGI apps that call start_response lazily (PEP 3333) ---------------------------------------
+
+
+def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+    """A generator app: start_response runs only when the server asks for the body."""
+    kind = environ["PATH_INFO"].strip("/")
+    body = PAGE.encode()
+    if kind == "text":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "_ga=1")])
+        yield b"plain "
+        yield b"text"
+        return
+    if kind == "empty":
+        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "0")])
+        return
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Set-Cookie", "_ga=1")]
+    if kind == "sized":
+        headers.append(("Content-Length", str(len(body))))
+    start_response("200 OK", headers)
+    yield body[:20]
+    yield body[20:]
+
+
+LAZY_WSGI = pytest.mark.parametrize("server", WSGI_SERVERS)
+
+
+@pytest.fixture(scope="module")
+def lazy_ports() -> Iterator[dict[str, int]]:
+    app = privguard.wsgi.PrivacyMiddleware(lazy_app, **OPTIONS)
+    with serve_wsgi(app, "wsgiref") as wsgiref_port, serve_wsgi(app, "werkzeug") as werkzeug_port:
+        yield {"wsgiref": wsgiref_port, "werkzeug": werkzeug_port}
+
+
+@LAZY_WSGI
+@pytest.mark.parametrize("kind", ["sized", "streamed"])
+def test_lazy_wsgi_html_gets_the_banner(lazy_ports: dict[str, int], server: str, kind: str):
+    resp = raw_request(lazy_ports[server], "GET", f"/{kind}", DE)
+    assert resp.status == 200, resp
+    assert b'id="privguard-banner"' in resp.body
+    assert resp.body.endswith(b"</body></html>")
+    assert not [v for v in resp.get_all("set-cookie") if v.startswith("_ga=")]
+    assert "private" in (resp.get("cache-control") or "")
+    if kind == "sized":
+        assert resp.get("content-length") == str(len(resp.body))
+
+
+@LAZY_WSGI
+def test_lazy_wsgi_plain_and_empty_responses(lazy_ports: dict[str, int], server: str):
+    text = raw_request(lazy_ports[server], "GET", "/text", DE)
+    assert (text.status, text.body) == (200, b"plain text")
+    assert not [v for v in text.get_all("set-cookie") if v.startswith("_ga=")]
+    empty = raw_request(lazy_ports[server], "GET", "/empty", DE)
+    assert (empty.status, empty.body) == (200, b"")
+    assert empty.get("cache-control") is None
