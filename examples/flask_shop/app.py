@@ -36,7 +36,13 @@ HERE = Path(__file__).resolve().parent
 # environment: PRIVGUARD_COUNTRY_HEADER=..., see README.md).
 PRIVGUARD_DEFAULTS: dict[str, Any] = {
     "PRIVGUARD_POLICY_URL": "/privacy",
-    "PRIVGUARD_COOKIES": {"lang": "functionality", "_ga": "performance", "_fbp": "marketing"},
+    "PRIVGUARD_COOKIES": {
+        # the banner's settings view lists these; _ga and _fbp take provider,
+        # purpose and lifetime from the built-in catalog, `lang` is the shop's own
+        "lang": {"category": "functionality", "purpose": "preferences", "lifetime": "1 year"},
+        "_ga": "performance",
+        "_fbp": "marketing",
+    },
     "PRIVGUARD_AGE_GATE_PATHS": ["/account/register*", "/checkout*"],
     # a CDN (Cloudflare) in front tells the country; locally, curl can pretend to be it
     "PRIVGUARD_COUNTRY_HEADER": "CF-IPCountry",

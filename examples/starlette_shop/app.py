@@ -44,7 +44,13 @@ HERE = Path(__file__).resolve().parent
 #: privguard's options for this shop; ``PRIVGUARD_<NAME>`` environment variables win.
 PRIVGUARD_DEFAULTS: dict[str, Any] = {
     "policy_url": "/privacy",
-    "cookies": {"lang": "functionality", "_ga": "performance", "_fbp": "marketing"},
+    "cookies": {
+        # the banner's settings view lists these; _ga and _fbp take provider,
+        # purpose and lifetime from the built-in catalog, `lang` is the shop's own
+        "lang": {"category": "functionality", "purpose": "preferences", "lifetime": "1 year"},
+        "_ga": "performance",
+        "_fbp": "marketing",
+    },
     "age_gate_paths": ["/account/register*", "/checkout*"],
     # a CDN (Cloudflare) in front tells the country; locally, curl can pretend to be it
     "country_header": "CF-IPCountry",

@@ -26,6 +26,7 @@ from typing import Any, cast
 from privguard.core.age import AgeRules
 from privguard.core.categories import CATEGORIES, Category, CookieCatalog, parse_category
 from privguard.core.clientip import HeaderFamily, TrustedProxies, parse_trusted_proxies
+from privguard.core.declarations import CookieInfo, describe_cookie, parse_lifetime
 from privguard.core.regions import Regime, RegionTable
 from privguard.core.trackers import Tracker, TrackerCatalog
 from privguard.errors import ConfigError
@@ -98,7 +99,9 @@ OPTIONS: tuple[Option, ...] = (
         MappingProxyType({}),
         "Cookie name or glob -> category (`necessary`, "
         '`functionality`, `performance`, `marketing`), or -> `{"category": ..., "paths": '
-        "[...]}`; merged over the built-in catalog.",
+        '[...], "provider": ..., "purpose": ..., "lifetime": "2 years"}`; merged over the '
+        "built-in catalog. The banner's settings view lists the cookies declared here, "
+        "with provider, purpose and lifetime from the catalog where not given.",
         "mapping",
     ),
     Option(
@@ -327,6 +330,8 @@ class Settings:
     us_optout_link: str
     catalog: CookieCatalog
     cookie_paths: Mapping[str, tuple[str, ...]]
+    cookie_details: Mapping[str, CookieInfo]
+    declared_cookies: tuple[str, ...]
     unknown_cookies: str
     cookie_domains: tuple[str, ...]
     consent_max_age: int
@@ -379,9 +384,11 @@ class Settings:
             "us_optout_link",
             _choice("us_optout_link", values["us_optout_link"], ("do-not-sell", "privacy-choices")),
         )
-        catalog, paths = _catalog(values["cookies"])
+        catalog, paths, details, declared = _catalog(values["cookies"])
         s(self, "catalog", catalog)
         s(self, "cookie_paths", MappingProxyType(paths))
+        s(self, "cookie_details", MappingProxyType(details))
+        s(self, "declared_cookies", tuple(declared))
         s(
             self,
             "unknown_cookies",
@@ -760,25 +767,73 @@ def _domains(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_COOKIE_FIELDS = frozenset({"category", "paths", "provider", "purpose", "lifetime", "reference"})
+
+
 def builtin_cookies() -> list[tuple[str, Category]]:
     """The built-in catalog (``data/cookies.toml``): name or glob -> category."""
     builtin = _data("cookies.toml")
     base = [(n, Category(c)) for c in CATEGORIES if c in builtin for n in builtin[c]["names"]]
-    base += [(n, Category(spec["category"])) for n, spec in builtin.get("cookie", {}).items()]
+    base += [
+        (n, Category(spec["category"]))
+        for n, spec in builtin.get("cookie", {}).items()
+        if "category" in spec
+    ]
     return base
 
 
 def builtin_cookie_sources() -> dict[str, str]:
     """Name -> who sets it, for the framework cookies of the built-in catalog."""
-    return {n: spec["source"] for n, spec in _data("cookies.toml").get("cookie", {}).items()}
+    cookies = _data("cookies.toml").get("cookie", {})
+    return {n: spec["source"] for n, spec in cookies.items() if "source" in spec}
 
 
-def _catalog(value: Any) -> tuple[CookieCatalog, dict[str, tuple[str, ...]]]:
+def _cookie_info(name: str, spec: Mapping[str, Any], base: CookieInfo | None) -> CookieInfo:
+    """A declaration from ``spec`` (a ``[cookie.<name>]`` table or a ``cookies`` entry)."""
+    base = base or CookieInfo()
+    provider = spec.get("provider", base.provider)
+    if not isinstance(provider, str):
+        raise ConfigError("cookies", f"{name!r}: provider must be a string")
+    purpose = spec.get("purpose", base.purpose)
+    if isinstance(purpose, Mapping):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in purpose.items()):
+            raise ConfigError("cookies", f"{name!r}: purpose must map languages to texts")
+        purpose = MappingProxyType(dict(purpose))
+    elif not isinstance(purpose, str):
+        raise ConfigError("cookies", f"{name!r}: purpose must be a text or language -> text")
+    lifetime = base.lifetime
+    if "lifetime" in spec:
+        lifetime = parse_lifetime(spec["lifetime"])
+        if lifetime is None:
+            raise ConfigError(
+                "cookies",
+                f"{name!r}: lifetime {spec['lifetime']!r} must be 'session' or like "
+                "'2 years', '90 days', '30 minutes'",
+            )
+    reference = spec.get("reference", base.source)
+    return CookieInfo(str(provider), purpose, lifetime, str(reference))
+
+
+def builtin_cookie_details() -> dict[str, CookieInfo]:
+    """Name or glob -> what the built-in catalog declares about it (``data/cookies.toml``)."""
+    cookies = _data("cookies.toml").get("cookie", {})
+    return {
+        n: _cookie_info(n, spec, None)
+        for n, spec in cookies.items()
+        if {"provider", "purpose", "lifetime"} & set(spec)
+    }
+
+
+def _catalog(
+    value: Any,
+) -> tuple[CookieCatalog, dict[str, tuple[str, ...]], dict[str, CookieInfo], list[str]]:
+    """(catalog, paths, name -> declaration, the shop's declared names in order)."""
     if not isinstance(value, Mapping):
         raise ConfigError("cookies", "expected a mapping of cookie name or glob -> category")
     base = builtin_cookies()
     shop: list[tuple[str, Category]] = []
     paths: dict[str, tuple[str, ...]] = {}
+    details = builtin_cookie_details()
     for name, spec in value.items():
         if not isinstance(name, str) or not name or any(c in name for c in ";,= \t\r\n"):
             raise ConfigError("cookies", f"{name!r} is not a cookie name or glob")
@@ -787,6 +842,14 @@ def _catalog(value: Any) -> tuple[CookieCatalog, dict[str, tuple[str, ...]]]:
         if isinstance(spec, Mapping):
             cat_value = spec.get("category")
             cookie_paths = _str_list("cookies", spec.get("paths", ()))
+            unknown = sorted(set(spec) - _COOKIE_FIELDS)
+            if unknown:
+                raise ConfigError(
+                    "cookies",
+                    f"{name!r}: unknown field {unknown[0]!r}; valid: {sorted(_COOKIE_FIELDS)}",
+                )
+            if {"provider", "purpose", "lifetime", "reference"} & set(spec):
+                details[name] = _cookie_info(name, spec, describe_cookie(name, details))
         category = parse_category(cat_value)
         if category is None:
             raise ConfigError(
@@ -797,7 +860,7 @@ def _catalog(value: Any) -> tuple[CookieCatalog, dict[str, tuple[str, ...]]]:
         shop.append((name, category))
         if cookie_paths:
             paths[name] = cookie_paths
-    return CookieCatalog.build(base, shop), paths
+    return CookieCatalog.build(base, shop), paths, details, [n for n, _ in shop]
 
 
 def _categories(option: str, value: Any) -> frozenset[Category]:

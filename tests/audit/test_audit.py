@@ -134,10 +134,19 @@ def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"# Cookies set by {APPS}:clean_wsgi"
-    assert "| `_ga` | performance | 2 years | (host) | / | - | server | / |" in lines
-    assert "| `_fbp` | marketing | 90 days | (host) | / | - | server | /products |" in lines
-    assert any(line.startswith("| `privguard_consent` | necessary | 180 days") for line in lines)
-    assert "| `session` | necessary | session | (host) | / | HttpOnly, SameSite=Lax |" in out
+    # each cookie with the catalog's declaration (the banner's data) and what was seen
+    ga = (
+        "| `_ga` | performance | Google Analytics (Google) | Distinguishes visitors with a "
+        "unique identifier | 2 years | 2 years | (host) | / | - | server | / |"
+    )
+    assert ga in lines
+    fbp = "| `_fbp` | marketing | Meta (Facebook Pixel) | Identifies your browser to show"
+    assert any(line.startswith(fbp) and "| 90 days | 90 days |" in line for line in lines)
+    consent = (
+        "| `privguard_consent` | necessary | This shop | Stores your privacy choice | 180 days"
+    )
+    assert any(line.startswith(consent) for line in lines)
+    assert "| session | (host) | / | HttpOnly, SameSite=Lax |" in out
     assert "Blocked by privguard as undeclared" in out and "`mystery_tracker`" in out
 
     code, out, _ = run(capsys, "cookies", f"{APPS}:clean_asgi", "--json")
@@ -147,6 +156,11 @@ def test_cookies_inventory_after_accepting_all(capsys: pytest.CaptureFixture[str
     assert cookies["session"]["flags"] == ["HttpOnly", "SameSite=Lax"]
     assert cookies["_fbp"]["category"] == "marketing"
     assert json.loads(out)["blocked_undeclared"] == ["mystery_tracker"]
+    assert cookies["_ga"]["declared"] == {
+        "provider": "Google Analytics (Google)",
+        "purpose": "Distinguishes visitors with a unique identifier",
+        "lifetime": "2 years",
+    }
 
 
 @pytest.mark.parametrize(
@@ -458,6 +472,7 @@ def test_browser_inventory_after_accepting_all(
     cookies = {c["name"]: c for c in json.loads(out)["cookies"]}
     assert cookies["_fbp"]["source"] == "script"
     assert cookies["_fbp"]["category"] == "marketing"
+    assert cookies["_fbp"]["declared"]["provider"] == "Meta (Facebook Pixel)"
     assert cookies["privguard_consent"]["source"] == "server"
     assert cookies["privguard_consent"]["flags"] == ["SameSite=Lax"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import html.parser
 import json
 import re
@@ -613,3 +614,66 @@ def test_descriptions_do_not_understate(lang: str) -> None:
     assert "anonym" not in perf and "anónim" not in perf
     assert "2" in perf  # says how long the identifier lives
     assert "google" in texts["cat_marketing_desc"].lower()
+
+
+# --- declared cookies in the settings view --------------------------------------------------
+
+
+def _rows(data: bytes) -> dict[str, list[str]]:
+    """category -> table rows ("name | provider | purpose | lifetime") of the settings view."""
+    text = data.decode()
+    out: dict[str, list[str]] = {}
+    for part in text.split('data-privguard-cookies="')[1:]:
+        category, rest = part.split('"', 1)
+        body = rest.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        rows = []
+        for row in body.split("<tr>")[1:]:
+            cells = [re.sub("<[^>]+>", "", c) for c in row.split("<td>")[1:]]
+            rows.append(" | ".join(html.unescape(c) for c in cells))
+        out[category] = rows
+    return out
+
+
+def test_settings_list_declared_cookies_per_category() -> None:
+    s = settings(
+        cookies={"_ga": "performance", "_fbp": "marketing", "lang": "functionality"},
+        consent_max_age=90 * 86400,
+    )
+    r = BannerRenderer(s)
+    rows = _rows(r.body_snippet("en", decision(s), "t", None))
+    assert rows["performance"] == [
+        "_ga | Google Analytics (Google) | Distinguishes visitors with a unique identifier | "
+        "2 years"
+    ]
+    assert rows["marketing"][0].startswith("_fbp | Meta (Facebook Pixel) | ")
+    assert rows["marketing"][0].endswith(" | 90 days")
+    # privguard's own cookie, with the configured lifetime
+    assert rows["necessary"] == [
+        "privguard_consent | This shop | Stores your privacy choice | 90 days"
+    ]
+    assert rows["functionality"] == ["lang | — | — | —"]  # declared without facts
+    de = _rows(r.body_snippet("de", decision(s), "t", None))
+    assert de["performance"] == [
+        "_ga | Google Analytics (Google) | Unterscheidet Besucher anhand einer eindeutigen "
+        "Kennung | 2 Jahre"
+    ]
+
+
+def test_shop_declarations_are_escaped_and_localised() -> None:
+    s = settings(
+        cookies={
+            "x<y": {
+                "category": "marketing",
+                "provider": "<script>alert(1)</script>",
+                "purpose": {"en": "Ads & more", "fr": "Pubs"},
+                "lifetime": "1 day",
+            }
+        }
+    )
+    r = BannerRenderer(s)
+    data = r.body_snippet("fr", decision(s), "t", None)
+    assert b"<script>alert" not in data
+    assert _rows(data)["marketing"] == ["x<y | <script>alert(1)</script> | Pubs | 1 jour"]
+    assert _rows(r.body_snippet("en", decision(s), "t", None))["marketing"][0].endswith(
+        "Ads & more | 1 day"
+    )

@@ -104,6 +104,7 @@ def make_app(**options: Any) -> PrivacyMiddleware:
         "trusted_proxies": ["127.0.0.1/32"],
         "policy_url": "/privacy",
         "age_gate_paths": ["/checkout*"],
+        "cookies": {"session": "necessary", "_ga": "performance", "_fbp": "marketing"},
     }
     settings.update(options)
     return PrivacyMiddleware(app, **settings)

@@ -324,3 +324,19 @@ def test_settings_view_shows_defaults_on_and_the_stored_choice(visitor: Any) -> 
     )
     boxes = eu.get("/").page.find("input", type="checkbox", name="category")
     assert {b["value"] for b in boxes if "checked" in b} == {"performance"}
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        pytest.param("en", "Google Analytics (Google) Distinguishes visitors", id="en"),
+        pytest.param("de", "Google Analytics (Google) Unterscheidet Besucher", id="de"),
+    ],
+)
+def test_settings_view_declares_ga(visitor: Any, language: str, words: str) -> None:
+    v = visitor({"CF-IPCountry": "DE", "Accept-Language": language}, cookies={"_ga": "performance"})
+    page = v.get("/").page
+    (table,) = page.find("details", data_privguard_cookies="performance")
+    assert words in page.words
+    assert ("2 years" if language == "en" else "2 Jahre") in page.words
+    assert "_ga" in page.words

@@ -297,6 +297,30 @@ def _blocked_undeclared(target: Target) -> list[str]:
     return list(getattr(runtime, "undeclared_cookies", None) or ())
 
 
+def _describer(settings: Any) -> Any:
+    """name -> (provider, purpose, lifetime) in English, from the banner's own data."""
+    from privguard.banner import BannerRenderer
+    from privguard.core.declarations import describe_cookie
+
+    try:
+        renderer = BannerRenderer(settings.replace(languages=["en"], texts={}))
+    except Exception:  # the shop's texts are not needed for the English inventory
+        return None
+    details = settings.cookie_details
+
+    def describe(name: str) -> tuple[str, str, str] | None:
+        base = "privguard_consent" if name.endswith("privguard_consent") else name
+        info = describe_cookie(base, details)
+        if info is None:
+            return None
+        if base == "privguard_consent":
+            found = [i for n, _, i in renderer.declared_cookies() if n == base]
+            info = found[0] if found and found[0] is not None else info
+        return renderer.cookie_texts("en", info)
+
+    return describe
+
+
 def run_cookies(args: argparse.Namespace) -> int:
     """``privguard cookies``: the inventory after accepting all; 0, or 2 on bad input.
 
@@ -379,9 +403,10 @@ def _run_cookies(args: argparse.Namespace) -> int:
 
     unique = inventory(records)
     blocked = _blocked_undeclared(target)
+    describe = _describer(settings)
     if args.json:
-        json.dump(inventory_json(unique, args.target, blocked), sys.stdout, indent=2)
+        json.dump(inventory_json(unique, args.target, blocked, describe), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(inventory_markdown(unique, args.target, blocked))
+        sys.stdout.write(inventory_markdown(unique, args.target, blocked, describe))
     return EXIT_CLEAN

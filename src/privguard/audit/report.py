@@ -7,7 +7,7 @@ failure naming the cookies).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -203,10 +203,26 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+#: The declared facts of one cookie: (provider, purpose, declared lifetime), in English.
+Describe = Callable[[str], "tuple[str, str, str] | None"]
+
+
+def _declared(describe: Describe | None, name: str) -> tuple[str, str, str]:
+    found = describe(name) if describe is not None else None
+    return found if found is not None else ("-", "-", "-")
+
+
 def inventory_markdown(
-    records: Sequence[CookieRecord], target: str, blocked: Sequence[str] = ()
+    records: Sequence[CookieRecord],
+    target: str,
+    blocked: Sequence[str] = (),
+    describe: Describe | None = None,
 ) -> str:
-    """The inventory as a Markdown table; ``blocked``: undeclared cookies privguard dropped."""
+    """The inventory as a Markdown table; ``blocked``: undeclared cookies privguard dropped.
+
+    ``describe(name)`` gives the catalog's declaration (provider, purpose, lifetime),
+    the same facts the banner's settings view shows.
+    """
     lines = [f"# Cookies set by {target}", ""]
     tail = []
     if blocked:
@@ -218,13 +234,18 @@ def inventory_markdown(
     if not records:
         return "\n".join([*lines, "No cookies were set.", *tail, ""])
     lines.append(
-        "| cookie | category | lifetime | domain | path | flags | set by | first seen on |"
+        "| cookie | category | provider | purpose | declared lifetime | lifetime seen "
+        "| domain | path | flags | set by | first seen on |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
+        provider, purpose, declared = _declared(describe, r.name)
         cells = [
             f"`{r.name}`",
             r.category,
+            provider,
+            purpose,
+            declared,
             r.lifetime,
             r.domain,
             r.path,
@@ -240,11 +261,20 @@ def inventory_markdown(
 
 
 def inventory_json(
-    records: Sequence[CookieRecord], target: str, blocked: Sequence[str] = ()
+    records: Sequence[CookieRecord],
+    target: str,
+    blocked: Sequence[str] = (),
+    describe: Describe | None = None,
 ) -> dict[str, Any]:
-    """The inventory as a JSON-able dict."""
-    return {
-        "target": target,
-        "blocked_undeclared": list(blocked),
-        "cookies": [{k: v for k, v in r.as_dict().items() if k != "region"} for r in records],
-    }
+    """The inventory as a JSON-able dict; each cookie with its ``declared`` facts (or null)."""
+    cookies = []
+    for r in records:
+        entry = {k: v for k, v in r.as_dict().items() if k != "region"}
+        found = describe(r.name) if describe is not None else None
+        entry["declared"] = (
+            None
+            if found is None
+            else {"provider": found[0], "purpose": found[1], "lifetime": found[2]}
+        )
+        cookies.append(entry)
+    return {"target": target, "blocked_undeclared": list(blocked), "cookies": cookies}

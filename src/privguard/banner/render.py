@@ -19,6 +19,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -27,6 +28,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from privguard.core.categories import Category
+from privguard.core.declarations import CookieInfo, Lifetime, describe_cookie
 from privguard.core.trackers import Tracker
 from privguard.errors import ConfigError
 
@@ -288,6 +290,7 @@ class BannerRenderer:
             _build_catalogs(self.languages, settings.texts)
         )
         self.assets, self.js_url, self.css_url = self._build_assets()
+        self._tables: dict[str, dict[Category, str]] = {}
         self._body: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
         for lang in self.languages:
             for regime in settings.regions.regimes.values():
@@ -418,6 +421,7 @@ class BannerRenderer:
                 f'<p class="privguard__notice" data-privguard-notice="gpc" role="status">'
                 f"<strong>{t['gpc_title']}</strong> {t['gpc_text']}</p>"
             )
+        tables = self._cookie_tables(lang)
         categories = [
             '<div class="privguard__category">'
             '<input type="checkbox" id="privguard-cat-necessary" checked disabled '
@@ -426,7 +430,7 @@ class BannerRenderer:
             f'{t["cat_necessary"]}</span><span class="privguard__always">{t["always_on"]}'
             "</span></label>"
             f'<p class="privguard__description" id="privguard-cat-necessary-desc">'
-            f"{t['cat_necessary_desc']}</p></div>"
+            f"{t['cat_necessary_desc']}</p>{tables.get(Category.NECESSARY, '')}</div>"
         ]
         for cat in _SHOWN_CATEGORIES:
             name = cat.value
@@ -438,7 +442,7 @@ class BannerRenderer:
                 f'<label for="privguard-cat-{name}"><span class="privguard__category-name">'
                 f"{t['cat_' + name]}</span></label>"
                 f'<p class="privguard__description" id="privguard-cat-{name}-desc">'
-                f"{t['cat_' + name + '_desc']}</p></div>"
+                f"{t['cat_' + name + '_desc']}</p>{tables.get(cat, '')}</div>"
             )
         optout_link = ""
         if regime.optout_link:
@@ -587,6 +591,82 @@ class BannerRenderer:
         if len(self._placeholders) < 4096:  # languages x trackers: bounded by the settings
             self._placeholders[key] = markup
         return markup
+
+    # --- declared cookies ---------------------------------------------------------
+
+    def declared_cookies(self) -> list[tuple[str, Category, CookieInfo | None]]:
+        """The cookies the banner lists: privguard's own, then the shop's ``cookies``."""
+        settings = self.settings
+        own = "privguard_consent"
+        consent = describe_cookie(own, settings.cookie_details)
+        if consent is not None:  # its real lifetime is the configured one
+            days = max(1, settings.consent_max_age // 86400)
+            consent = replace(consent, lifetime=Lifetime(days, "day"))
+        out: list[tuple[str, Category, CookieInfo | None]] = [(own, Category.NECESSARY, consent)]
+        for name in settings.declared_cookies:
+            category = settings.catalog.classify(name)
+            if category is not None and name != own:
+                out.append((name, category, describe_cookie(name, settings.cookie_details)))
+        return out
+
+    def cookie_texts(self, lang: str, info: CookieInfo | None) -> tuple[str, str, str]:
+        """(provider, purpose, lifetime) of a declaration in ``lang``; ``—`` where unknown."""
+        t = self.texts[self._lang(lang)]
+        if info is None:
+            return ("\u2014", "\u2014", "\u2014")
+        provider = info.provider or t["cookie_this_shop"]
+        purpose = info.purpose
+        if isinstance(purpose, str):
+            text = t.get(f"purpose_{purpose}", purpose) if purpose else "\u2014"
+        else:
+            primary = lang.split("-", 1)[0]
+            text = (
+                purpose.get(lang)
+                or purpose.get(primary)
+                or purpose.get("en")
+                or next(iter(purpose.values()), "\u2014")
+            )
+        return provider, text, self.lifetime_text(lang, info.lifetime)
+
+    def lifetime_text(self, lang: str, lifetime: Lifetime | None) -> str:
+        """``lifetime`` in words of ``lang`` ("2 years", "bis der Browser geschlossen wird")."""
+        t = self.texts[self._lang(lang)]
+        if lifetime is None:
+            return "\u2014"
+        if lifetime.unit == "session":
+            return t["lifetime_session"]
+        if lifetime.count == 1:
+            return t[f"lifetime_{lifetime.unit}"]
+        return t[f"lifetime_{lifetime.unit}s"].replace("{n}", str(lifetime.count))
+
+    def _cookie_tables(self, lang: str) -> dict[Category, str]:
+        found = self._tables.get(lang)  # one entry per configured language at most
+        if found is None:
+            found = self._tables[lang] = self._render_cookie_tables(lang)
+        return found
+
+    def _render_cookie_tables(self, lang: str) -> dict[Category, str]:
+        t = {k: _esc(v) for k, v in self.texts[lang].items()}
+        rows: dict[Category, list[str]] = {}
+        for name, category, info in self.declared_cookies():
+            provider, purpose, lifetime = self.cookie_texts(lang, info)
+            rows.setdefault(category, []).append(
+                f"<tr><td><code>{_esc(name)}</code></td><td>{_esc(provider)}</td>"
+                f"<td>{_esc(purpose)}</td><td>{_esc(lifetime)}</td></tr>"
+            )
+        tables: dict[Category, str] = {}
+        for category, cells in rows.items():
+            tables[category] = (
+                f'<details class="privguard__cookies" data-privguard-cookies="{category.value}">'
+                f"<summary>{t['cookies_legend']} ({len(cells)})</summary>"
+                '<table class="privguard__cookie-table"><thead><tr>'
+                f'<th scope="col">{t["cookie_name"]}</th>'
+                f'<th scope="col">{t["cookie_provider"]}</th>'
+                f'<th scope="col">{t["cookie_purpose"]}</th>'
+                f'<th scope="col">{t["cookie_lifetime"]}</th>'
+                f"</tr></thead><tbody>{''.join(cells)}</tbody></table></details>"
+            )
+        return tables
 
     # --- Consent Mode -------------------------------------------------------------
 
