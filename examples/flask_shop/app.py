@@ -4,7 +4,7 @@ Everything privacy-related is privguard's job, set up in ONE line (``PrivGuard(a
 from the ``PRIVGUARD_*`` config keys below. The shop itself behaves like many real
 shops do: it sets a server-side analytics id (``_ga``) on every page, a language
 cookie (``lang``) when asked, and ships analytics and marketing tags. privguard
-drops those cookies, and keeps the tags inert, until the visitor allows them.
+drops those cookies, and holds the unmodified tracker tags, until the visitor allows them.
 
 Run: ``python -m examples.flask_shop``. The wheel ships this shop (and ``examples/shop.py``)
 as ``privguard._examples`` for ``privguard demo``, so its imports are relative.

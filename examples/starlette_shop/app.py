@@ -4,7 +4,7 @@ Everything privacy-related is privguard's job, set up in ONE line
 (``app.add_middleware(PrivacyMiddleware, ...)``). The shop behaves like many real
 shops: it sets a server-side analytics id (``_ga``) on every page, a language cookie
 (``lang``) when asked, and ships analytics and marketing tags. privguard drops those
-cookies, and keeps the tags inert, until the visitor allows them.
+cookies, and holds the unmodified tracker tags, until the visitor allows them.
 
 Run: ``python -m examples.starlette_shop`` (uvicorn on http://127.0.0.1:8001).
 """
