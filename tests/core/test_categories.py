@@ -52,3 +52,23 @@ def test_shop_entries_win_over_builtin_and_longest_glob_wins():
 )
 def test_parse_category(value, expected):
     assert parse_category(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("trk_a", "trk_*", id="glob"),
+        pytest.param("trk_long_a", "trk_long_*", id="longest-glob"),
+        pytest.param("trk", "trk", id="exact-wins"),
+        pytest.param("other", None, id="undeclared"),
+    ],
+)
+def test_pattern_names_the_deciding_entry(name, expected):
+    catalog = CookieCatalog.build(
+        [
+            ("trk_*", Category.MARKETING),
+            ("trk_long_*", Category.PERFORMANCE),
+            ("trk", Category.FUNCTIONALITY),
+        ]
+    )
+    assert catalog.pattern(name) == expected

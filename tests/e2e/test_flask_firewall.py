@@ -307,3 +307,30 @@ def test_vary_lists_the_headers_the_body_depended_on(path, ua, expected, absent)
     assert {"Cookie", "Sec-GPC", "DNT"} <= vary and "cf-ipcountry" in {v.lower() for v in vary}
     assert expected <= vary and not (absent & vary)
     assert ('id="privguard-banner"' in resp.text) == ("Accept-Language" in expected)
+
+
+def _expired_paths(resp, name):
+    return sorted(
+        part.split("=", 1)[1]
+        for v in resp.headers.getall("Set-Cookie")
+        if v.startswith(f"{name}=") and "Max-Age=0" in v
+        for part in (p.strip() for p in v.split(";"))
+        if part.startswith("Path=")
+    )
+
+
+def test_withdrawal_uses_the_paths_of_the_matching_glob_entry():
+    app = build(
+        cookies={
+            "trk_*": {"category": "marketing", "paths": ["/shop"]},
+            "wish": {"category": "functionality", "paths": ["/account"]},
+        }
+    )
+    accept(app, {"accept": "all"})
+    app.set_cookie("trk_a", "1")  # set by a script under /shop: the browser sends it
+    app.set_cookie("wish", "1")
+    resp = app.post_json(
+        "/privguard/consent", {"accept": "none"}, headers={"Origin": "http://localhost"}
+    )
+    assert _expired_paths(resp, "trk_a") == ["/", "/shop"]
+    assert _expired_paths(resp, "wish") == ["/", "/account"]

@@ -187,3 +187,19 @@ def test_compressed_html_is_left_intact_and_reported_once(caplog):
             assert int(r.headers["content-length"]) == len(body)
     reports = [rec for rec in caplog.records if "compressed HTML" in rec.getMessage()]
     assert len(reports) == 1
+
+
+def test_withdrawal_uses_the_paths_of_the_matching_glob_entry():
+    app, _ = build(cookies={"trk_*": {"category": "marketing", "paths": ["/shop", "/cart"]}})
+    with TestClient(app) as client:
+        client.post("/privguard/consent", json={"accept": "all"}, headers=ORIGIN)
+        client.cookies.set("trk_a", "1")
+        r = client.post("/privguard/consent", json={"accept": "none"}, headers=ORIGIN)
+        paths = sorted(
+            part.strip().split("=", 1)[1]
+            for v in r.headers.get_list("set-cookie")
+            if v.startswith("trk_a=") and "Max-Age=0" in v
+            for part in v.split(";")
+            if part.strip().startswith("Path=")
+        )
+        assert paths == ["/", "/cart", "/shop"]

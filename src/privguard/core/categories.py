@@ -70,6 +70,17 @@ class CookieCatalog:
             regex = re.compile("|".join(parts))
         return cls(exact=dict(exact), globs=ordered, _regex=regex)
 
+    def pattern(self, name: str) -> str | None:
+        """The entry that decides ``name``: the name itself or the winning glob; ``None`` if none.
+
+        Per-entry facts (the ``paths`` a shop declared for ``"trk_*"``) are keyed by it.
+        """
+        if name in self.exact:
+            return name
+        match = self._regex.match(name) if self._regex is not None else None
+        group = None if match is None else match.lastgroup
+        return None if group is None else self.globs[int(group[1:])][0]
+
     def classify(self, name: str) -> Category | None:
         """Category of the cookie ``name``; ``None`` when undeclared."""
         found = self.exact.get(name)

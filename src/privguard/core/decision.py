@@ -228,7 +228,7 @@ def _expire(names: list[str], settings: Settings, https: bool) -> list[str]:
     out: list[str] = []
     paths = settings.cookie_paths
     for name in names:
-        out.extend(
-            expiry_headers([name], settings.cookie_domains, ("/", *paths.get(name, ())), https)
-        )
+        entry = settings.catalog.pattern(name) if paths else None  # "trk_*" for "trk_a"
+        declared = paths.get(entry, ()) if entry is not None else ()
+        out.extend(expiry_headers([name], settings.cookie_domains, ("/", *declared), https))
     return out
