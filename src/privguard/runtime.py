@@ -298,7 +298,14 @@ class Runtime:
     def age_gate_response(
         self, view: RequestView, decision: Decision, lang: str, nonce: str | None
     ) -> Any:
-        """The answer on an age-gated path: the age form, or the minors' page (403)."""
+        """The answer on an age-gated path: the age form (200), or the minors' page (403).
+
+        Being asked one's age is not "forbidden": the form is a 200, with
+        ``Cache-Control: no-store`` so no cache keeps it in place of the page it
+        stands for. A minor's answer does close the path: 403. Non-HTML clients
+        get 403 JSON either way (they cannot fill in a form).
+        """
+        from privguard.banner.render import return_path
         from privguard.endpoints import EndpointResponse, json_error
 
         accept = (view.header("accept") or "").lower()
@@ -312,16 +319,17 @@ class Runtime:
             )
             return json_error(403, message)
         if minor:
-            body = self.banner.minor_page(lang, decision)
+            body = self.banner.minor_page(lang, decision, nonce)
         else:
-            query = view.path
-            body = self.banner.age_form(lang, decision, self.csrf_token(view.host), query, nonce)
+            back = return_path(view.path, view.query)
+            body = self.banner.age_form(lang, decision, self.csrf_token(view.host), back, nonce)
         headers = [
             ("Content-Type", "text/html; charset=utf-8"),
+            ("Cache-Control", "no-store"),
             ("Content-Length", str(len(body))),
             ("Content-Language", lang),
         ]
-        return EndpointResponse(403, headers, body)
+        return EndpointResponse(403 if minor else 200, headers, body)
 
     def page_view(self, view: RequestView, decision: Decision, content_type: str) -> None:
         """Send a page view to the analytics sink when performance is allowed."""

@@ -90,8 +90,11 @@ def test_fifteen_year_old_by_country_and_rule(country, rule, expected):
 
 def test_gated_path_without_answer_gets_form_or_json_and_app_not_reached():
     app = build()
-    html = app.get("/checkout?x=1", headers={"Accept": "text/html"}, status=403)
+    # being asked is not "forbidden": 200, never cached in place of the page
+    html = app.get("/checkout?x=1", headers={"Accept": "text/html"}, status=200)
     assert 'id="privguard-age-gate"' in html.text
+    assert html.headers["Cache-Control"] == "no-store"
+    assert 'name="next" value="/checkout?x=1"' in html.text  # back to the page asked for
     assert not [v for v in html.headers.getall("Set-Cookie") if v.startswith("_ga=")]
     js = app.get("/checkout", headers={"Accept": "application/json"}, status=403)
     assert "age" in js.json["error"]
@@ -129,7 +132,8 @@ def test_adult_who_moves_to_a_stricter_region_is_asked_again():
     de = build("DE")
     de.set_cookie("privguard_consent", token)
     assert de.get("/privguard/consent").json["age_status"] == "unknown"
-    de.get("/checkout", headers={"Accept": "text/html"}, status=403)
+    gate = de.get("/checkout", headers={"Accept": "text/html"}, status=200)
+    assert 'id="privguard-age-gate"' in gate.text
 
 
 @pytest.mark.parametrize(

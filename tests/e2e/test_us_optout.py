@@ -340,3 +340,47 @@ def test_settings_view_declares_ga(visitor: Any, language: str, words: str) -> N
     assert words in page.words
     assert ("2 years" if language == "en" else "2 Jahre") in page.words
     assert "_ga" in page.words
+
+
+# --- the minors' page ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "contact"),
+    [
+        pytest.param(
+            {"contact_url": "mailto:privacy@shop.example"},
+            "mailto:privacy@shop.example",
+            id="contact-url",
+        ),
+        pytest.param({"policy_url": "/privacy"}, "/privacy", id="falls-back-to-policy"),
+    ],
+)
+def test_minors_page_explains_and_leads_back(
+    visitor: Any, options: dict[str, str], contact: str
+) -> None:
+    v = visitor(
+        {"CF-IPCountry": "FR", "Accept-Language": "fr", "Accept": "text/html"},
+        age_gate_paths=["/shoes"],
+        **options,
+    )
+    form = v.get("/shoes")
+    assert form.status == 200 and form.headers["cache-control"] == "no-store"
+    assert form.page.find("main", id="privguard-age-gate")
+    assert v.post("/privguard/age", {"birth_year": "2016", "next": "/shoes"}).status == 303
+    minor = v.get("/shoes")
+    assert minor.status == 403
+    assert minor.headers["content-language"] == "fr"
+    (reason,) = minor.page.find("p", data_privguard_notice="minor-reason")
+    assert "moins de 16 ans" in minor.page.words  # what happened, in the visitor's language
+    (link,) = minor.page.find("a", data_privguard_action="contact")
+    assert link["href"] == contact
+    (back,) = minor.page.find("a", data_privguard_action="back")
+    assert back["href"] == "/"
+    assert "Retour à la boutique" in minor.page.words
+
+
+def test_contact_url_must_be_a_link() -> None:
+    with pytest.raises(privguard.ConfigError) as err:
+        privguard.Settings(secret_key=KEY, contact_url="javascript:alert(1)")
+    assert err.value.option == "contact_url"

@@ -87,15 +87,30 @@ def render_age_form(
 
 
 def render_minor_page(
-    texts: Mapping[str, str], *, lang: str, css_url: str, nonce: str | None = None
+    texts: Mapping[str, str],
+    *,
+    lang: str,
+    css_url: str,
+    nonce: str | None = None,
+    required_age: int = 16,
+    contact_url: str | None = None,
 ) -> str:
-    """The 403 page for a minor on an age-gated path."""
+    """The 403 page for a minor on an age-gated path, root ``id="privguard-minor"``."""
+    reason = _e(texts["minor_reason"]).replace("{age}", str(int(required_age)))
+    help_text = f"<p>{_e(texts['minor_help'])}</p>"
+    if contact_url is not None:
+        help_text = (
+            f'<p>{_e(texts["minor_help"])} <a href="{_e(contact_url)}" '
+            f'data-privguard-action="contact">{_e(texts["contact_link"])}</a></p>'
+        )
     main = (
         '<main id="privguard-minor" class="privguard-page" '
         'aria-labelledby="privguard-minor-title">'
         f'<h1 id="privguard-minor-title">{_e(texts["minor_title"])}</h1>'
+        f'<p data-privguard-notice="minor-reason">{reason}</p>'
         f"<p>{_e(texts['minor_text'])}</p>"
-        f'<p><a href="/">{_e(texts["minor_home"])}</a></p>'
+        f"{help_text}"
+        f'<p><a href="/" data-privguard-action="back">{_e(texts["minor_home"])}</a></p>'
         "</main>"
     )
     return page_html(lang, texts["minor_page_title"], css_url, nonce, main)

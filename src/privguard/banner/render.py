@@ -742,12 +742,19 @@ class BannerRenderer:
         ).encode("utf-8")
 
     def minor_page(self, lang: str, decision: Decision, nonce: str | None = None) -> bytes:
-        """The 403 page a minor gets on an age-gated path."""
+        """The 403 page a minor gets on an age-gated path: what happened, where to get
+        help (``contact_url``, else ``policy_url``) and the way back to the shop."""
         from privguard.banner.age import render_minor_page
 
         lang = self._lang(lang)
+        contact = self.settings.contact_url or self.policy_url
         return render_minor_page(
-            self.texts[lang], lang=lang, css_url=self.css_url, nonce=nonce
+            self.texts[lang],
+            lang=lang,
+            css_url=self.css_url,
+            nonce=nonce,
+            required_age=decision.required_age,
+            contact_url=contact,
         ).encode("utf-8")
 
     def optout_page(
