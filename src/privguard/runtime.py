@@ -195,6 +195,7 @@ class Runtime:
         prefix = settings.endpoint_prefix
         self.prefix = prefix
         self.prefix_slash = prefix + "/"
+        self.replay_spool()
         self._body_paths = frozenset(
             {prefix + "/consent", prefix + "/age", prefix + "/do-not-sell"}
         )
@@ -412,8 +413,24 @@ class Runtime:
                     self._ledger = LedgerWriter(self.settings.ledger)
         return self._ledger
 
-    def close(self) -> None:
-        """Flush and close outside resources (ledger)."""
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+    def replay_spool(self) -> None:
+        """Start the ledger writer now when a previous run left receipts in the spool.
+
+        Called at start-up (and on ASGI lifespan start-up): the writer thread
+        replays the spool in the background, exactly once across workers (the
+        spool is locked while it is replayed; the ledger skips stored ids).
+        """
+        try:
+            writer = self.ledger
+            if writer is not None and writer.spool.pending():
+                writer.start()
+        except Exception:  # never fail the start of the shop over the ledger
+            log.exception("privguard ledger: could not start replaying the spool")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Store what the ledger writer holds (at most ``timeout`` s, then spool) and close it."""
+        writer, self._ledger = self._ledger, None
+        if writer is not None:
+            from privguard.ledger.writer import SHUTDOWN_TIMEOUT
+
+            writer.close(SHUTDOWN_TIMEOUT if timeout is None else timeout)

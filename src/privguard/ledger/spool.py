@@ -12,14 +12,21 @@ Decides how a receipt survives an outage:
   ledger skips receipt ids it already holds, so nothing is stored twice.
 * A line that cannot be parsed (a write torn by a crash) is moved to
   ``<spool>.rejected`` and logged, never silently dropped.
+* At shutdown, when the spool is busy (another thread or worker is replaying
+  it into a slow database), :meth:`Spool.append_now` does not wait: it writes
+  a side file ``<spool>.<pid>-<n>.part`` (complete or absent: written under a
+  temporary name, ``fsync``-ed, renamed). A replay stores side files after
+  the spool and removes each one it stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -46,6 +53,91 @@ class Spool:
         self.path = Path(path) if path is not None else None
         self._memory: list[str] = []
         self._lock = threading.Lock()
+        self._parts = itertools.count()
+
+    def _side_files(self) -> list[Path]:
+        assert self.path is not None
+        folder = self.path.parent
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        prefix = self.path.name + "."
+        return sorted(
+            (folder / n for n in names if n.startswith(prefix) and n.endswith(".part")),
+            key=lambda p: (p.stat().st_mtime, p.name),
+        )
+
+    def append_now(self, drafts: Sequence[ReceiptDraft], wait: float = 0.5) -> None:
+        """Like :meth:`append`, but never waits long for the spool's lock (shutdown).
+
+        Waits at most ``wait`` seconds; when a replay holds the spool, the
+        drafts go to a side file that the next replay picks up.
+        """
+        if not drafts:
+            return
+        if self.path is None:
+            if self._lock.acquire(timeout=wait):
+                try:
+                    self._memory.extend(draft_to_json(d) for d in drafts)
+                finally:
+                    self._lock.release()
+            return
+        deadline = time.monotonic() + wait
+        if self._lock.acquire(timeout=wait):
+            try:
+                fd = self._try_flock(deadline)
+                if fd is not None:
+                    try:
+                        self._write(fd, drafts)
+                    finally:
+                        os.close(fd)
+                    return
+            finally:
+                self._lock.release()
+        self._write_side_file(drafts)
+
+    def _try_flock(self, deadline: float) -> int | None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        if fcntl is None:
+            return fd
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.02)
+
+    def _write_side_file(self, drafts: Sequence[ReceiptDraft]) -> None:
+        assert self.path is not None
+        name = f"{self.path.name}.{os.getpid()}-{time.time_ns()}-{next(self._parts)}"
+        tmp = self.path.parent / (name + ".tmp")
+        data = "".join(draft_to_json(d) + "\n" for d in drafts).encode("utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, self.path.parent / (name + ".part"))
+
+    @staticmethod
+    def _write(fd: int, drafts: Sequence[ReceiptDraft]) -> None:
+        lines = "".join(draft_to_json(d) + "\n" for d in drafts)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            lines = "\n" + lines  # never glue a line onto a torn one
+        data = lines.encode("utf-8")
+        while data:
+            written = os.write(fd, data)
+            data = data[written:]
+        os.fsync(fd)
 
     @contextlib.contextmanager
     def _locked_file(self) -> Iterator[int]:
@@ -69,14 +161,7 @@ class Spool:
                 self._memory.extend(lines.splitlines())
                 return
             with self._locked_file() as fd:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    lines = "\n" + lines  # never glue a line onto a torn one
-                data = lines.encode("utf-8")
-                while data:
-                    written = os.write(fd, data)
-                    data = data[written:]
-                os.fsync(fd)
+                self._write(fd, drafts)
 
     def pending(self) -> bool:
         """Whether anything waits in the spool."""
@@ -84,9 +169,11 @@ class Spool:
             if self.path is None:
                 return bool(self._memory)
             try:
-                return self.path.stat().st_size > 0
+                if self.path.stat().st_size > 0:
+                    return True
             except (FileNotFoundError, NotADirectoryError):
-                return False
+                pass
+            return bool(self._side_files())
 
     def replay(self, store: Callable[[Sequence[ReceiptDraft]], object], batch: int = 500) -> int:
         """Hand every spooled draft to ``store`` in order, then empty the spool.
@@ -101,7 +188,7 @@ class Spool:
                 self._store_all(drafts, store, batch)
                 self._memory.clear()
                 return len(drafts)
-            if not self.path.exists():
+            if not self.path.exists() and not self._side_files():
                 return 0
             with self._locked_file() as fd:
                 raw = _read_all(fd)
@@ -111,7 +198,19 @@ class Spool:
                     self._reject(rejected)
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
-            return len(drafts)
+                count = len(drafts)
+                for side in self._side_files():  # under the spool's lock: one replayer
+                    try:
+                        text = side.read_bytes().decode("utf-8", errors="replace")
+                    except FileNotFoundError:
+                        continue
+                    drafts, rejected = _parse(text)
+                    self._store_all(drafts, store, batch)
+                    if rejected:
+                        self._reject(rejected)
+                    side.unlink(missing_ok=True)
+                    count += len(drafts)
+            return count
 
     @staticmethod
     def _store_all(

@@ -13,10 +13,18 @@ Decides when and where a receipt is written:
   while idle. A failed ledger is closed and reopened for the next attempt.
 * A receipt the spool cannot take either (disk full) stays in memory and is
   retried; each such failure is logged.
+* Shutdown never loses a receipt: :meth:`LedgerWriter.close` waits up to its
+  timeout for the thread to store what is queued; whatever is still queued or
+  in flight then (a slow or locked database) is spooled by the caller, and the
+  next start replays it (:meth:`LedgerWriter.start`). A receipt both stored
+  and spooled is stored once: the ledger skips ids it already holds. Writers
+  still open are closed the same way at interpreter exit (``atexit``) and by
+  :func:`close_all` (the servers' worker-exit hooks, :mod:`privguard.gunicorn`).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -32,7 +40,7 @@ from privguard.ledger.base import Ledger, ReceiptDraft, ledger_kind, open_ledger
 from privguard.ledger.spool import Spool
 from privguard.ledger.sqlite import parse_sqlite_url
 
-__all__ = ["LedgerWriter", "default_spool_path"]
+__all__ = ["LedgerWriter", "default_spool_path", "close_all", "SHUTDOWN_TIMEOUT"]
 
 _log = logging.getLogger("privguard.ledger")
 
@@ -40,6 +48,30 @@ _log = logging.getLogger("privguard.ledger")
 DEFAULT_RETRY_INTERVAL = 5.0
 #: Most receipts stored in one transaction.
 DEFAULT_BATCH_SIZE = 256
+#: Seconds a shutdown waits for the database before spooling what is left.
+SHUTDOWN_TIMEOUT = 5.0
+
+#: Every writer of this process that is open (for :func:`close_all`).
+_OPEN: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def close_all(timeout: float = SHUTDOWN_TIMEOUT) -> int:
+    """Close every open writer of this process (stored, else spooled); returns how many.
+
+    For shutdown hooks that cannot reach the middleware: gunicorn's
+    ``worker_exit`` (see :mod:`privguard.gunicorn`), mod_wsgi, a custom server.
+    """
+    with _OPEN_LOCK:
+        writers = list(_OPEN)
+    for writer in writers:
+        writer.close(timeout)
+    return len(writers)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    close_all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +95,6 @@ def default_spool_path(ledger_url: str) -> Path | None:
         return None if path == ":memory:" else Path(path + "-spool.jsonl")
     digest = hashlib.sha256(ledger_url.encode("utf-8")).hexdigest()[:12]
     return Path(f"privguard-ledger-spool-{digest}.jsonl")
-
-
-def _shutdown(q: queue.SimpleQueue[_QueueItem], thread: threading.Thread, timeout: float) -> None:
-    """Stop a writer thread (used by ``close`` and at interpreter exit)."""
-    if thread.is_alive():
-        q.put(_STOP)
-        thread.join(timeout)
 
 
 class LedgerWriter:
@@ -103,13 +128,17 @@ class LedgerWriter:
         self._queue: queue.SimpleQueue[_QueueItem] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._finalizer: weakref.finalize[..., LedgerWriter] | None = None
         self._closed = False
         # writer-thread state (touched only by the thread)
         self._ledger: Ledger | None = None
         self._spooled = False
         self._held: list[ReceiptDraft] = []
         self._next_retry = 0.0
+        # drafts the thread has taken off the queue and not yet stored or spooled
+        self._inflight: list[ReceiptDraft] = []
+        self._inflight_lock = threading.Lock()
+        with _OPEN_LOCK:
+            _OPEN.add(self)
 
     # -- caller side --------------------------------------------------------------
 
@@ -134,21 +163,73 @@ class LedgerWriter:
             return True  # closed: close() already stored or spooled everything
         return done.wait(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Store or spool what is queued, stop the thread and close the ledger."""
+    def start(self) -> None:
+        """Start the writer thread now; it replays a pending spool at once.
+
+        Called at start-up when the spool holds receipts from a previous run,
+        so they reach the database without waiting for the next choice.
+        """
+        with self._lock:
+            if not self._closed:
+                self._ensure_thread()
+
+    def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Store what is queued, waiting at most ``timeout`` seconds; spool the rest.
+
+        Then the thread stops and the ledger closes. What the database did
+        not take in time (it is slow, locked or down) is appended to the
+        spool here, so it survives the process; the next start replays it.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            finalizer, thread = self._finalizer, self._thread
-            if thread is not None and self._pid == os.getpid():
+            thread = self._thread
+            ours = thread is not None and self._pid == os.getpid()
+            if ours:
                 self._queue.put(_STOP)  # behind everything queued before the close
-        if finalizer is not None:
-            finalizer.detach()
-        if thread is not None and self._pid == os.getpid():
-            thread.join(timeout)
-            if thread.is_alive():
-                _log.warning("privguard ledger writer did not stop within %.1fs", timeout)
+        with _OPEN_LOCK:
+            _OPEN.discard(self)
+        if thread is None or not ours:
+            return
+        thread.join(timeout)
+        if thread.is_alive():
+            self._spool_stranded(timeout)
+
+    def _spool_stranded(self, timeout: float) -> None:
+        """Spool what the thread has not stored yet (queued, in flight, held)."""
+        stranded: list[ReceiptDraft] = []
+        with self._inflight_lock:
+            stranded.extend(self._inflight)
+        stranded.extend(self._held)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, ReceiptDraft):
+                stranded.append(item)
+            elif isinstance(item, _Flush):
+                item.done.set()
+        if not stranded:
+            return
+        unique = list({d.id: d for d in stranded}.values())  # first place of each id
+        try:
+            self.spool.append_now(unique)
+        except Exception:
+            _log.exception(
+                "privguard ledger: %d receipt(s) not stored within %.1fs could not be spooled",
+                len(unique),
+                timeout,
+            )
+            return
+        _log.warning(
+            "privguard ledger: %d receipt(s) not stored within %.1fs of shutdown were spooled "
+            "to %s; the next start replays them",
+            len(unique),
+            timeout,
+            self.spool,
+        )
 
     def __enter__(self) -> LedgerWriter:
         return self
@@ -161,21 +242,26 @@ class LedgerWriter:
         with self._lock:
             if self._closed:
                 return False
-            pid = os.getpid()
-            if self._pid != pid:  # forked: the parent's thread and queue are not ours
-                self._pid = pid
-                self._queue = queue.SimpleQueue()
-                self._ledger = None
-                self._thread = None
-                self._finalizer = None
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="privguard-ledger-writer", daemon=True
-                )
-                self._thread.start()
-                self._finalizer = weakref.finalize(self, _shutdown, self._queue, self._thread, 10.0)
+            self._ensure_thread()
             self._queue.put(item)
             return True
+
+    def _ensure_thread(self) -> None:
+        """Start the writer thread if it is not running (caller holds ``_lock``)."""
+        pid = os.getpid()
+        if self._pid != pid:  # forked: the parent's thread and queue are not ours
+            self._pid = pid
+            self._queue = queue.SimpleQueue()
+            self._ledger = None
+            self._thread = None
+            self._inflight = []
+            self._inflight_lock = threading.Lock()
+            self._held = []
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="privguard-ledger-writer", daemon=True
+            )
+            self._thread.start()
 
     # -- writer thread ----------------------------------------------------------------
 
@@ -185,6 +271,8 @@ class LedgerWriter:
             self._spooled = self.spool.pending()
         except OSError:
             self._spooled = True  # cannot tell: try a replay first
+        if self._spooled:
+            self._replay()  # receipts of a previous run (or another worker) go first
         try:
             while True:
                 waiting = self._spooled or self._held
@@ -238,20 +326,30 @@ class LedgerWriter:
         """Store ``batch`` (after the spool and held receipts), or spool it."""
         if self._held:
             batch, self._held = self._held + batch, []
-        if self._spooled and (retry or time.monotonic() >= self._next_retry):
-            self._replay()
-        if not batch:
-            return
-        if not self._spooled:
-            try:
-                ledger = self._open()
-                while batch:  # on failure, ``batch`` is what is not stored yet
-                    ledger.append_many(batch[: self.batch_size])
-                    batch = batch[self.batch_size :]
+        self._track(batch)
+        try:
+            if self._spooled and (retry or time.monotonic() >= self._next_retry):
+                self._replay()
+            if not batch:
                 return
-            except Exception as exc:
-                self._failed(exc)
-        self._spool(batch)
+            if not self._spooled:
+                try:
+                    ledger = self._open()
+                    while batch:  # on failure, ``batch`` is what is not stored yet
+                        ledger.append_many(batch[: self.batch_size])
+                        batch = batch[self.batch_size :]
+                        self._track(batch)
+                    return
+                except Exception as exc:
+                    self._failed(exc)
+            self._spool(batch)
+        finally:
+            self._track(self._held)
+
+    def _track(self, batch: list[ReceiptDraft]) -> None:
+        """Note what the thread holds and has not stored or spooled yet."""
+        with self._inflight_lock:
+            self._inflight = list(batch)
 
     def _open(self) -> Ledger:
         if self._ledger is None:
