@@ -137,22 +137,53 @@ def request_headers(cookie: str | None, user_agent: str = CHROME_UA) -> list[tup
 # -- pages ---------------------------------------------------------------------------
 
 
-def html_page() -> bytes:
-    """A 50 KB shop page ending in ``</body></html>``."""
+#: Ten script tags as shops carry them: eight load catalogued trackers (six by ``src``,
+#: two inline loaders), two are the shop's own.
+TRACKER_SCRIPTS = (
+    b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-XXXXXXXXXX"></script>',
+    b"<script>(function(w,d,s,l,i){w[l]=w[l]||[];var f=d.getElementsByTagName(s)[0],"
+    b"j=d.createElement(s);j.async=true;j.src='https://www.googletagmanager.com/gtm.js?id='+i;"
+    b"f.parentNode.insertBefore(j,f);})(window,document,'script','dataLayer','GTM-X');</script>",
+    b"<script>!function(f,b,e,v){var t=b.createElement(e);t.async=!0;t.src=v;"
+    b"b.head.appendChild(t)}(window,document,'script',"
+    b"'https://connect.facebook.net/en_US/fbevents.js');</script>",
+    b'<script src="https://static.hotjar.com/c/hotjar-1.js?sv=6" async></script>',
+    b'<script src="https://www.clarity.ms/tag/abcdef" async></script>',
+    b'<script src="https://bat.bing.com/bat.js" async></script>',
+    b'<script src="https://analytics.tiktok.com/i18n/pixel/events.js" async></script>',
+    b'<script src="https://snap.licdn.com/li.lms-analytics/insight.min.js" async></script>',
+    b'<script src="/static/shop.js" defer></script>',
+    b"<script>document.documentElement.className='js';</script>",
+)
+#: The same ten tags with nothing catalogued: what a tracker-free page pays.
+PLAIN_SCRIPTS = (
+    tuple(b'<script src="/static/app%d.js" defer></script>' % i for i in range(8))
+    + TRACKER_SCRIPTS[-2:]
+)
+
+
+def html_page(scripts: tuple[bytes, ...] = ()) -> bytes:
+    """A 50 KB shop page ending in ``</body></html>``, ``scripts`` spread through it."""
     head = b"<!doctype html><html lang='de'><head><meta charset='utf-8'><title>Shop</title>"
-    head += b"</head><body><main>"
-    tail = b"</main></body></html>"
+    head += b"".join(scripts[:3]) + b"</head><body><main>"
+    tail = b"".join(scripts[3:]) + b"</main></body></html>"
     row = b"<div class='product'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
     rows = (HTML_SIZE - len(head) - len(tail)) // len(row)
     body = head + row * rows
     return body + b" " * (HTML_SIZE - len(body) - len(tail)) + tail
 
 
-def html_chunks() -> list[bytes]:
+def html_chunks(scripts: tuple[bytes, ...] = ()) -> list[bytes]:
     """:func:`html_page` cut into :data:`HTML_CHUNKS` pieces."""
-    page = html_page()
+    page = html_page(scripts)
     size = -(-len(page) // HTML_CHUNKS)
     return [page[i : i + size] for i in range(0, len(page), size)]
+
+
+def page_chunks(kind: str) -> list[bytes]:
+    """The streamed chunks of ``html-stream``, ``html-trackers`` or ``html-scripts``."""
+    scripts = {"html-trackers": TRACKER_SCRIPTS, "html-scripts": PLAIN_SCRIPTS}.get(kind, ())
+    return html_chunks(scripts)
 
 
 # -- ASGI (Starlette) ----------------------------------------------------------------
@@ -165,7 +196,7 @@ def starlette_app(kind: str = "json") -> Any:
     from starlette.routing import Route
 
     page = html_page()
-    chunks = html_chunks()
+    chunks = page_chunks(kind)
 
     async def shop(request: Any) -> Any:
         response = JSONResponse({"ok": True, "items": [1, 2, 3]})
@@ -183,7 +214,7 @@ def starlette_app(kind: str = "json") -> Any:
 
         return StreamingResponse(gen(), media_type="text/html; charset=utf-8")
 
-    endpoint = {"json": shop, "html": page_single, "html-stream": page_stream}[kind]
+    endpoint = {"json": shop, "html": page_single}.get(kind, page_stream)
     return Starlette(routes=[Route("/", endpoint)])
 
 
@@ -240,6 +271,10 @@ def asgi_app(variant: str, settings: Any = None, kind: str = "json") -> Any:
         return PrivacyMiddleware(app, settings=settings)
     if variant == "basehttp":
         return asgi_basehttp_policy(app, settings)
+    if variant == "no-autoblock":  # privguard with block_scripts=False: today's banner pass
+        from privguard.asgi import PrivacyMiddleware
+
+        return PrivacyMiddleware(app, settings=settings.replace(block_scripts=False))
     raise ValueError(f"unknown ASGI variant {variant!r}")
 
 
@@ -251,7 +286,7 @@ def flask_app(kind: str = "json", talisman: bool = False) -> Any:
     from flask import Flask, Response, jsonify
 
     page = html_page()
-    chunks = html_chunks()
+    chunks = page_chunks(kind)
     app = Flask("privguard_bench")
 
     if kind == "json":

@@ -245,6 +245,12 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
         for kind, label in pages:
             for variant, visitor in visits:
                 add(f"{side} html {label}", variant, visitor, kind, n_html)
+    # auto-blocking: 10 script tags, 8 of them catalogued, streamed in 8 chunks; the same
+    # page with 10 uncatalogued tags shows what a tracker-free page pays
+    for kind, label in (("html-trackers", "trackers"), ("html-scripts", "no trackers")):
+        for variant in ("bare", "no-autoblock", "privguard"):
+            group = f"ASGI html 50KB/8 chunks, 10 scripts, {label}"
+            add_asgi(group, variant, "first", kind, n_html)
     return cases
 
 

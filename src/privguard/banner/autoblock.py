@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from privguard.core.categories import Category
-from privguard.core.trackers import Tracker, TrackerCatalog
+from privguard.core.trackers import Tracker
 
 if TYPE_CHECKING:
     from privguard.settings import Settings
@@ -44,6 +44,7 @@ __all__ = ["AutoBlocker", "TagRewriter", "SKIP", "HOLD"]
 SKIP = 1
 HOLD = 2
 
+_SRC = re.compile(rb"""[\s/]src\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _ATTR = re.compile(rb"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
 #: Script types a browser runs (lower case, parameters dropped).
 _JS_TYPES = frozenset(
@@ -126,17 +127,17 @@ def _attr_text(value: str) -> bytes:
 class TagRewriter:
     """Rewrites the start tags of one response; see the module docstring."""
 
-    __slots__ = ("_catalog", "_allowed", "_advanced", "_placeholder", "_hidden")
+    __slots__ = ("_match", "_allowed", "_advanced", "_placeholder", "_hidden")
 
     def __init__(
         self,
-        catalog: TrackerCatalog,
+        match: Callable[[str], Tracker | None],
         allowed: frozenset[Category],
         advanced: bool,
         placeholder: Callable[[Tracker], bytes],
         xhtml: bool = False,
     ) -> None:
-        self._catalog = catalog
+        self._match = match
         self._allowed = allowed
         self._advanced = advanced
         self._placeholder = placeholder
@@ -144,7 +145,7 @@ class TagRewriter:
 
     def blocked(self, url: str) -> Tracker | None:
         """The catalogued tracker ``url`` loads when its category is not allowed now."""
-        tracker = self._catalog.match(url)
+        tracker = self._match(url)
         if tracker is None or tracker.category in self._allowed:
             return None
         if tracker.category is Category.NECESSARY or (self._advanced and tracker.google):
@@ -162,20 +163,26 @@ class TagRewriter:
 
     def script(self, tag: bytes) -> tuple[int, bytes]:
         """What to do with a ``<script ...>`` start tag: (SKIP or HOLD, bytes to send)."""
-        attrs = _attrs(tag)
-        if _first(attrs, b"data-privguard-category") >= 0:
+        low = tag.lower()
+        if b"data-privguard-category" in low:
             return SKIP, tag
-        t = _first(attrs, b"type")
-        if t >= 0:
-            kind = (attrs[t][1] or b"").split(b";", 1)[0].strip().lower()
-            if kind not in _JS_TYPES:
-                return SKIP, tag
-        s = _first(attrs, b"src")
-        if s < 0:
+        attrs = None
+        t = -1
+        if b"type" in low:  # the full parse only where a type may be given
+            attrs = _attrs(tag)
+            t = _first(attrs, b"type")
+            if t >= 0:
+                kind = (attrs[t][1] or b"").split(b";", 1)[0].strip().lower()
+                if kind not in _JS_TYPES:
+                    return SKIP, tag
+        src = _SRC.search(tag) if b"src" in low else None
+        if src is None:
             return HOLD, tag
-        tracker = self.blocked(_url(attrs[s][1]))
+        tracker = self.blocked(_url(src.group(1) or src.group(2) or src.group(3)))
         if tracker is None:
             return SKIP, tag
+        if attrs is None:
+            attrs = _attrs(tag)
         return SKIP, self._rewrite_script(tag, attrs, t, tracker)
 
     def inline(self, tag: bytes, content: bytes) -> bytes:
@@ -216,14 +223,18 @@ class TagRewriter:
 
     def iframe(self, tag: bytes) -> bytes:
         """An ``<iframe ...>`` start tag: held (placeholder first) when it loads a tracker."""
-        attrs = _attrs(tag)
-        if _first(attrs, b"data-privguard-category") >= 0:
+        low = tag.lower()
+        if b"data-privguard-category" in low or b"src" not in low:
             return tag
+        src = _SRC.search(tag)
+        if src is None:
+            return tag
+        tracker = self.blocked(_url(src.group(1) or src.group(2) or src.group(3)))
+        if tracker is None:
+            return tag
+        attrs = _attrs(tag)
         s = _first(attrs, b"src")
         if s < 0:
-            return tag
-        tracker = self.blocked(_url(attrs[s][1]))
-        if tracker is None:
             return tag
         _, _, start, _ = attrs[s]
         hidden = (
@@ -247,7 +258,7 @@ class AutoBlocker:
     :param placeholder: ``(lang, tracker, xhtml) -> bytes``, the placeholder markup.
     """
 
-    __slots__ = ("_catalog", "_advanced", "_placeholder", "_categories", "enabled")
+    __slots__ = ("_catalog", "_advanced", "_placeholder", "_categories", "_seen", "enabled")
 
     def __init__(
         self, settings: Settings, placeholder: Callable[[str, Tracker, bool], bytes]
@@ -260,6 +271,20 @@ class AutoBlocker:
             Category.NECESSARY
         }
         self.enabled = settings.block_scripts
+        #: URL -> its tracker (or None): pages repeat the same few URLs
+        self._seen: dict[str, Tracker | None] = {}
+
+    def match(self, url: str) -> Tracker | None:
+        """The catalog's answer for ``url``, remembered (at most 4096 URLs)."""
+        seen = self._seen
+        if url in seen:
+            return seen[url]
+        found = self._catalog.match(url)
+        if len(url) <= 512:
+            if len(seen) >= 4096:
+                seen.clear()  # cheap and bounded; a miss costs one catalog lookup
+            seen[url] = found
+        return found
 
     def for_response(
         self, allowed: frozenset[Category], lang: str, xhtml: bool = False
@@ -269,7 +294,7 @@ class AutoBlocker:
             return None
         placeholder = self._placeholder
         return TagRewriter(
-            self._catalog,
+            self.match,
             allowed,
             self._advanced,
             lambda tracker: placeholder(lang, tracker, xhtml),

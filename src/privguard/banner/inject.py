@@ -63,19 +63,27 @@ _NAME_END = frozenset(b" \t\n\r\f/>")
 def _partial(low: bytes, word: bytes) -> int:
     """Length of the longest suffix of ``low`` that is a proper prefix of ``word``."""
     tail = low[-(len(word) - 1) :]
-    for k in range(len(tail), 0, -1):
+    at = tail.find(b"<")
+    if at < 0:  # every word looked for starts with "<"
+        return 0
+    for k in range(len(tail) - at, 0, -1):
         if word.startswith(tail[-k:]):
             return k
     return 0
 
 
 def _partial_opener(low: bytes) -> int:
+    if b"<" not in low[-6:]:
+        return 0
     return max(_partial(low, b"<script"), _partial(low, b"<iframe"))
 
 
 def _partial_body_close(buf: bytes) -> int:
     """Length of the longest suffix of ``buf`` that is a proper prefix of ``</body>``."""
-    tail = buf[-(_BODY_CLOSE_LEN - 1) :].lower()
+    tail = buf[-(_BODY_CLOSE_LEN - 1) :]
+    if b"<" not in tail:
+        return 0
+    tail = tail.lower()
     for k in range(len(tail), 0, -1):
         if b"</body>".startswith(tail[-k:]):
             return k
@@ -134,6 +142,7 @@ class HtmlInjector:
         "_script_parts",
         "_script_len",
         "_script_tail",
+        "_low",
         "injected",
         "head_injected",
         "rewritten",
@@ -166,6 +175,7 @@ class HtmlInjector:
         self._script_parts: list[bytes] = []
         self._script_len = 0
         self._script_tail = b""
+        self._low: tuple[bytes, bytes] | None = None  # (bytes, the same lower-cased)
         #: True once the body snippet is in the output.
         self.injected = False
         #: True once the head snippet is in the output.
@@ -211,6 +221,9 @@ class HtmlInjector:
                 next_iframe = low.find(b"<iframe", pos)
             if next_script < 0 and next_iframe < 0:
                 keep = min(_partial_opener(low), n - pos)
+                if not out and pos == 0 and keep == 0:  # nothing here: the body stage
+                    self._low = (buf, low)  # may reuse the lower-cased copy
+                    return buf
                 out.append(buf[pos : n - keep])
                 self._tag_buf = buf[n - keep :]
                 return b"".join(out)
@@ -336,13 +349,19 @@ class HtmlInjector:
 
     # --- body stage -----------------------------------------------------------------
 
+    def _lower(self, data: bytes) -> bytes:
+        hint, self._low = self._low, None
+        if hint is not None and hint[0] is data:
+            return hint[1]
+        return data.lower()
+
     def _body_stage(self, data: bytes) -> bytes:
         if self._done or not data:
             return data
         if self._held:
             return self._body_held(data)
         buf = self._pending + data
-        pos = buf.lower().rfind(b"</body>")
+        pos = (self._pending.lower() + self._lower(data)).rfind(b"</body>")
         if pos < 0:
             keep = _partial_body_close(buf)
             self._pending = buf[len(buf) - keep :]
@@ -362,7 +381,7 @@ class HtmlInjector:
     def _body_held(self, data: bytes) -> bytes:
         """Held text goes on: only ``data`` and the last held bytes are searched."""
         tail = self._tail
-        search = tail + data.lower()
+        search = tail + self._lower(data)
         pos = search.rfind(b"</body>")
         if pos >= 0:  # a later candidate: release everything before it
             held = b"".join(self._parts) + data
