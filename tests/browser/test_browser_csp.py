@@ -61,8 +61,8 @@ def tracker_app(hits: list[str]) -> Starlette:
 def shop_app(tracker_port: int, policy: str) -> Any:
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>CSP shop</title>"
-        '<script nonce="{nonce}" src="http://localhost:%d/tracker.js"></script>'
-        "</head><body><h1>CSP shop</h1></body></html>" % tracker_port
+        f'<script nonce="{{nonce}}" src="http://localhost:{tracker_port}/tracker.js"></script>'
+        "</head><body><h1>CSP shop</h1></body></html>"
     )
 
     async def home(request: Request) -> HTMLResponse:
