@@ -138,3 +138,18 @@ def test_an_unknown_client_is_refused() -> None:
     visitor = make_visitor(country="DE", settings=SETTINGS)
     with pytest.raises(ValueError, match="cannot drive a builtins.object"):
         visitor.get(object(), "/")
+
+
+def test_settings_given_as_a_dict_of_options_work_and_anything_else_is_refused() -> None:
+    options = {
+        "secret_key": "visitor-clients-secret-0123456789abcdef",
+        "country_header": "CF-IPCountry",
+        "trusted_proxies": ["127.0.0.1"],
+        "ledger": None,
+    }
+    visitor = make_visitor(country="DE", consent="all", settings=options)  # type: ignore[arg-type]
+    assert visitor.headers["CF-IPCountry"] == "DE" and visitor.cookies
+    from privguard import ConfigError
+
+    with pytest.raises(ConfigError, match="returned a list; return the app's privguard.Settings"):
+        make_visitor(country="DE", settings=[1])  # type: ignore[arg-type]

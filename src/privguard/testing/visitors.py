@@ -393,6 +393,7 @@ def make_visitor(
             "privguard_visitor needs the app's Settings: pass settings=..., or define a "
             "`privguard_settings` fixture in conftest.py that returns them",
         )
+    settings = _as_settings(settings)
     if state is not None:
         state = state.strip().upper().removeprefix("US-")
         if country not in (None, "DE", "US"):  # DE is only the default
@@ -463,6 +464,21 @@ def make_visitor(
     )
     headers[VISITOR_HEADER] = visitor.id
     return visitor
+
+
+def _as_settings(settings: Any) -> Settings:
+    """The Settings a fixture returned: a ready ``Settings``, or a dict of its options."""
+    from privguard.settings import Settings
+
+    if isinstance(settings, Settings):
+        return settings
+    if isinstance(settings, Mapping):
+        return Settings(**settings)  # the same options as privguard.protect(app, **options)
+    raise ConfigError(
+        "settings",
+        f"privguard_settings returned a {type(settings).__name__}; return the app's "
+        "privguard.Settings (or a dict of its options)",
+    )
 
 
 def _header_case(name: str) -> str:
