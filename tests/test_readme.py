@@ -125,6 +125,20 @@ def test_endpoint_state_block_has_the_real_fields() -> None:
 # --- examples -----------------------------------------------------------------------
 
 
+def test_scripts_example() -> None:
+    settings = run_python("example: scripts")["settings"]
+    trackers = settings.trackers
+    assert trackers.match("https://cdn.example-ads.com/t.js").category is Category.MARKETING
+    assert trackers.match("https://eu.example-stats.net/s.js").category is Category.PERFORMANCE
+    reviews = trackers.match("https://widgets.example.com/reviews/w.js")
+    assert reviews.category is Category.FUNCTIONALITY
+    assert trackers.match("https://widgets.example.com/other.js") is None
+    assert trackers.match("https://player.vimeo.com/video/1").category is Category.FUNCTIONALITY
+    assert trackers.match("https://www.clarity.ms/tag/x").category is Category.NECESSARY
+    # the built-in catalog is still there under the shop's entries
+    assert trackers.match("https://connect.facebook.net/x.js").category is Category.MARKETING
+
+
 def test_cookies_example() -> None:
     settings = run_python("example: cookies")["settings"]
     assert settings.catalog.classify("shop_currency") is Category.FUNCTIONALITY

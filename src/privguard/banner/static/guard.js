@@ -151,7 +151,8 @@
   function expire() {
     D.cookie.split(";").forEach(function (part) {
       var name = part.split("=")[0].trim(), host = location.hostname.split(".");
-      if (!name || permitted(name)) { return; }
+      var c = category(name);
+      if (!name || c === null || A[c]) { return; } /* undeclared: never expired */
       jar.set.call(D, name + "=; max-age=0; path=/");
       while (host.length > 1) {
         jar.set.call(D, name + "=; max-age=0; path=/; domain=" + host.join("."));
