@@ -23,6 +23,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
+from privguard.banner.languages import SHIPPED_LANGUAGES
 from privguard.core.age import AgeRules
 from privguard.core.categories import CATEGORIES, Category, CookieCatalog, parse_category
 from privguard.core.clientip import HeaderFamily, TrustedProxies, parse_trusted_proxies
@@ -37,7 +38,8 @@ MIN_SECRET_BYTES = 32
 DEFAULT_CONSENT_MAX_AGE = 180 * 24 * 3600
 DEFAULT_LEDGER = "sqlite:///privguard-ledger.db"
 DEFAULT_RATE_LIMIT = "30/minute"
-DEFAULT_LANGUAGES = ("en", "de", "fr", "es")
+#: Every shipped translation (the 24 official EU languages, nb, is, pt-BR), English first.
+DEFAULT_LANGUAGES = SHIPPED_LANGUAGES
 _LANG_RE = re.compile(r"\A[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
 _DOMAIN_RE = re.compile(
     r"\A(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\Z"
@@ -220,7 +222,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "languages",
         DEFAULT_LANGUAGES,
-        "Banner languages offered, the first is the fallback.",
+        "Banner languages offered, the first is the fallback. Default: every shipped "
+        "translation (the 24 official EU languages, `nb`, `is`, `pt-BR`); a tag without "
+        "its own file uses its primary language's (`de-AT` -> `de`, `no` -> `nb`), any "
+        "other needs every text key in `texts`.",
         "list",
     ),
     Option(

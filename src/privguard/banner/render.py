@@ -1,6 +1,6 @@
 """BannerRenderer: the consent banner's markup, Consent Mode defaults and static assets.
 
-Everything that does not depend on the request is rendered once, at start-up: one
+Everything that does not depend on the request is rendered once, on first use: one
 pre-encoded snippet per (language, regime, needs_banner, reconsent, gpc). A request
 only fills in its CSRF token and CSP nonce, so the bytes of a snippet depend on
 exactly those seven values and carry no per-visitor id -- a shop may cache them.
@@ -24,9 +24,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from werkzeug.datastructures import LanguageAccept
-from werkzeug.http import parse_accept_header
-
+from privguard.banner.languages import (
+    FALLBACK_LANGUAGE,
+    SHIPPED_LANGUAGES,
+    builtin_for,
+    load_builtin_texts,
+    negotiate,
+)
 from privguard.core.categories import Category
 from privguard.core.declarations import CookieInfo, Lifetime, describe_cookie
 from privguard.core.trackers import Tracker
@@ -41,12 +45,11 @@ __all__ = [
     "BannerRenderer",
     "TEXT_KEYS",
     "CONSENT_MODE_TYPES",
+    "SHIPPED_LANGUAGES",
     "load_builtin_texts",
     "return_path",
 ]
 
-#: Languages with a built-in translation (``i18n/<lang>.json``).
-BUILTIN_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es")
 
 #: Non-essential categories in the order the policy's table (§4) lists them.
 _SHOWN_CATEGORIES: tuple[Category, ...] = (
@@ -115,17 +118,8 @@ _NEGOTIATION_CACHE_MAX_KEY = 256
 _ASSET_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 
 
-def load_builtin_texts(lang: str) -> dict[str, str]:
-    """The built-in texts of ``lang`` (``en``, ``de``, ``fr``, ``es``)."""
-    ref = importlib.resources.files("privguard.banner").joinpath("i18n", f"{lang}.json")
-    data = json.loads(ref.read_text("utf-8"))
-    if not isinstance(data, dict):  # pragma: no cover - shipped data
-        raise TypeError(f"i18n/{lang}.json is not an object")
-    return {str(k): str(v) for k, v in data.items()}
-
-
 #: Every text key a shop may override in ``texts`` (those of the English catalog).
-_ENGLISH: Mapping[str, str] = MappingProxyType(load_builtin_texts("en"))
+_ENGLISH: Mapping[str, str] = MappingProxyType(load_builtin_texts(FALLBACK_LANGUAGE))
 TEXT_KEYS: frozenset[str] = frozenset(_ENGLISH)
 
 
@@ -250,16 +244,16 @@ def _build_catalogs(
             )
     catalogs: dict[str, Mapping[str, str]] = {}
     for lang in languages:
-        primary = lang.split("-", 1)[0].lower()
+        shipped = builtin_for(lang)
         base: dict[str, str] = {}
-        if primary in BUILTIN_LANGUAGES:
-            # a key not translated yet falls back to English
-            base = {**_ENGLISH, **load_builtin_texts(primary)}
+        if shipped is not None:
+            # a key newer than a shipped translation reads in English until translated
+            base = {**_ENGLISH, **load_builtin_texts(shipped)}
         if not base and lang not in overrides:
             raise ConfigError(
                 "languages",
                 f"{lang!r} has no built-in translation (built in: "
-                f"{', '.join(sorted(BUILTIN_LANGUAGES))}); remove it from languages or give "
+                f"{', '.join(SHIPPED_LANGUAGES)}); remove it from languages or give "
                 f"every text key in texts[{lang!r}]",
             )
         texts = {**base, **overrides.get(lang, {})}
@@ -291,16 +285,11 @@ class BannerRenderer:
         )
         self.assets, self.js_url, self.css_url = self._build_assets()
         self._tables: dict[str, dict[Category, str]] = {}
+        # rendered on first use: 27 languages x regimes x 8 would cost 50 ms and 3 MB at
+        # start-up; bounded by construction (only these settings' regimes are kept)
         self._body: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
-        for lang in self.languages:
-            for regime in settings.regions.regimes.values():
-                for needs_banner in (True, False):
-                    for reconsent in (True, False):
-                        for gpc in (True, False):
-                            key = (lang, regime.name, needs_banner, reconsent, gpc)
-                            self._body[key] = _Snippet(
-                                self._render_body(lang, regime, needs_banner, reconsent, gpc)
-                            )
+        self._body_lock = threading.Lock()
+        self._regimes = settings.regions.regimes
         self._head: dict[tuple[frozenset[Category], bool], _Snippet] = {}
         self._head_lock = threading.Lock()
         self._negotiated: OrderedDict[str, str] = OrderedDict()
@@ -353,9 +342,7 @@ class BannerRenderer:
         return found
 
     def _negotiate(self, accept_language: str) -> str:
-        accept = parse_accept_header(accept_language, LanguageAccept)
-        match = accept.best_match(self.languages, default=self.languages[0])
-        return match if match in self.texts else self.languages[0]
+        return negotiate(accept_language, self.languages)
 
     def _lang(self, lang: str) -> str:
         return lang if lang in self.texts else self.languages[0]
@@ -383,12 +370,16 @@ class BannerRenderer:
         lang = self._lang(lang)
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
         template = self._body.get(key)
-        if template is None:  # a Regime not from these settings: render on the fly
+        if template is None:
             template = _Snippet(
                 self._render_body(
                     lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
                 )
             )
+            # a Regime not from these settings is rendered on the fly, never kept
+            if self._regimes.get(decision.regime.name) == decision.regime:
+                with self._body_lock:
+                    template = self._body.setdefault(key, template)
         back = return_path(path, query)
         allowed = decision.allowed
         return template.render(

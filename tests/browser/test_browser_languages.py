@@ -1,0 +1,115 @@
+"""Every shipped language in Chromium at a 360 px wide phone screen: nothing overflows.
+
+For each language the banner (first layer, then with "Customize" opened) and the US
+variant with its "Do Not Sell or Share" button must not scroll the page sideways, no
+control may clip its label, and "Accept all" and "Reject all" must both be on screen
+without scrolling, at the same size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from privguard.banner.languages import SHIPPED_LANGUAGES
+from tests.browser.browser_shop import CHROMIUM, CHROMIUM_ARGS, make_app, require_chromium, serve
+
+PHONE = {"width": 360, "height": 740}
+TIMEOUT_MS = 5000
+
+#: Every control of the dialog and the reopen link: its box and whether it clips.
+MEASURE = """() => {
+  const vw = document.documentElement.clientWidth;
+  const controls = [...document.querySelectorAll(
+    '#privguard-banner button, #privguard-banner summary, #privguard-banner a, #privguard-reopen'
+  )].filter(el => el.offsetParent !== null || el.id === 'privguard-reopen');
+  const box = el => el.getBoundingClientRect();
+  return {
+    viewport: vw,
+    pageWidth: document.documentElement.scrollWidth,
+    clipped: controls
+      .filter(el => el.offsetParent !== null)
+      .filter(el => el.scrollWidth > el.clientWidth + 1
+                   || box(el).left < 0 || box(el).right > vw + 0.5)
+      .map(el => (el.dataset.privguardAction || el.id || el.tagName) + ': ' + el.textContent),
+    buttons: Object.fromEntries(
+      [...document.querySelectorAll('#privguard-banner [data-privguard-action]')]
+        .filter(el => el.offsetParent !== null)
+        .map(el => [el.dataset.privguardAction, {w: box(el).width, h: box(el).height,
+                                                 bottom: box(el).bottom}])),
+    innerHeight: window.innerHeight,
+  };
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[str]:
+    with serve(make_app()) as url:
+        yield url
+
+
+def open_page(browser: Browser, shop: str, lang: str, country: str) -> Page:
+    context = browser.new_context(
+        base_url=shop,
+        viewport=PHONE,
+        extra_http_headers={"CF-IPCountry": country, "Accept-Language": lang},
+        user_agent=(
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{browser.version} Mobile Safari/537.36"
+        ),
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto("/")
+    page.wait_for_selector("#privguard-banner:not([hidden])")
+    return page
+
+
+def assert_fits(state: dict[str, Any], lang: str, where: str) -> None:
+    assert state["pageWidth"] <= state["viewport"], (
+        f"{lang} {where}: page scrolls sideways ({state['pageWidth']} > {state['viewport']})"
+    )
+    assert not state["clipped"], f"{lang} {where}: clipped controls {state['clipped']}"
+
+
+@pytest.mark.parametrize("lang", SHIPPED_LANGUAGES)
+def test_banner_fits_a_360px_phone(browser: Browser, shop: str, lang: str) -> None:
+    page = open_page(browser, shop, lang, "DE")
+    try:
+        assert page.get_attribute("#privguard-banner", "lang") == lang
+        first = page.evaluate(MEASURE)
+        assert_fits(first, lang, "first layer")
+        accept, reject = first["buttons"]["accept-all"], first["buttons"]["reject-all"]
+        # same size, both reachable without scrolling
+        assert abs(accept["w"] - reject["w"]) < 1 and abs(accept["h"] - reject["h"]) < 1, first
+        assert max(accept["bottom"], reject["bottom"]) <= first["innerHeight"], (
+            f"{lang}: Accept/Reject below the fold at {PHONE}"
+        )
+        page.click("[data-privguard-action=settings]")
+        page.wait_for_selector("[data-privguard-action=save]", state="visible")
+        assert_fits(page.evaluate(MEASURE), lang, "settings open")
+
+        # the same visitor language in California: the opt-out banner and its button
+        page.context.clear_cookies()
+        page.context.set_extra_http_headers({"CF-IPCountry": "US", "Accept-Language": lang})
+        page.goto("/")
+        page.wait_for_selector("#privguard-banner:not([hidden])")
+        us = page.evaluate(MEASURE)
+        assert "do-not-sell" in us["buttons"], us
+        assert_fits(us, lang, "US opt-out")
+    finally:
+        page.context.close()
