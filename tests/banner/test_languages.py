@@ -49,7 +49,12 @@ PENDING: frozenset[str] = frozenset(
         "optout_page_title", "optout_intro", "optout_gpc_honored", "optout_gpc_absent",
         "optout_button", "optout_done_title", "optout_done", "optout_receipt",
         "optout_back", "minor_help", "contact_link", "rate_limited_title",
-        "rate_limited_text", "rate_limited_back",
+        "rate_limited_text", "rate_limited_back", "purpose_session", "purpose_csrf",
+        "purpose_messages", "purpose_preferences", "purpose_remember_login",
+        "purpose_debugger", "purpose_load_balancing", "purpose_bot_protection",
+        "purpose_consent", "purpose_visitor_id", "purpose_analytics_session",
+        "purpose_throttle", "purpose_traffic_source", "purpose_ad_id", "purpose_ad_click",
+        "purpose_cookie_test", "purpose_ad_prefs",
     }
 )  # fmt: skip
 

@@ -1,9 +1,10 @@
 """Every shipped language in Chromium at a 360 px wide phone screen: nothing overflows.
 
 For each language the banner (first layer, then with "Customize" opened) and the US
-variant with its "Do Not Sell or Share" button must not scroll the page sideways, no
-control may clip its label, and "Accept all" and "Reject all" must both be on screen
-without scrolling, at the same size.
+variant with its persistent "Do Not Sell or Share" link must not scroll the page
+sideways, no control may clip its label, the link must not cover the dialog, and
+"Accept all" and "Reject all" must both be on screen without scrolling, at the same
+size.
 """
 
 from __future__ import annotations
@@ -24,22 +25,27 @@ TIMEOUT_MS = 5000
 MEASURE = """() => {
   const vw = document.documentElement.clientWidth;
   const controls = [...document.querySelectorAll(
-    '#privguard-banner button, #privguard-banner summary, #privguard-banner a, #privguard-reopen'
-  )].filter(el => el.offsetParent !== null || el.id === 'privguard-reopen');
+    '#privguard-banner button, #privguard-banner summary, #privguard-banner a, ' +
+    '#privguard-reopen, #privguard-do-not-sell'
+  )];
   const box = el => el.getBoundingClientRect();
   return {
     viewport: vw,
     pageWidth: document.documentElement.scrollWidth,
     clipped: controls
-      .filter(el => el.offsetParent !== null)
+      .filter(el => el.getClientRects().length > 0)
       .filter(el => el.scrollWidth > el.clientWidth + 1
                    || box(el).left < 0 || box(el).right > vw + 0.5)
       .map(el => (el.dataset.privguardAction || el.id || el.tagName) + ': ' + el.textContent),
     buttons: Object.fromEntries(
-      [...document.querySelectorAll('#privguard-banner [data-privguard-action]')]
-        .filter(el => el.offsetParent !== null)
+      [...document.querySelectorAll('[data-privguard-action]')]
+        .filter(el => el.getClientRects().length > 0)
         .map(el => [el.dataset.privguardAction, {w: box(el).width, h: box(el).height,
-                                                 bottom: box(el).bottom}])),
+                                                 top: box(el).top, bottom: box(el).bottom,
+                                                 left: box(el).left, right: box(el).right}])),
+    panel: (p => p && p.getClientRects().length > 0 ? {top: p.getBoundingClientRect().top,
+                                                 bottom: p.getBoundingClientRect().bottom}
+                                              : null)(document.querySelector('.privguard__panel')),
     innerHeight: window.innerHeight,
   };
 }"""
@@ -96,7 +102,7 @@ def test_banner_fits_a_360px_phone(browser: Browser, shop: str, lang: str) -> No
         accept, reject = first["buttons"]["accept-all"], first["buttons"]["reject-all"]
         # same size, both reachable without scrolling
         assert abs(accept["w"] - reject["w"]) < 1 and abs(accept["h"] - reject["h"]) < 1, first
-        assert max(accept["bottom"], reject["bottom"]) <= first["innerHeight"], (
+        assert max(accept["bottom"], reject["bottom"]) <= first["panel"]["bottom"], (
             f"{lang}: Accept/Reject below the fold at {PHONE}"
         )
         page.click("[data-privguard-action=settings]")
@@ -111,5 +117,21 @@ def test_banner_fits_a_360px_phone(browser: Browser, shop: str, lang: str) -> No
         us = page.evaluate(MEASURE)
         assert "do-not-sell" in us["buttons"], us
         assert_fits(us, lang, "US opt-out")
+        choices = us["buttons"]["accept-all"], us["buttons"]["reject-all"]
+        assert max(b["bottom"] for b in choices) <= us["panel"]["bottom"], (lang, us)
+        link = us["buttons"]["do-not-sell"]
+        # the persistent link covers neither the dialog nor the "Privacy settings" link
+        assert link["top"] >= us["panel"]["bottom"] - 0.5, (lang, link, us["panel"])
+        reopen = page.evaluate(
+            "() => { const r = document.getElementById('privguard-reopen');"
+            " if (!r || r.getClientRects().length === 0) return null;"
+            " const b = r.getBoundingClientRect(); return {top: b.top, bottom: b.bottom}; }"
+        )
+        if reopen is not None:
+            assert link["bottom"] <= reopen["top"] + 0.5 or link["top"] >= reopen["bottom"], (
+                lang,
+                link,
+                reopen,
+            )
     finally:
         page.context.close()
