@@ -40,7 +40,7 @@ def test_same_inputs_hit_other_inputs_miss():
 def test_cached_decision_never_outlives_the_consent_cookie():
     clock = Clock(time.time())
     rt = Runtime(Settings(secret_key=KEY, ledger=None, consent_max_age=30), clock=clock)
-    token = rt.codec.dump(ConsentState("1", frozenset(Category), "r"))
+    token = rt.codec.dump(ConsentState("1", frozenset(Category), "r", regime="gdpr"))
     signed_at = rt.codec.load(token, clock.now + 1).timestamp
     clock.now = signed_at + 10
     cookie = f"privguard_consent={token}"

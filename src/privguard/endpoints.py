@@ -417,8 +417,11 @@ def _store(
             if old is not None
             else ("unknown", None, None)
         )
+    regime: str | None = decision.regime.name
     if granted is None:  # an age answer keeps the current choice (if any, current version)
         granted = decision.choice
+        if decision.regime_reask and old is not None:  # ... and one made elsewhere, as it was
+            granted, regime = old.granted, old.regime
     state = ConsentState(
         version=settings.policy_version,
         granted=granted,
@@ -427,6 +430,7 @@ def _store(
         age_status=age[0],
         age_threshold=age[1],
         age_country=age[2],
+        regime=regime if granted is not None else None,
     )
     value = runtime.codec.dump(state)
     cookie = dump_cookie(

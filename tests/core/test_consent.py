@@ -107,3 +107,25 @@ def test_cache_is_bounded():
 def test_garbage_never_raises_and_never_grants(value):
     codec = ConsentCodec([KEY_A], max_age=3600)
     assert codec.load(value, time.time()) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "regime"),
+    [
+        pytest.param({"v": "1", "g": ["marketing"], "rg": "us-optout"}, "us-optout", id="stored"),
+        pytest.param({"v": "1", "g": ["marketing"]}, None, id="older-cookie-without-regime"),
+    ],
+)
+def test_regime_of_the_choice_is_read_back(payload, regime):
+    loaded = ConsentState.from_payload(payload)
+    assert loaded is not None and loaded.regime == regime
+
+
+@pytest.mark.parametrize("bad", [1, ["gdpr"], "x" * 33], ids=["int", "list", "too-long"])
+def test_malformed_regime_is_no_cookie(bad):
+    assert ConsentState.from_payload({"v": "1", "g": [], "rg": bad}) is None
+
+
+def test_regime_is_only_stored_with_a_choice():
+    assert "rg" not in state(None, regime="gdpr").to_payload()
+    assert state(ALL, regime="gdpr").to_payload()["rg"] == "gdpr"

@@ -42,6 +42,7 @@ def view(peer="81.0.0.1", path="/", **headers):
 
 
 def consent_cookie(codec, granted, version="1", **kw):
+    kw.setdefault("regime", "gdpr")  # a choice made where the test visitor is (DE)
     return "privguard_consent=" + codec.dump(ConsentState(version, granted, "r", **kw))
 
 
@@ -159,7 +160,7 @@ def test_analytics_ip_is_truncated():
 
 def test_https_reads_only_the_host_prefixed_cookie():
     settings, lookups, codec = make()
-    token = codec.dump(ConsentState("1", frozenset({N, M}), "r"))
+    token = codec.dump(ConsentState("1", frozenset({N, M}), "r", regime="gdpr"))
     tossed = RequestView(
         "GET", "/", "https", "shop.test", "81.0.0.1", {"cookie": f"privguard_consent={token}"}
     )

@@ -33,8 +33,10 @@ class ConsentState:
     """What the consent cookie says.
 
     ``granted`` is ``None`` when the visitor has made no choice yet (the cookie
-    may still carry an age answer). ``timestamp`` is the signing time (epoch s),
-    taken from the signature, never from the payload.
+    may still carry an age answer). ``regime`` names the regime the choice was
+    made under (``None`` in cookies written before it was recorded: treated as
+    made elsewhere, see :func:`privguard.core.decision.decide`). ``timestamp``
+    is the signing time (epoch s), taken from the signature, never from the payload.
     """
 
     version: str
@@ -44,12 +46,15 @@ class ConsentState:
     age_status: str = "unknown"
     age_threshold: int | None = None
     age_country: str | None = None
+    regime: str | None = None
 
     def to_payload(self) -> dict[str, object]:
         """Compact JSON-able form stored in the cookie."""
         data: dict[str, object] = {"v": self.version}
         if self.granted is not None:
             data["g"] = sorted(c.value for c in self.granted)
+            if self.regime is not None:
+                data["rg"] = self.regime
         if self.receipt_id:
             data["r"] = self.receipt_id
         if self.age_status != "unknown":
@@ -90,7 +95,10 @@ class ConsentState:
             return None
         if country is not None and not isinstance(country, str):
             return None
-        return cls(version, granted, receipt, 0, str(age), threshold, country)
+        regime = data.get("rg")
+        if regime is not None and (not isinstance(regime, str) or len(regime) > 32):
+            return None
+        return cls(version, granted, receipt, 0, str(age), threshold, country, regime)
 
 
 class ConsentCodec:

@@ -88,6 +88,9 @@ class Decision:
     consent_cookie_name: str
     is_https: bool
     signal_withdrawal: bool = False  # a GPC/DNT signal overrode a stored marketing consent
+    #: the stored choice was made under a regime whose grants are no opt-in here
+    #: (DESIGN §13): ``choice`` is ``None``, its refusals still hold
+    regime_reask: bool = False
 
     def allows(self, category: Category | str) -> bool:
         """Is ``category`` allowed for this request?"""
@@ -105,11 +108,21 @@ def allowed_categories(
     signal: bool,
     age_status: str,
     signal_overrides_consent: bool,
+    carried: frozenset[Category] = frozenset(),
+    refused: frozenset[Category] = frozenset(),
 ) -> frozenset[Category]:
-    """Allowed categories after regime defaults, the stored choice, signals and age."""
+    """Allowed categories after regime defaults, the stored choice, signals and age.
+
+    Without a ``choice`` here, ``carried`` (grants of a choice made elsewhere
+    that still count here) are added to the regime defaults and ``refused``
+    (that choice's refusals, honoured everywhere) are taken away.
+    """
     if age_status == "minor":
         return _NECESSARY
-    allowed = (choice if choice is not None else regime.default_on) | _NECESSARY
+    if choice is not None:
+        allowed = choice | _NECESSARY
+    else:
+        allowed = ((regime.default_on | carried) - refused) | _NECESSARY
     if signal and Category.MARKETING in allowed:
         explicit = choice is not None and Category.MARKETING in choice
         if signal_overrides_consent or not explicit:
@@ -157,9 +170,21 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
         state = lookups.codec.load(cookies.get(cookie_name), now)
     choice = None
     reconsent = False
+    regime_reask = False
+    carried = refused = frozenset[Category]()
     if state is not None and state.granted is not None:
         if state.version == settings.policy_version:
             choice = state.granted
+            # DESIGN §13: a choice stands where every category this regime makes
+            # opt-in was opt-in where it was made too. Otherwise (an opt-out
+            # default, a "Do Not Sell" form's "keep the rest", an unrecorded
+            # regime) the visitor is asked again before any opt-in category is
+            # granted; grants of the rest carry over, refusals hold everywhere.
+            if regime.opt_in - settings.regions.opt_in_of(state.regime):
+                regime_reask = True
+                carried = choice - regime.opt_in
+                refused = NON_ESSENTIAL - choice
+                choice = None
         else:
             reconsent = True
     # 5. age
@@ -172,10 +197,10 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
     # 6. compose
     signal = gpc or dnt
     allowed = allowed_categories(
-        regime, choice, signal, age_status, settings.signal_overrides_consent
+        regime, choice, signal, age_status, settings.signal_overrides_consent, carried, refused
     )
     denied_by_signal = frozenset({Category.MARKETING}) if signal else frozenset()
-    open_choices = regime.opt_in - denied_by_signal
+    open_choices = regime.opt_in - denied_by_signal - refused - carried
     needs_banner = choice is None and age_status != "minor" and bool(open_choices)
     # 7. withdrawal: expire every request cookie of a category not allowed now
     expire: tuple[str, ...] = ()
@@ -221,6 +246,7 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
         and settings.signal_overrides_consent
         and choice is not None
         and Category.MARKETING in choice,
+        regime_reask=regime_reask,
     )
 
 

@@ -60,3 +60,12 @@ class RegionTable:
             if name is not None:
                 return self.regimes[name]
         return self.regimes[self.by_code.get(country, self.default_regime)]
+
+    def opt_in_of(self, name: str | None) -> frozenset[Category]:
+        """Categories regime ``name`` makes opt-in; empty for ``None`` or a name not known here.
+
+        What a choice made under ``name`` may count as an opt-in for (DESIGN §13):
+        an unknown regime promised nothing, so none of its grants is an opt-in.
+        """
+        regime = self.regimes.get(name) if name is not None else None
+        return regime.opt_in if regime is not None else frozenset()

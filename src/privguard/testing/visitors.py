@@ -444,6 +444,8 @@ def make_visitor(
             age_status=age_status or "unknown",
             age_threshold=threshold,
             age_country=country if age_status is not None else None,
+            # prior consent was given where the visitor is (DESIGN §13)
+            regime=settings.regions.regime_for(country, f"US-{state}" if state else None).name,
         )
         cookies[settings.consent_cookie_name(https)] = codec.dump(cookie_state)
     visitor = Visitor(
