@@ -5,8 +5,12 @@
 Starts a small demo shop wrapped in privguard's ASGI middleware on 127.0.0.1 (a free
 port), opens it in Debian's Chromium (``/usr/bin/chromium``) as a first-time visitor
 from Germany, and writes ``banner-<lang>.png`` (dialog) and
-``banner-<lang>-settings.png`` (settings expanded) for each language, and
-``banner-us-en.png`` (a US visitor: the opt-out banner).
+``banner-<lang>-settings.png`` (settings and the performance cookies expanded) for
+each shipped language, and for a US visitor: ``banner-us-en.png`` (first visit, the
+dialog and the "Do Not Sell" link), ``us-link-en.png`` (after a choice),
+``banner-us-en-reopened.png``, ``us-optout-page-en.png`` / ``us-optout-done-en.png``
+(the opt-out page before and after the post), ``us-link-gpc-en.png`` /
+``us-optout-gpc-en.png`` (with GPC) and ``banner-us-en-phone.png`` (375 px wide).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,11 +55,28 @@ async def _home(request: Request) -> HTMLResponse:
     return HTMLResponse(DEMO_PAGE)
 
 
+def shoot(page: Any, path: Path) -> None:
+    """Save a screenshot of the viewport and say where."""
+    page.screenshot(path=str(path), caret="hide")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def shipped_languages() -> list[str]:
+    """The languages with a built-in text file, English first."""
+    folder = ROOT / "src" / "privguard" / "banner" / "i18n"
+    found = sorted(p.stem for p in folder.glob("*.json"))
+    return sorted(found, key=lambda lang: (lang != "en", lang))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the screenshots; exit status 1 when Chromium is missing."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--languages", default="en,de,fr,es")
+    parser.add_argument(
+        "--languages",
+        default="",
+        help="comma-separated; by default every shipped language file (en first)",
+    )
     args = parser.parse_args(argv)
     missing = chromium_missing_reason()
     if missing is not None:
@@ -63,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
+    languages = languages or shipped_languages()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     app = PrivacyMiddleware(
@@ -74,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         trusted_proxies=["127.0.0.1/32"],
         policy_url="/privacy",
         languages=languages,
+        cookies={
+            "session": "necessary",
+            "lang": {"category": "functionality", "purpose": "preferences", "lifetime": "1 year"},
+            "_ga": "performance",
+            "_ga_*": "performance",
+            "_fbp": "marketing",
+            "_gcl_au": "marketing",
+        },
     )
     with serve(app) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -93,29 +124,58 @@ def main(argv: list[str] | None = None) -> int:
                 page = context.new_page()
                 page.goto("/")
                 page.locator("#privguard-banner").wait_for(state="visible")
-                path = out / f"banner-{lang}.png"
-                page.screenshot(path=str(path), caret="hide")
-                print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+                shoot(page, out / f"banner-{lang}.png")
                 page.click('[data-privguard-action="settings"]')
-                path = out / f"banner-{lang}-settings.png"
-                page.screenshot(path=str(path), caret="hide")
-                print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+                cookies = page.locator('[data-privguard-cookies="performance"] summary')
+                cookies.click()
+                cookies.scroll_into_view_if_needed()
+                shoot(page, out / f"banner-{lang}-settings.png")
                 context.close()
-            # the US opt-out banner ("Do Not Sell or Share"), in English
-            context = browser.new_context(
-                base_url=base,
-                viewport={"width": 1024, "height": 720},
-                user_agent=agent,
-                reduced_motion="reduce",
-                extra_http_headers={"CF-IPCountry": "US", "Accept-Language": "en"},
-            )
-            page = context.new_page()
+            us = {"CF-IPCountry": "US", "Accept-Language": "en"}
+
+            def us_page(headers: dict[str, str], width: int = 1024) -> Any:
+                context = browser.new_context(
+                    base_url=base,
+                    viewport={"width": width, "height": 720},
+                    user_agent=agent,
+                    reduced_motion="reduce",
+                    extra_http_headers=headers,
+                )
+                return context.new_page()
+
+            # the US first visit: the dialog, and the persistent "Do Not Sell" link
+            page = us_page(us)
             page.goto("/")
             page.locator("#privguard-banner").wait_for(state="visible")
-            path = out / "banner-us-en.png"
-            page.screenshot(path=str(path), caret="hide")
-            print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-            context.close()
+            shoot(page, out / "banner-us-en.png")
+            # after a choice: the dialog is gone, the link stays (beside "Privacy settings")
+            page.click('[data-privguard-action="accept-all"]')
+            page.locator("#privguard-banner").wait_for(state="hidden")
+            shoot(page, out / "us-link-en.png")
+            # reopened: the stored choice ticked, and a close button
+            page.click("#privguard-reopen")
+            page.click('[data-privguard-action="settings"]')
+            shoot(page, out / "banner-us-en-reopened.png")
+            # the opt-out page, before and after the post
+            page.goto("/privguard/do-not-sell?next=%2F")
+            shoot(page, out / "us-optout-page-en.png")
+            page.click('[data-privguard-action="confirm-do-not-sell"]')
+            page.locator('[data-privguard-notice="opted-out"]').wait_for(state="visible")
+            shoot(page, out / "us-optout-done-en.png")
+            page.context.close()
+            # with GPC: "Opt-Out Request Honored" on the page and beside the link
+            page = us_page({**us, "Sec-GPC": "1"})
+            page.goto("/")
+            shoot(page, out / "us-link-gpc-en.png")
+            page.goto("/privguard/do-not-sell")
+            shoot(page, out / "us-optout-gpc-en.png")
+            page.context.close()
+            # a phone: the link above "Privacy settings", the dialog above both
+            page = us_page(us, width=375)
+            page.goto("/")
+            page.locator("#privguard-banner").wait_for(state="visible")
+            shoot(page, out / "banner-us-en-phone.png")
+            page.context.close()
         finally:
             browser.close()
     return 0

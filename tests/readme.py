@@ -22,6 +22,7 @@ IN_PROCESS = frozenset(
         "quickstart: starlette",
         "example: cookies",
         "example: context",
+        "example: csp",
         "deploy: proxies",
         "geoip: check",
         "production: settings",

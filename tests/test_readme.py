@@ -110,6 +110,17 @@ def test_starlette_quickstart_protects_the_app() -> None:
     assert state["regime"] == "gdpr" and state["needs_banner"] is True
 
 
+def test_csp_example_sends_the_policy_and_the_nonce_on_privguard_markup() -> None:
+    app = run_python("example: csp")["app"]
+    with TestClient(app) as client:
+        response = client.get("/", headers=HEADERS)
+    policy = response.headers["content-security-policy"]
+    assert "'strict-dynamic'" in policy
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert 'src="/privguard/banner.' in response.text
+    assert response.text.count(f'nonce="{nonce}"') >= 3  # shop script, banner css and js
+
+
 def test_endpoint_state_block_has_the_real_fields() -> None:
     documented = json.loads(block("endpoint: state").code)
     app = run_python("quickstart: flask")["app"]

@@ -11,6 +11,7 @@ recipe needs ``'strict-dynamic'``: the inserted script is refused.
 
 from __future__ import annotations
 
+import ast
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -25,13 +26,22 @@ from starlette.routing import Route
 from privguard.asgi import PrivacyMiddleware
 from tests.browser.browser_shop import CHROMIUM, CHROMIUM_ARGS, SECRET, require_chromium, serve
 from tests.browser.test_browser_banner import new_context
+from tests.readme import block
+
+
+def readme_policy() -> str:
+    """The ``POLICY`` constant of the README's ``# example: csp`` block (not executed)."""
+    tree = ast.parse(block("example: csp").code)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "POLICY":
+            return str(ast.literal_eval(node.value))
+    raise AssertionError("the README's csp example has no POLICY")
+
 
 EEA = {"CF-IPCountry": "DE", "Accept-Language": "en"}
-#: The README recipe (with ``{nonce}`` filled in per response).
-RECIPE = (
-    "script-src 'nonce-{nonce}' 'strict-dynamic'; object-src 'none'; base-uri 'none'; "
-    "style-src 'self' 'nonce-{nonce}'"
-)
+#: The README recipe, read from its ``# example: csp`` block (so the tested policy is
+#: the documented one), with ``{nonce}`` filled in per response.
+RECIPE = readme_policy()
 NONCE_ONLY = (
     "script-src 'nonce-{nonce}'; object-src 'none'; base-uri 'none'; "
     "style-src 'self' 'nonce-{nonce}'"
