@@ -281,12 +281,42 @@ def test_no_javascript_form(browser: Browser, shop: str) -> None:
         page.click("#privguard-reopen")
         expect(page.locator("#privguard-banner")).to_be_visible()
         page.click('[data-privguard-action="settings"]')
+        for name in ("functionality", "performance", "marketing"):  # the stored refusal
+            expect(page.locator(f"#privguard-cat-{name}")).not_to_be_checked()
         page.check("#privguard-cat-functionality")
         with page.expect_navigation():
             page.click('[data-privguard-action="save"]')
         state = context.request.get("/privguard/consent").json()
         assert state["categories"]["functionality"] is True
         assert state["categories"]["marketing"] is False
+        # the page it returned to shows that choice when reopened, still without JS
+        page.click("#privguard-reopen")
+        page.click('[data-privguard-action="settings"]')
+        expect(page.locator("#privguard-cat-functionality")).to_be_checked()
+        expect(page.locator("#privguard-cat-performance")).not_to_be_checked()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("country", ["US", "BR"])
+def test_opt_out_regimes_show_defaults_on_in_the_settings(
+    browser: Browser, shop: str, country: str
+) -> None:
+    context = new_context(browser, shop, headers={"CF-IPCountry": country})
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.wait_for_function("() => window.__pgPerformance === true")  # _ga runs: on
+        page.click('[data-privguard-action="settings"]')
+        expect(page.locator("#privguard-cat-performance")).to_be_checked()
+        expect(page.locator("#privguard-cat-functionality")).to_be_checked()
+        expect(page.locator("#privguard-cat-marketing")).not_to_be_checked()
+        # the declarations name _ga, its provider and lifetime
+        page.click('[data-privguard-cookies="performance"] summary')
+        row = page.locator('[data-privguard-cookies="performance"] tbody tr').first
+        expect(row).to_contain_text("_ga")
+        expect(row).to_contain_text("Google Analytics (Google)")
+        expect(row).to_contain_text("2 years")
     finally:
         context.close()
 
