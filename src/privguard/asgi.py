@@ -364,7 +364,11 @@ class _Responder:
         self.raw_headers = headers
         self.status = status
         self.injector = rt.injector(
-            self.decision, rt.negotiate(self.view), self.view, csp_nonce(mw.runtime, self.scope)
+            self.decision,
+            rt.negotiate(self.view),
+            self.view,
+            csp_nonce(mw.runtime, self.scope),
+            result.content_type,
         )
         length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
         self.start = message

@@ -283,17 +283,31 @@ class Runtime:
         except Exception:
             log.exception("privguard on_minor hook failed")
 
-    def injector(self, decision: Decision, lang: str, view: RequestView, nonce: str | None) -> Any:
-        """A fresh banner injector for one HTML response."""
+    def injector(
+        self,
+        decision: Decision,
+        lang: str,
+        view: RequestView,
+        nonce: str | None,
+        content_type: str = "text/html",
+    ) -> Any:
+        """A fresh banner injector for one HTML response.
+
+        An XHTML page (``application/xhtml+xml``) gets the same markup as well-formed
+        XML, so it still parses after injection.
+        """
         from privguard.banner import HtmlInjector
 
         banner = self.banner
+        x = content_type.split(";", 1)[0].strip().lower() == "application/xhtml+xml"
         return HtmlInjector(
             body=banner.body_snippet(
-                lang, decision, self.csrf_token(view.host), nonce, view.path, view.query
+                lang, decision, self.csrf_token(view.host), nonce, view.path, view.query, x
             ),
-            head=_join(banner.guard_snippet(decision, nonce), banner.head_snippet(decision, nonce)),
-            rewriter=self.blocker.for_response(decision.allowed, lang),
+            head=_join(
+                banner.guard_snippet(decision, nonce, x), banner.head_snippet(decision, nonce, x)
+            ),
+            rewriter=self.blocker.for_response(decision.allowed, lang, x),
         )
 
     def age_gate_response(

@@ -213,7 +213,8 @@ class _Responder:
     def _injector(self) -> Any:
         rt = self.mw.runtime
         nonce = csp_nonce(rt, self.environ)
-        return rt.injector(self.decision, rt.negotiate(self.view), self.view, nonce)
+        ctype = next((v for n, v in self.headers if n.lower() == "content-type"), "text/html")
+        return rt.injector(self.decision, rt.negotiate(self.view), self.view, nonce, ctype)
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
         """The response body: handed on, or through the injector."""

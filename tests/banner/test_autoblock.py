@@ -359,3 +359,87 @@ def test_guard_knows_the_visitors_categories_and_both_catalogs() -> None:
     assert data["te"]["ads.example"] == "m" and data["te"]["connect.facebook.net"] == "m"
     assert ["^promo_.*$", "m"] in data["cg"] and data["ce"]["_fbp"] == "m"
     assert data["ts"]["google-analytics.com"] == "P"  # a Google tag, performance
+
+
+# --- XHTML: still well-formed XML after injection ------------------------------------
+
+XHTML_PAGE = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8" />'
+    "<title>XHTML shop</title>"
+    '<script async="async" src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    "<script>//<![CDATA[\nvar s=document.createElement('script');"
+    "s.src='https://connect.facebook.net/en_US/fbevents.js';document.head.appendChild(s);\n//]]>"
+    "</script></head><body><p>tea &amp; cake</p>"
+    '<iframe width="560" height="315" src="https://www.youtube.com/embed/x" title="v"></iframe>'
+    "</body></html>"
+)
+
+
+def _xhtml_app_wsgi(environ: object, start_response: object) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/xhtml+xml; charset=utf-8")])  # type: ignore[operator]
+    return [XHTML_PAGE.encode()]
+
+
+@pytest.mark.parametrize("country", ["DE", "US"])
+@pytest.mark.parametrize("consent_mode", [False, "basic"])
+def test_xhtml_stays_well_formed_xml_wsgi(country: str, consent_mode: object) -> None:
+    import xml.dom.minidom
+
+    import webtest
+
+    import privguard
+    from privguard.testing.visitors import BROWSER_USER_AGENT
+
+    app = privguard.protect(
+        _xhtml_app_wsgi,
+        secret_key=SECRET,
+        ledger=None,
+        rate_limit=None,
+        consent_mode=consent_mode,
+        country_header="CF-IPCountry",
+        trusted_proxies=["127.0.0.1"],
+        csp_nonce=lambda environ: "n0nce",
+    )
+    page = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"}).get(
+        "/", headers={"User-Agent": BROWSER_USER_AGENT, "CF-IPCountry": country}
+    )
+    body = page.body
+    assert b'id="privguard-banner"' in body and b"privguardGuard" in body
+    dom = xml.dom.minidom.parseString(body)  # raises on anything not well-formed
+    iframes = dom.getElementsByTagName("iframe")
+    assert iframes[0].getAttribute("data-src") == "https://www.youtube.com/embed/x"
+    assert not iframes[0].hasAttribute("src")
+    scripts = dom.getElementsByTagName("script")
+    assert any(s.getAttribute("data-privguard-tracker") == "Meta Pixel" for s in scripts)
+
+
+def test_xhtml_stays_well_formed_xml_asgi() -> None:
+    import xml.dom.minidom
+
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from privguard.asgi import PrivacyMiddleware
+    from privguard.testing.visitors import BROWSER_USER_AGENT
+
+    async def page(request: object) -> Response:
+        return Response(XHTML_PAGE, media_type="application/xhtml+xml")
+
+    app = PrivacyMiddleware(
+        Starlette(routes=[Route("/", page)]), secret_key=SECRET, ledger=None, rate_limit=None
+    )
+    with TestClient(app) as client:
+        body = client.get("/", headers={"User-Agent": BROWSER_USER_AGENT}).content
+    assert b'id="privguard-banner"' in body
+    xml.dom.minidom.parseString(body)
+
+
+def test_html_pages_keep_html_markup() -> None:
+    body = served(PAGE)
+    assert (
+        b"//<![CDATA[" not in body
+        and b" />" not in body.split(b"privguard consent banner")[1][:400]
+    )

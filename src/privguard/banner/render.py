@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -90,6 +91,7 @@ _NEXT_QUERY = "\x00next_query\x00"
 _SLOT = re.compile("\x00(" + "|".join(_SLOT_NAMES) + ")\x00")
 _SLOT_INDEX = {name: i for i, name in enumerate(_SLOT_NAMES)}
 _CHECKED = b" checked"
+_CHECKED_XML = b' checked="checked"'
 _SLOT_CATEGORIES = (Category.FUNCTIONALITY, Category.PERFORMANCE, Category.MARKETING)
 #: The US toggle icon (11 CCR §7015(b)), drawn inline: no image request.
 _TOGGLE_ICON = (
@@ -191,6 +193,83 @@ class _Snippet:
         return b"".join([p if isinstance(p, bytes) else values[p] for p in self._parts])
 
 
+#: slots that stand where attributes go (the others are inside attribute values)
+_TAG_SLOTS = re.compile("\x00(nonce_attr|on_functionality|on_performance|on_marketing)\x00")
+
+
+def _to_xhtml(text: str) -> str:
+    """A pre-rendered snippet as XML; its slot markers survive where they stood."""
+    return xhtml(_TAG_SLOTS.sub(lambda m: " " + m.group(0), text))
+
+
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+)
+
+
+class _Xhtml(HTMLParser):
+    """Re-serialises privguard's own HTML as well-formed XML (for XHTML pages)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.out: list[str] = []
+        self._raw: str | None = None  # inside <script>/<style>
+
+    def _attrs(self, attrs: list[tuple[str, str | None]]) -> str:
+        out = []
+        for n, v in attrs:
+            if n.startswith("\x00"):  # a slot marker: filled with attributes per request
+                out.append(f" {n}")
+            else:
+                out.append(f' {n}="{html.escape(n if v is None else v, quote=True)}"')
+        return "".join(out)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(f"<{tag}{self._attrs(attrs)}{' /' if tag in _VOID else ''}>")
+        if tag in ("script", "style"):
+            self._raw = tag
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(f"<{tag}{self._attrs(attrs)} />")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID:
+            self.out.append(f"</{tag}>")
+        self._raw = None
+
+    def handle_data(self, data: str) -> None:
+        if self._raw is not None and data:
+            if "]]>" in data:  # pragma: no cover - our scripts never hold it
+                raise ValueError("']]>' inside a script")
+            comment = "/*" if self._raw == "style" else "//"
+            end = "*/" if self._raw == "style" else ""
+            self.out.append(f"{comment}<![CDATA[{end}\n{data}\n{comment}]]>{end}")
+        else:
+            self.out.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.out.append(
+            f"&{name};"
+            if name in ("amp", "lt", "gt", "quot", "apos")
+            else html.unescape(f"&{name};")
+        )
+
+    def handle_charref(self, name: str) -> None:
+        self.out.append(f"&#{name};")
+
+    def handle_comment(self, data: str) -> None:
+        self.out.append(f"<!--{data.replace('--', '- -')}-->")
+
+
+def xhtml(markup: str) -> str:
+    """``markup`` (privguard's own) as well-formed XML: void elements closed, every
+    attribute with a quoted value, script and style content in CDATA sections."""
+    parser = _Xhtml()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.out)
+
+
 def return_path(path: str, query: str = "") -> str:
     """The request ``path`` (and ``query``) as a same-origin URL to come back to.
 
@@ -290,12 +369,13 @@ class BannerRenderer:
         self._body: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
         self._body_lock = threading.Lock()
         self._regimes = settings.regions.regimes
-        self._head: dict[tuple[frozenset[Category], bool], _Snippet] = {}
+        self._body_xhtml: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
+        self._head: dict[tuple[frozenset[Category], bool, bool], _Snippet] = {}
         self._head_lock = threading.Lock()
         self._negotiated: OrderedDict[str, str] = OrderedDict()
         self._negotiate_lock = threading.Lock()
         self._placeholders: dict[tuple[str, Tracker, bool], bytes] = {}
-        self._guard: dict[frozenset[Category], _Snippet] = {}
+        self._guard: dict[tuple[frozenset[Category], bool], _Snippet] = {}
         self._guard_js, self._guard_config = self._build_guard()
 
     # --- assets -------------------------------------------------------------------
@@ -357,6 +437,7 @@ class BannerRenderer:
         nonce: str | None,
         path: str = "/",
         query: str = "",
+        xhtml: bool = False,
     ) -> bytes:
         """The banner markup, config and script tags, to insert before ``</body>``.
 
@@ -369,17 +450,17 @@ class BannerRenderer:
         """
         lang = self._lang(lang)
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
-        template = self._body.get(key)
+        cache = self._body_xhtml if xhtml else self._body
+        template = cache.get(key)
         if template is None:
-            template = _Snippet(
-                self._render_body(
-                    lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
-                )
+            text = self._render_body(
+                lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
             )
+            template = _Snippet(_to_xhtml(text) if xhtml else text)
             # a Regime not from these settings is rendered on the fly, never kept
             if self._regimes.get(decision.regime.name) == decision.regime:
                 with self._body_lock:
-                    template = self._body.setdefault(key, template)
+                    template = cache.setdefault(key, template)
         back = return_path(path, query)
         allowed = decision.allowed
         return template.render(
@@ -387,7 +468,10 @@ class BannerRenderer:
             _nonce_attr(nonce),
             _attr_value(back),
             _attr_value(quote(back, safe="")),
-            *(_CHECKED if cat in allowed else b"" for cat in _SLOT_CATEGORIES),
+            *(
+                (_CHECKED_XML if xhtml else _CHECKED) if cat in allowed else b""
+                for cat in _SLOT_CATEGORIES
+            ),
         )
 
     def _render_body(
@@ -515,20 +599,25 @@ class BannerRenderer:
 
     # --- auto-blocking ------------------------------------------------------------
 
-    def guard_snippet(self, decision: Decision, nonce: str | None) -> bytes | None:
+    def guard_snippet(
+        self, decision: Decision, nonce: str | None, xhtml: bool = False
+    ) -> bytes | None:
         """The in-page guard (first in ``<head>``), or None with ``block_scripts=False``."""
         if not self.settings.block_scripts:
             return None
-        template = self._guard.get(decision.allowed)
+        key = (decision.allowed, xhtml)
+        template = self._guard.get(key)
         if template is None:
             allowed = sorted(c.value for c in decision.allowed)
             js = self._guard_js.replace(
                 "__PRIVGUARD_GUARD__",
                 self._guard_config.replace('"a":[]', f'"a":{_json_for_script(allowed)}', 1),
             )
+            if xhtml:
+                js = f"//<![CDATA[\n{js}\n//]]>"
             template = _Snippet(f"<script{_NONCE}>{js}</script>")
-            with self._head_lock:  # at most 16 entries: bounded by construction
-                self._guard.setdefault(decision.allowed, template)
+            with self._head_lock:  # at most 16 x 2 entries: bounded by construction
+                self._guard.setdefault(key, template)
         return template.render(b"", _nonce_attr(nonce))
 
     def _build_guard(self) -> tuple[str, str]:
@@ -661,17 +750,20 @@ class BannerRenderer:
 
     # --- Consent Mode -------------------------------------------------------------
 
-    def head_snippet(self, decision: Decision, nonce: str | None) -> bytes | None:
+    def head_snippet(
+        self, decision: Decision, nonce: str | None, xhtml: bool = False
+    ) -> bytes | None:
         """Google Consent Mode v2 defaults from the server state, or None when off.
 
         Goes right after ``<head ...>`` so it runs before any ``gtag('config', ...)``.
         """
         if not self.settings.consent_mode:
             return None
-        key = (decision.allowed, decision.needs_banner)
+        key = (decision.allowed, decision.needs_banner, xhtml)
         template = self._head.get(key)
         if template is None:
-            template = _Snippet(self._render_head(*key))
+            text = self._render_head(decision.allowed, decision.needs_banner)
+            template = _Snippet(_to_xhtml(text) if xhtml else text)
             with self._head_lock:  # at most 16 x 2 entries: bounded by construction
                 self._head.setdefault(key, template)
         return template.render(b"", _nonce_attr(nonce))

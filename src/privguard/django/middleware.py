@@ -272,7 +272,9 @@ class PrivacyMiddleware:
         _write_headers(response, result, originals)
         if inject:
             dj_response: HttpResponse = response
-            injector = rt.injector(decision, lang, view, csp_nonce(rt, request.META))
+            injector = rt.injector(
+                decision, lang, view, csp_nonce(rt, request.META), result.content_type
+            )
             body = injector.feed(dj_response.content) + injector.finish()
             dj_response.content = body
             if dj_response.has_header("Content-Length"):
