@@ -799,16 +799,18 @@ def test_secrets_never_reach_logs_errors_or_reprs(
     def broken_hook(arg: Any) -> None:
         raise RuntimeError("hook failed")
 
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("")
+    ledger_dir = tmp_path / "ledger"
+    ledger_dir.mkdir()  # writable at start-up (checked then) ...
     site = make(
         secret_key=[SECRET, OTHER_KEY],
         on_minor=broken_hook,
         csp_nonce=broken_hook,
         analytics=broken_hook,
-        ledger=f"sqlite:///{not_a_dir}/ledger.db",
+        ledger=f"sqlite:///{ledger_dir}/ledger.db",
         age_gate_paths=["/checkout*"],
     )
+    ledger_dir.rmdir()  # ... then the folder becomes a file (a lost mount)
+    ledger_dir.write_text("")
     same = [("Origin", "http://testserver")]
     site.call("GET", "/", [("Cookie", "privguard_consent=forged.value.sig; _ga=1")])
     site.call("GET", "/", [("Accept", "text/html")])
