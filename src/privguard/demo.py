@@ -13,6 +13,9 @@ with:
   wrapper turns the ``demo_region`` cookie into an ``X-Forwarded-For`` address from
   that range (or a ``CF-IPCountry`` header) before privguard sees the request, exactly
   as a CDN or proxy would. ``/demo/reset`` forgets every choice;
+* a language switcher beside it: the ``demo_language`` cookie replaces the browser's
+  ``Accept-Language`` with one of privguard's shipped languages (unset: the browser's
+  own header decides, as for a real visitor);
 * ``debug_headers`` on, so ``Privguard-Region``/``Privguard-Regime`` show in devtools.
 
 Nothing is written outside the temporary directory (shop database and consent ledger
@@ -35,6 +38,7 @@ from urllib.parse import parse_qs
 
 from werkzeug.http import dump_cookie, parse_cookie
 
+from privguard.banner.languages import SHIPPED_LANGUAGES
 from privguard.logging import werkzeug_request_handler
 
 if TYPE_CHECKING:
@@ -44,6 +48,37 @@ __all__ = ["register", "run", "build_demo_app", "build_geoip_db", "RegionSwitche
 
 REGION_COOKIE = "demo_region"
 DEFAULT_REGION = "de"
+LANGUAGE_COOKIE = "demo_language"
+#: Each shipped language in its own name, for the switcher.
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "bg": "Български",
+    "cs": "Čeština",
+    "da": "Dansk",
+    "de": "Deutsch",
+    "el": "Ελληνικά",
+    "es": "Español",
+    "et": "Eesti",
+    "fi": "Suomi",
+    "fr": "Français",
+    "ga": "Gaeilge",
+    "hr": "Hrvatski",
+    "hu": "Magyar",
+    "it": "Italiano",
+    "lt": "Lietuvių",
+    "lv": "Latviešu",
+    "mt": "Malti",
+    "nl": "Nederlands",
+    "pl": "Polski",
+    "pt": "Português (Portugal)",
+    "ro": "Română",
+    "sk": "Slovenčina",
+    "sl": "Slovenščina",
+    "sv": "Svenska",
+    "nb": "Norsk bokmål",
+    "is": "Íslenska",
+    "pt-BR": "Português (Brasil)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +172,9 @@ class RegionSwitcher:
         else:
             environ["HTTP_CF_IPCOUNTRY"] = region.country or "XX"
         environ["demo.region"] = region.key
+        lang = parse_cookie(environ.get("HTTP_COOKIE", "")).get(LANGUAGE_COOKIE)
+        if lang in LANGUAGE_NAMES:  # as a browser set to that language would send it
+            environ["HTTP_ACCEPT_LANGUAGE"] = lang
         return self.app(environ, start_response)
 
     def _switch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -145,11 +183,18 @@ class RegionSwitcher:
         except ValueError:
             length = 0
         body = environ["wsgi.input"].read(length).decode("utf-8", "replace") if length else ""
-        key = (parse_qs(body).get("region") or [DEFAULT_REGION])[0]
+        form = parse_qs(body)
+        key = (form.get("region") or [DEFAULT_REGION])[0]
         if key not in _BY_KEY:
             key = DEFAULT_REGION
-        cookie = dump_cookie(REGION_COOKIE, key, max_age=30 * 24 * 3600, path="/", samesite="Lax")
-        return _redirect(start_response, "/", [cookie])
+        month = 30 * 24 * 3600
+        cookies = [dump_cookie(REGION_COOKIE, key, max_age=month, path="/", samesite="Lax")]
+        lang = (form.get("language") or [""])[0]
+        if lang in LANGUAGE_NAMES:
+            cookies.append(dump_cookie(LANGUAGE_COOKIE, lang, max_age=month, path="/"))
+        else:  # "the browser's language": forget the override
+            cookies.append(dump_cookie(LANGUAGE_COOKIE, "", max_age=0, expires=0, path="/"))
+        return _redirect(start_response, "/", cookies)
 
 
 def _redirect(start_response: StartResponse, location: str, cookies: list[str]) -> list[bytes]:
@@ -207,6 +252,7 @@ def build_demo_app(workdir: Path, geoip: bool = True) -> tuple[Any, str]:
         "PRIVGUARD_DEBUG_HEADERS": True,
         "DEMO_REGIONS": [(r.key, r.label) for r in REGIONS],
         "DEMO_DEFAULT_REGION": DEFAULT_REGION,
+        "DEMO_LANGUAGES": [(tag, LANGUAGE_NAMES[tag]) for tag in SHIPPED_LANGUAGES],
     }
     if db is not None:
         config["PRIVGUARD_GEOIP_DB"] = str(db)

@@ -93,3 +93,36 @@ def test_cli_registers_demo() -> None:
     args = build_parser().parse_args(["demo", "--port", "8123", "--no-geoip"])
     assert args.port == 8123 and args.host == "127.0.0.1" and args.no_geoip
     assert callable(args.func)
+
+
+def banner_lang(text: str) -> str:
+    import re
+
+    match = re.search(r'<div id="privguard-banner"[^>]* lang="([^"]+)"', text)
+    assert match is not None, "no banner"
+    return match.group(1)
+
+
+def test_language_switcher_shows_every_shipped_language(demo: TestApp) -> None:
+    from privguard.banner.languages import SHIPPED_LANGUAGES
+    from privguard.demo import LANGUAGE_NAMES
+
+    assert list(LANGUAGE_NAMES) == list(SHIPPED_LANGUAGES)
+    page = demo.get("/", headers={**HTML, "Accept-Language": "fr-FR,fr;q=0.9"})
+    assert banner_lang(page.text) == "fr"  # unset: the browser's header decides
+    for tag in ("pl", "pt-BR", "nb", "ga"):
+        answer = demo.post("/demo/region", {"region": "de", "language": tag}, headers=HTML)
+        assert answer.status_int == 303
+        page = demo.get("/", headers={**HTML, "Accept-Language": "fr-FR,fr;q=0.9"})
+        assert banner_lang(page.text) == tag
+        assert f'value="{tag}" lang="{tag}" selected' in page.text
+    demo.post("/demo/region", {"region": "de", "language": ""}, headers=HTML)
+    page = demo.get("/", headers={**HTML, "Accept-Language": "sv"})
+    assert banner_lang(page.text) == "sv"
+
+
+def test_language_switcher_ignores_unknown_tags(demo: TestApp) -> None:
+    demo.post("/demo/region", {"region": "de", "language": "xx<script>"}, headers=HTML)
+    demo.set_cookie("demo_language", "zz")
+    page = demo.get("/", headers={**HTML, "Accept-Language": "it"})
+    assert banner_lang(page.text) == "it"

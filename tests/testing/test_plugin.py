@@ -266,3 +266,31 @@ def test_untrusted_country_header_is_refused(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*add trusted_proxies=?'127.0.0.1'? to the test settings*"])
+
+
+def test_marker_shows_the_banner_in_the_visitors_language(shop: pytest.Pytester) -> None:
+    """A shop's suite runs one test per language through the marker's ``language``."""
+    shop.makepyfile(
+        test_languages="""
+        import re
+        import pytest
+
+        LANGS = ["en", "pl", "pt-BR", "nb-NO", "no", "de-AT", "ga"]
+
+        @pytest.mark.parametrize("header", LANGS)
+        def test_banner_language(client, privguard_visitor, header):
+            v = privguard_visitor(country="DE", language=header)
+            page = client.get("/", environ_overrides=v.environ).get_data(as_text=True)
+            lang = re.search(r'id="privguard-banner"[^>]* lang="([^"]+)"', page).group(1)
+            assert lang == {"nb-NO": "nb", "no": "nb", "de-AT": "de"}.get(header, header)
+
+        @pytest.mark.privguard_visitor(country="IT", language="it")
+        @pytest.mark.privguard_visitor(country="SE", language="sv")
+        def test_marker(client, visitor):
+            page = client.get("/", environ_overrides=visitor.environ).get_data(as_text=True)
+            assert f'lang="{visitor.language}"' in page
+        """
+    )
+    result = shop.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=9)
+    result.stdout.fnmatch_lines(["*test_marker?IT-it? PASSED*", "*test_marker?SE-sv? PASSED*"])
