@@ -1,16 +1,17 @@
-"""Render the consent banner in every configured language and save PNG screenshots.
+"""Render the consent banner in the shown languages and save PNG screenshots.
 
-    python scripts/screenshots.py [--out docs/screenshots] [--languages en,de,fr,es]
+    python scripts/screenshots.py [--out docs/screenshots] [--languages en,de,pl]
 
 Starts a small demo shop wrapped in privguard's ASGI middleware on 127.0.0.1 (a free
 port), opens it in Debian's Chromium (``/usr/bin/chromium``) as a first-time visitor
 from Germany, and writes ``banner-<lang>.png`` (dialog) and
 ``banner-<lang>-settings.png`` (settings and the performance cookies expanded) for
-each shipped language, and for a US visitor: ``banner-us-en.png`` (first visit, the
-dialog and the "Do Not Sell" link), ``us-link-en.png`` (after a choice),
-``banner-us-en-reopened.png``, ``us-optout-page-en.png`` / ``us-optout-done-en.png``
-(the opt-out page before and after the post), ``us-link-gpc-en.png`` /
-``us-optout-gpc-en.png`` (with GPC) and ``banner-us-en-phone.png`` (375 px wide).
+each language shown (en, de, fr, es, pl, it, nl, sv by default). For a US visitor:
+``banner-us-en.png`` (first visit, the dialog and the "Do Not Sell" link),
+``us-link-en.png`` (after a choice), ``banner-us-en-reopened.png``,
+``us-optout-page-en.png`` / ``us-optout-done-en.png`` (the opt-out page before and
+after the post), ``us-link-gpc-en.png`` / ``us-optout-gpc-en.png`` (with GPC) and
+``banner-us-en-phone.png`` (375 px wide).
 """
 
 from __future__ import annotations
@@ -61,11 +62,14 @@ def shoot(page: Any, path: Path) -> None:
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
-def shipped_languages() -> list[str]:
-    """The languages with a built-in text file, English first."""
+#: The languages ``make screenshots`` shows by default (those shipped of them).
+SHOWN = ("en", "de", "fr", "es", "pl", "it", "nl", "sv")
+
+
+def default_languages() -> list[str]:
+    """:data:`SHOWN`, keeping only the languages with a built-in text file."""
     folder = ROOT / "src" / "privguard" / "banner" / "i18n"
-    found = sorted(p.stem for p in folder.glob("*.json"))
-    return sorted(found, key=lambda lang: (lang != "en", lang))
+    return [lang for lang in SHOWN if (folder / f"{lang}.json").is_file()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--languages",
         default="",
-        help="comma-separated; by default every shipped language file (en first)",
+        help=f"comma-separated; by default {','.join(SHOWN)}",
     )
     args = parser.parse_args(argv)
     missing = chromium_missing_reason()
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
-    languages = languages or shipped_languages()
+    languages = languages or default_languages()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     app = PrivacyMiddleware(
