@@ -68,10 +68,13 @@ class DecisionCache:
     depends on (two visitors can only share an entry when their inputs are
     identical, i.e. when their decisions are too); an entry lives at most
     ``ttl`` seconds (GeoIP data may change) and never past the consent
-    cookie's expiry. Bounded in entries and in key size.
+    cookie's expiry. Bounded in entries, in key size, and in the characters
+    of keys and stored expiry lines together (:attr:`MAX_CHARS`).
     """
 
     MAX_KEY_CHARS = 4096  # x 4096 entries: at most ~16 MB of keys, typically ~2 MB
+    #: keys plus stored expiry lines, all entries together (about 8 MB of text)
+    MAX_CHARS = 8 * 1024 * 1024
 
     def __init__(self, settings: Settings, size: int = 4096, ttl: float = 60.0) -> None:
         self._size = size
@@ -79,6 +82,7 @@ class DecisionCache:
         self._max_age = settings.consent_max_age
         self._header = settings.country_header
         self._gated = settings.age_gate_regex is not None
+        self._chars = 0  # characters of keys and expiry lines held
         self._cache: dict[tuple[str | None, ...], tuple[Decision, float, int]] = {}
 
     def key(self, view: RequestView) -> tuple[str | None, ...] | None:
@@ -116,8 +120,12 @@ class DecisionCache:
         if state is not None:
             until = min(until, state.timestamp + self._max_age)
         cache = self._cache
-        if len(cache) >= self._size:
+        chars = sum(len(part) for part in key if part) + sum(len(e) for e in decision.expire)
+        if len(cache) >= self._size or self._chars + chars > self.MAX_CHARS:
             cache.clear()  # cheap and bounded; a miss only costs one decide()
+            self._chars = 0
+        if key not in cache:
+            self._chars += chars
         cache[key] = (decision, until, generation)
 
     def __len__(self) -> int:

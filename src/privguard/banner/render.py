@@ -116,7 +116,9 @@ _FORM_FIELDS = (
     f'<input type="hidden" name="next" value="{_NEXT}">'
 )
 _NEGOTIATION_CACHE_SIZE = 256
-_NEGOTIATION_CACHE_MAX_KEY = 256
+#: What of an ``Accept-Language`` value is read: characters, and entries.
+_ACCEPT_LANGUAGE_MAX = 128
+_ACCEPT_LANGUAGE_ENTRIES = 8
 _ASSET_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 
 
@@ -403,12 +405,23 @@ class BannerRenderer:
         """The best of ``settings.languages`` for an ``Accept-Language`` value.
 
         Falls back to the first configured language (no header, ``*``, garbage).
+        Only the first :data:`_ACCEPT_LANGUAGE_MAX` characters and
+        :data:`_ACCEPT_LANGUAGE_ENTRIES` entries are read (whole entries): a
+        browser sends a few dozen characters, and an 8 KB value would otherwise
+        cost milliseconds to parse on every request.
         """
         fallback = self.languages[0]
         if not accept_language:
             return fallback
-        if len(accept_language) > _NEGOTIATION_CACHE_MAX_KEY:
-            return self._negotiate(accept_language)
+        if len(accept_language) > _ACCEPT_LANGUAGE_MAX or (
+            accept_language.count(",") >= _ACCEPT_LANGUAGE_ENTRIES
+        ):
+            parts = accept_language[: _ACCEPT_LANGUAGE_MAX + 1].split(",", _ACCEPT_LANGUAGE_ENTRIES)
+            if len(parts) > _ACCEPT_LANGUAGE_ENTRIES:
+                del parts[_ACCEPT_LANGUAGE_ENTRIES:]  # entries past the cap
+            elif len(accept_language) > _ACCEPT_LANGUAGE_MAX and len(parts) > 1:
+                parts.pop()  # the last one was cut short
+            accept_language = ",".join(parts)[:_ACCEPT_LANGUAGE_MAX]
         with self._negotiate_lock:
             found = self._negotiated.get(accept_language)
             if found is not None:

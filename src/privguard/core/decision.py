@@ -9,13 +9,19 @@ arguments, so a decision is reproducible in a test.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Protocol
 
 from privguard.core.age import carry_age_status
 from privguard.core.categories import NON_ESSENTIAL, Category
 from privguard.core.clientip import resolve_client_ip, truncate_ip
 from privguard.core.consent import ConsentCodec, ConsentState
-from privguard.core.cookies import expiry_headers, request_cookies
+from privguard.core.cookies import (
+    MAX_CLASSIFIED,
+    MAX_EXPIRY_BYTES,
+    expiry_headers,
+    request_cookies,
+)
 from privguard.core.regions import Regime, normalise_country
 from privguard.core.request import RequestView
 from privguard.core.signals import is_signal
@@ -208,7 +214,7 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
         classify = settings.catalog.classify
         doomed = [
             name
-            for name in cookies
+            for name in islice(cookies, MAX_CLASSIFIED)
             if name != cookie_name and (cat := classify(name)) is not None and cat not in allowed
         ]
         if doomed:
@@ -251,10 +257,24 @@ def decide(view: RequestView, settings: Settings, lookups: Lookups, now: float) 
 
 
 def _expire(names: list[str], settings: Settings, https: bool) -> list[str]:
+    """Expiry lines for ``names``, whole names only, within :data:`MAX_EXPIRY_BYTES`.
+
+    What does not fit is expired on the next requests (the browser drops
+    what this response deleted, so each request deletes the next batch).
+    """
     out: list[str] = []
+    size = 0
     paths = settings.cookie_paths
+    by_paths: dict[tuple[str, ...], list[str]] = {}
     for name in names:
         entry = settings.catalog.pattern(name) if paths else None  # "trk_*" for "trk_a"
         declared = paths.get(entry, ()) if entry is not None else ()
-        out.extend(expiry_headers([name], settings.cookie_domains, ("/", *declared), https))
+        # ~100 bytes per line: estimate first, so no line is built that cannot be sent
+        count = (1 + len(settings.cookie_domains)) * (1 + len(declared))
+        size += count * (len(name) + 100)
+        if by_paths and size > MAX_EXPIRY_BYTES:
+            break
+        by_paths.setdefault(("/", *declared), []).append(name)
+    for path_set, group in by_paths.items():
+        out.extend(expiry_headers(group, settings.cookie_domains, path_set, https))
     return out
