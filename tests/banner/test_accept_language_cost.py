@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import privguard
+import privguard.banner.languages as languages
 import privguard.banner.render as render
 from privguard.asgi import PrivacyMiddleware
 
@@ -32,13 +33,13 @@ HUGE = HUGE[:8192]
 def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every Accept-Language value the banner parses."""
     seen: list[str] = []
-    real = render.parse_accept_header
+    real = languages.parse_accept_header
 
     def spy(value: str, cls: Any = None) -> Any:
         seen.append(value)
         return real(value, cls)
 
-    monkeypatch.setattr(render, "parse_accept_header", spy)
+    monkeypatch.setattr(languages, "parse_accept_header", spy)
     yield seen
 
 

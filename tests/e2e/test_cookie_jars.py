@@ -152,7 +152,8 @@ def test_classified_and_built_per_request_are_capped(monkeypatch: pytest.MonkeyP
 def test_a_consent_cookie_after_many_others_still_counts() -> None:
     settings = privguard.Settings(**OPTIONS)
     runtime = Runtime(settings)
-    token = runtime.codec.dump(ConsentState(settings.policy_version, categories.NON_ESSENTIAL))
+    state = ConsentState(settings.policy_version, categories.NON_ESSENTIAL, regime="gdpr")
+    token = runtime.codec.dump(state)
     name = settings.consent_cookie_name(True)  # privguard_consent: cookie_domains is set
     jar = "; ".join(f"{n}=1" for n in JAR) + f"; {name}={token}"
     decision = decide(_view(jar), settings, runtime.lookups, time.time())
