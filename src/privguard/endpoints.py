@@ -276,11 +276,16 @@ def allow_choice(
         key, age = "id|" + runtime.key_hash(visitor), FRESH_VIEW + 1
     else:
         key, age = "ip|" + runtime.key_hash(decision.client_ip or "unknown"), FRESH_VIEW + 1
+    ceiling, net_key = (
+        (rate.times(FLOOD_FACTOR), "flood|" + network)
+        if age <= FRESH_VIEW
+        else (rate.times(NETWORK_FACTOR), "net|" + network)
+    )
+    if limiter.full(ceiling, net_key):  # a network over its ceiling adds no visitor keys
+        return False
     if not limiter.allow(rate, key):
         return False
-    if age <= FRESH_VIEW:
-        return limiter.allow(rate.times(FLOOD_FACTOR), "flood|" + network)
-    return limiter.allow(rate.times(NETWORK_FACTOR), "net|" + network)
+    return limiter.allow(ceiling, net_key)
 
 
 class _Refused(Exception):

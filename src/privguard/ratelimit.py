@@ -207,6 +207,16 @@ class RateLimiter:
                     log.warning("privguard rate limit storage is reachable again")
         return allowed
 
+    def full(self, rate: Rate, key: str) -> bool:
+        """Is ``key`` already at ``rate`` (nothing is counted)? ``False`` on storage errors."""
+        item = self._item(rate)
+        try:
+            if self.shared and self._clock() < self._down_until:
+                return not self._memory().test(item, "privguard", key)
+            return not self._primary.test(item, "privguard", key)
+        except Exception:
+            return False
+
     def _storage_failed(self, exc: BaseException, item: RateLimitItem, key: str) -> bool:
         with self._lock:
             first = not self._down_until
