@@ -34,6 +34,8 @@ IN_PROCESS = frozenset(
         "file: test_privacy.py",
         "qa: pytest",
         "qa: audit",
+        "nodes: gunicorn.conf.py",
+        "nodes: run",
     }
 )
 #: tags run from the installed wheel by tests/test_wheel.py
