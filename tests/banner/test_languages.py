@@ -233,6 +233,41 @@ def test_age_and_minor_pages_are_valid_documents(renderer: BannerRenderer, lang:
     )
 
 
+@pytest.mark.parametrize("lang", SHIPPED_LANGUAGES)
+def test_optout_and_rate_limit_pages_are_valid_documents(
+    renderer: BannerRenderer, lang: str
+) -> None:
+    s = renderer.settings
+    texts = load_builtin_texts(lang)
+    pages = {
+        "optout": renderer.optout_page(lang, decision(s, "US"), "tok", "/shoes?a=1&b=2"),
+        "optout-gpc": renderer.optout_page(lang, decision(s, "US", gpc=True), "tok", None),
+        "rate-limited": renderer.rate_limited_page(lang, "/cart"),
+    }
+    for name, data in pages.items():
+        root = strict_document(data)
+        assert root.get("lang") == lang, name
+    assert html_escape(texts["optout_button"]).encode() in pages["optout"]
+    assert html_escape(texts["optout_gpc_honored"]).encode() in pages["optout-gpc"]
+    assert html_escape(texts["rate_limited_title"]).encode() in pages["rate-limited"]
+
+
+@pytest.mark.parametrize("lang", SHIPPED_LANGUAGES)
+def test_held_content_placeholder_is_valid_in_every_language(
+    renderer: BannerRenderer, lang: str
+) -> None:
+    from privguard.core.categories import Category
+    from privguard.core.trackers import Tracker
+
+    data = renderer.placeholder(lang, Tracker("YouTube <video>", Category.MARKETING))
+    strict_fragment(data)
+    text = data.decode()
+    assert f'lang="{lang}"' in text
+    assert "YouTube &lt;video&gt;" in text and "{name}" not in text and "{category}" not in text
+    assert html_escape(load_builtin_texts(lang)["cat_marketing"]) in text
+    ElementTree.fromstring(renderer.placeholder(lang, Tracker("Vimeo", Category.MARKETING), True))
+
+
 def html_escape(text: str) -> str:
     import html
 

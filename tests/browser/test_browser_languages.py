@@ -4,7 +4,7 @@ For each language the banner (first layer, then with "Customize" opened) and the
 variant with its persistent "Do Not Sell or Share" link must not scroll the page
 sideways, no control may clip its label, the link must not cover the dialog, and
 "Accept all" and "Reject all" must both be on screen without scrolling, at the same
-size.
+size. The opt-out page and the age check are held to the same width.
 """
 
 from __future__ import annotations
@@ -47,6 +47,21 @@ MEASURE = """() => {
                                                  bottom: p.getBoundingClientRect().bottom}
                                               : null)(document.querySelector('.privguard__panel')),
     innerHeight: window.innerHeight,
+  };
+}"""
+
+
+#: A whole privguard page (opt-out, age check): sideways scroll and clipped controls.
+PAGE_MEASURE = """() => {
+  const vw = document.documentElement.clientWidth;
+  return {
+    viewport: vw,
+    pageWidth: document.documentElement.scrollWidth,
+    clipped: [...document.querySelectorAll('main button, main a, main input, main h1')]
+      .filter(el => el.getClientRects().length > 0)
+      .filter(el => el.scrollWidth > el.clientWidth + 1
+                   || el.getBoundingClientRect().right > vw + 0.5)
+      .map(el => el.tagName + ': ' + el.textContent),
   };
 }"""
 
@@ -133,5 +148,15 @@ def test_banner_fits_a_360px_phone(browser: Browser, shop: str, lang: str) -> No
                 link,
                 reopen,
             )
+
+        # the pages privguard serves itself: the opt-out page and the age check
+        page.goto("/privguard/do-not-sell")
+        assert page.get_attribute("html", "lang") == lang
+        assert_fits(page.evaluate(PAGE_MEASURE), lang, "opt-out page")
+        page.context.set_extra_http_headers({"CF-IPCountry": "DE", "Accept-Language": lang})
+        page.goto("/checkout")
+        page.wait_for_selector("#privguard-age-gate")
+        assert page.get_attribute("html", "lang") == lang
+        assert_fits(page.evaluate(PAGE_MEASURE), lang, "age check")
     finally:
         page.context.close()
