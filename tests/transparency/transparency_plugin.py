@@ -107,10 +107,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
-    """A module that cannot be imported counts as one failed test under its own id."""
+    """A module that cannot be imported (or skips itself) counts as one test under its id."""
     if report.failed:
         _outcomes[report.nodeid] = "error"
         _messages[report.nodeid] = str(report.longrepr).strip().splitlines()[-1][:300]
+    elif report.skipped:
+        _outcomes[report.nodeid] = "skipped"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
