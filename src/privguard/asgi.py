@@ -60,6 +60,20 @@ def _decode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
+async def _in_thread(fn: Callable[[], object]) -> None:
+    """Run a blocking call in a worker thread of the running event loop's library.
+
+    anyio (Starlette's, FastAPI's) serves asyncio and trio alike; without it
+    the server is asyncio's.
+    """
+    try:
+        from anyio import to_thread
+    except ImportError:
+        await asyncio.to_thread(fn)
+    else:
+        await to_thread.run_sync(fn)
+
+
 class PrivacyMiddleware:
     """privguard for an ASGI app.
 
@@ -166,7 +180,7 @@ class PrivacyMiddleware:
             message = await receive()
             received.append(message["type"])
             if message["type"] == "lifespan.startup":
-                await asyncio.to_thread(self.runtime.replay_spool)
+                await _in_thread(self.runtime.replay_spool)
             return message
 
         async def app_send(message: Message) -> None:
@@ -195,7 +209,7 @@ class PrivacyMiddleware:
             message = await receive()
             if message["type"] != "lifespan.startup":
                 return
-            await asyncio.to_thread(self.runtime.replay_spool)
+            await _in_thread(self.runtime.replay_spool)
         await send({"type": "lifespan.startup.complete"})
         while True:
             message = await receive()
@@ -207,7 +221,7 @@ class PrivacyMiddleware:
     async def _flush_ledger(self) -> None:
         """Store (or spool) every queued receipt, off the event loop."""
         try:
-            await asyncio.to_thread(self.runtime.close)
+            await _in_thread(self.runtime.close)
         except Exception:
             log.exception("privguard ledger: error while flushing at shutdown")
 
