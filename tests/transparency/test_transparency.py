@@ -83,13 +83,14 @@ def test_a_stale_right_entry_or_a_lost_test_fails_the_check(expected: Path) -> N
     assert not lost.ok and lost.lost == ["tests/test_x.py::test_b"]
 
 
+@pytest.mark.timeout(900)  # two runs of ~1,400 tests, and the venv the first time
 def test_starlettes_own_suite_behind_privguard(tmp_path: Path) -> None:
     """Starlette's suite, bare and wrapped: every wrapped-only failure is explained."""
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "starlette", "--report", str(tmp_path / "report.md")],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=840,
     )
     output = proc.stdout + proc.stderr
     if proc.returncode == 2:
