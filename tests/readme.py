@@ -21,6 +21,7 @@ IN_PROCESS = frozenset(
         "quickstart: fastapi",
         "quickstart: starlette",
         "example: cookies",
+        "example: scripts",
         "example: context",
         "example: csp",
         "deploy: proxies",
