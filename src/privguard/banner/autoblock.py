@@ -117,11 +117,24 @@ def _invisible(attrs: list[tuple[bytes, bytes | None, int, int]]) -> bool:
 
 
 def _url(value: bytes | None) -> str:
-    return html.unescape(value.decode("utf-8", "replace")) if value else ""
+    if not value:
+        return ""
+    text = value.decode("utf-8", "replace")
+    return html.unescape(text) if "&" in text else text
 
 
 def _attr_text(value: str) -> bytes:
     return html.escape(value, quote=True).encode("utf-8")
+
+
+def _gate(tracker: Tracker) -> bytes:
+    return (
+        b' type="text/plain" data-privguard-category="'
+        + tracker.category.value.encode("ascii")
+        + b'" data-privguard-tracker="'
+        + _attr_text(tracker.name)
+        + b'"'
+    )
 
 
 class TagRewriter:
@@ -153,13 +166,7 @@ class TagRewriter:
         return tracker
 
     def _gate(self, tracker: Tracker) -> bytes:
-        return (
-            b' type="text/plain" data-privguard-category="'
-            + tracker.category.value.encode("ascii")
-            + b'" data-privguard-tracker="'
-            + _attr_text(tracker.name)
-            + b'"'
-        )
+        return _gate(tracker)
 
     def script(self, tag: bytes) -> tuple[int, bytes]:
         """What to do with a ``<script ...>`` start tag: (SKIP or HOLD, bytes to send)."""
