@@ -9,6 +9,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from privguard.banner import BannerRenderer
 from privguard.banner.render import SHIPPED_LANGUAGES, TEXT_KEYS, load_builtin_texts
@@ -676,3 +678,26 @@ def test_shop_declarations_are_escaped_and_localised() -> None:
     assert _rows(r.body_snippet("en", decision(s), "t", None))["marketing"][0].endswith(
         "Ads & more | 1 day"
     )
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_return_path_fast_path_equals_quoting(path: str, query: str) -> None:
+    from urllib.parse import quote
+
+    from privguard.banner.render import _query_value, return_path
+
+    path = "/" + path
+    got = return_path(path, query)
+    assert got == "/" or got.startswith("/")
+    assert all(0x20 < ord(c) < 0x7F and c not in '<>"\\' for c in got)
+    if not path.startswith("//") and "\\" not in path:
+        try:
+            text = path.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            text = path
+        slow = quote(text, safe="/:@!$&'()*+,;=-._~")
+        if query and len(slow) <= 2048:
+            with_query = slow + "?" + quote(query, safe="/:@!$&'()*+,;=-._~%?")
+            slow = with_query if len(with_query) <= 2048 else slow
+        assert got == slow
+    assert _query_value(got) == quote(got, safe="")

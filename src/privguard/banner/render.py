@@ -272,6 +272,14 @@ def xhtml(markup: str) -> str:
     return "".join(parser.out)
 
 
+#: What a path and a query keep as they are (RFC 3986 pchar; a query also "%" and "?").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "%?"
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~-]*\Z")
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~%?-]*\Z")
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*\Z")
+
+
 def return_path(path: str, query: str = "") -> str:
     """The request ``path`` (and ``query``) as a same-origin URL to come back to.
 
@@ -282,18 +290,29 @@ def return_path(path: str, query: str = "") -> str:
     """
     if not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
-    try:
-        path = path.encode("latin-1").decode("utf-8")  # WSGI: bytes as latin-1
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass  # already text (ASGI)
-    encoded = quote(path, safe="/:@!$&'()*+,;=-._~")
+    if _PLAIN_PATH.match(path):  # the common case: nothing to encode
+        encoded = path
+    else:
+        try:
+            path = path.encode("latin-1").decode("utf-8")  # WSGI: bytes as latin-1
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass  # already text (ASGI)
+        encoded = quote(path, safe=_PATH_SAFE)
     if len(encoded) > 2048:
         return "/"
     if query:
-        with_query = encoded + "?" + quote(query, safe="/:@!$&'()*+,;=-._~%?")
+        plain = _PLAIN_QUERY.match(query)
+        with_query = encoded + "?" + (query if plain else quote(query, safe=_QUERY_SAFE))
         if len(with_query) <= 2048:
             return with_query
     return encoded
+
+
+def _query_value(url: str) -> str:
+    """``url`` percent-encoded as one query value (``quote(url, safe="")``), fast."""
+    if _UNRESERVED.match(url.replace("/", "")):
+        return url.replace("/", "%2F")
+    return quote(url, safe="")
 
 
 def _content_hash(data: bytes) -> str:
@@ -480,7 +499,7 @@ class BannerRenderer:
             _attr_value(csrf_token),
             _nonce_attr(nonce),
             _attr_value(back),
-            _attr_value(quote(back, safe="")),
+            _attr_value(_query_value(back)),
             *(
                 (_CHECKED_XML if xhtml else _CHECKED) if cat in allowed else b""
                 for cat in _SLOT_CATEGORIES
