@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from privguard.core.categories import Category
 from privguard.core.decision import Decision
-
-if TYPE_CHECKING:
-    from privguard.runtime import Runtime
 
 __all__ = ["PrivacyContext", "get_context", "CONTEXT_KEY"]
 
 #: Key under which adapters store the context in the WSGI environ / ASGI scope.
 CONTEXT_KEY = "privguard"
+
+
+class _Runtime(Protocol):
+    """What the context asks of the middleware's runtime (``privguard.runtime.Runtime``).
+
+    A protocol, so this module stays below the runtime that builds contexts.
+    """
+
+    @property
+    def banner(self) -> Any: ...
+
+    def csrf_token(self, host: str) -> str: ...
 
 
 def _fact(name: str) -> Any:
@@ -39,7 +48,7 @@ class PrivacyContext:
     def __init__(
         self,
         decision: Decision,
-        runtime: Runtime,
+        runtime: _Runtime,
         lang: str | None = None,
         host: str = "",
         holder: MutableMapping[str, Any] | None = None,

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from werkzeug.http import dump_cookie
@@ -25,6 +25,7 @@ from privguard.core.consent import ConsentState
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.errors import RequestDataError
+from privguard.responses import JSON_TYPE, NO_STORE, EndpointResponse, json_error, json_response
 from privguard.runtime import Runtime
 
 __all__ = [
@@ -42,34 +43,8 @@ log = logging.getLogger("privguard.endpoints")
 MAX_BODY = 16 * 1024
 #: Date the gpc.json support statement last changed (RFC 3339 full-date).
 GPC_LAST_UPDATE = "2026-11-25"
-_JSON = "application/json"
-_NO_STORE = ("Cache-Control", "no-store")
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointResponse:
-    """Status, header pairs and body of an endpoint's answer.
-
-    ``cookies`` are privguard's own Set-Cookie values (consent cookie, expiries);
-    ``decision`` is the decision after the answer took effect, if it changed.
-    """
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    cookies: tuple[str, ...] = ()
-    decision: Decision | None = None
-
-
-def _json(status: int, data: object) -> EndpointResponse:
-    body = json.dumps(data, separators=(",", ":")).encode("utf-8")
-    headers = [("Content-Type", _JSON), _NO_STORE, ("Content-Length", str(len(body)))]
-    return EndpointResponse(status, headers, body)
-
-
-def json_error(status: int, message: str) -> EndpointResponse:
-    """A JSON ``{"error": message}`` answer."""
-    return _json(status, {"error": message})
+_JSON = JSON_TYPE
+_NO_STORE = NO_STORE
 
 
 def state_json(decision: Decision, settings_version: str) -> dict[str, object]:
@@ -100,7 +75,7 @@ def handle_endpoint(
         if view.method not in ("GET", "HEAD"):
             return json_error(405, "method not allowed")
         data = {"gpc": runtime.settings.honor_gpc, "lastUpdate": GPC_LAST_UPDATE}
-        resp = _json(200, data)
+        resp = json_response(200, data)
         return replace(
             resp,
             headers=[
@@ -113,7 +88,7 @@ def handle_endpoint(
     try:
         if name == "consent":
             if view.method in ("GET", "HEAD"):
-                return _json(200, state_json(decision, runtime.settings.policy_version))
+                return json_response(200, state_json(decision, runtime.settings.policy_version))
             if view.method == "POST":
                 return _post_consent(runtime, view, decision, body)
             return json_error(405, "method not allowed")
@@ -312,7 +287,7 @@ def _refused(runtime: Runtime, view: RequestView, refused: _Refused) -> Endpoint
             "message": banner.texts[lang]["rate_limited_text"],
             "retry_after": int(retry),
         }
-        resp = _json(429, data)
+        resp = json_response(429, data)
         return replace(resp, headers=[*resp.headers, ("Retry-After", retry)])
     try:
         back = _safe_next(_single(refused.fields, "next"))
@@ -454,7 +429,7 @@ def _store(
     if record:
         _record(runtime, new_decision, receipt_id, now, method)
     if is_json:
-        resp = _json(200, state_json(new_decision, settings.policy_version))
+        resp = json_response(200, state_json(new_decision, settings.policy_version))
         return replace(resp, cookies=(cookie,), decision=new_decision)
     target = _safe_next(_single(fields, "next"))
     return EndpointResponse(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -165,7 +166,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         if settings.ledger is not None:
-            from privguard.ledger.base import ledger_kind
+            from privguard.ledger.factory import ledger_kind
 
             if ledger_kind(settings.ledger) == "sqlite":
                 from privguard.ledger.sqlite import check_writable
@@ -329,7 +330,7 @@ class Runtime:
         get 403 JSON either way (they cannot fill in a form).
         """
         from privguard.banner.render import return_path
-        from privguard.endpoints import EndpointResponse, json_error
+        from privguard.responses import EndpointResponse, json_error
 
         accept = (view.header("accept") or "").lower()
         wants_html = "text/html" in accept or "application/xhtml+xml" in accept
@@ -430,9 +431,12 @@ class Runtime:
         if self._ledger is None:
             with self._ledger_lock:
                 if self._ledger is None:
-                    from privguard.ledger import LedgerWriter
+                    from privguard.ledger import LedgerWriter, derive_ledger_keys, open_ledger
 
-                    self._ledger = LedgerWriter(self.settings.ledger)
+                    keys = derive_ledger_keys(self.settings.ledger_keys)
+                    self._ledger = LedgerWriter(
+                        self.settings.ledger, opener=functools.partial(open_ledger, keys=keys)
+                    )
         return self._ledger
 
     def replay_spool(self) -> None:

@@ -257,6 +257,15 @@ OPTIONS: tuple[Option, ...] = (
         "optional-str",
     ),
     Option(
+        "ledger_key",
+        None,
+        "Keys the ledger's hash chain and signs its head (HMAC), so a database writer "
+        "without it cannot rewrite or cut off receipts unnoticed. str/bytes of 32+ bytes, "
+        "or a list: the first keys a new ledger, any continues one. None derives it from "
+        "the first `secret_key`; set it to rotate `secret_key` freely.",
+        "list",
+    ),
+    Option(
         "rate_limit",
         DEFAULT_RATE_LIMIT,
         "Consent/age posts allowed per visitor (page-view token, else address), e.g. "
@@ -329,6 +338,7 @@ class Settings:
 
     # declared for type checkers; values set in __init__
     secret_keys: tuple[bytes, ...]
+    ledger_keys: tuple[bytes, ...]
     policy_version: str
     policy_url: str | None
     contact_url: str | None
@@ -485,10 +495,18 @@ class Settings:
         s(self, "endpoint_prefix", prefix)
         ledger = _optional_str("ledger", values["ledger"])
         if ledger is not None:
-            from privguard.ledger.base import ledger_kind
+            from privguard.ledger.factory import ledger_kind
 
             ledger_kind(ledger)  # raises ConfigError(option="ledger"), password masked
         s(self, "ledger", ledger)
+        ledger_key = values["ledger_key"]
+        if ledger_key in (None, "", b"", [], ()):
+            s(self, "ledger_keys", self.secret_keys)
+        else:
+            try:
+                s(self, "ledger_keys", _secret_keys(ledger_key, self.debug))
+            except ConfigError as exc:
+                raise ConfigError("ledger_key", str(exc).split(": ", 1)[-1]) from None
         rate = _optional_str("rate_limit", values["rate_limit"])
         if rate is not None:
             from privguard.ratelimit import parse_rate
@@ -500,6 +518,8 @@ class Settings:
         s(self, "rate_limit_storage", check_storage_url(values["rate_limit_storage"]))
         raw = dict(values)
         raw["secret_key"] = _Secret(len(self.secret_keys))
+        if raw.get("ledger_key") not in (None, "", b"", [], ()):
+            raw["ledger_key"] = _Secret(len(self.ledger_keys))
         if ledger is not None:
             from privguard.ledger.base import redact_url
 
@@ -531,6 +551,8 @@ class Settings:
     def _given(self) -> dict[str, Any]:
         out = dict(self.raw)
         out["secret_key"] = list(self.secret_keys)
+        if self.ledger_keys is not self.secret_keys:
+            out["ledger_key"] = list(self.ledger_keys)
         out["ledger"] = self.ledger
         out["rate_limit_storage"] = self.rate_limit_storage
         return out

@@ -4,7 +4,7 @@ from flask import Flask
 from webtest import TestApp
 
 import privguard
-from privguard.ledger import open_ledger
+from privguard.ledger import derive_ledger_keys, open_ledger
 
 KEY = "ledger-e2e-key-" + "x" * 32
 
@@ -34,7 +34,7 @@ def test_choices_become_receipts_without_full_ip(tmp_path):
     runtime = app.wsgi_app.runtime
     assert runtime.ledger.flush(10)
     runtime.close()
-    ledger = open_ledger(url)
+    ledger = open_ledger(url, keys=derive_ledger_keys([KEY]))
     try:
         rows = list(ledger.iter_receipts())
         assert [r.method for r in rows] == ["form", "json", "age"]

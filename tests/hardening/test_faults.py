@@ -42,7 +42,7 @@ from werkzeug.test import Client
 import privguard
 from privguard.asgi import PrivacyMiddleware as AsgiMiddleware
 from privguard.core.consent import CONSENT_SALT
-from privguard.ledger import LedgerWriter, open_ledger
+from privguard.ledger import LedgerWriter, derive_ledger_keys, open_ledger
 
 KEY = "fault-injection-key-" + "q" * 40
 VISITOR_IP = "203.0.113.7"
@@ -338,7 +338,7 @@ def test_locked_ledger_spools_then_replays_each_receipt_once(kind: str, tmp_path
     shop.middleware.runtime.close()
 
     assert not spool.exists() or spool.read_text() == ""
-    ledger = open_ledger(f"sqlite:///{path}")
+    ledger = open_ledger(f"sqlite:///{path}", keys=derive_ledger_keys([KEY]))
     try:
         receipts = list(ledger.iter_receipts())
         result = ledger.verify()

@@ -37,7 +37,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from privguard.core.consent import CONSENT_SALT
-from privguard.ledger import open_ledger
+from privguard.ledger import derive_ledger_keys, open_ledger
 
 KEY = "load-test-key-" + "l" * 40
 VISITORS = int(os.environ.get("PRIVGUARD_LOAD_VISITORS", "1500"))
@@ -346,7 +346,7 @@ def test_1500_visitors_no_leaks_no_5xx_one_receipt_per_choice(server: Any):
     expected_ids = set().union(*(v.receipts for v in visitors))
     choices = sum(v.choice is not None for v in visitors)
     withdrawals = sum(v.withdrawals for v in visitors)
-    ledger = open_ledger(ledger_url)
+    ledger = open_ledger(ledger_url, keys=derive_ledger_keys([KEY]))
     try:
         receipts = list(ledger.iter_receipts())
         result = ledger.verify()

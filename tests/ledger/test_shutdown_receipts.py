@@ -25,7 +25,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from privguard.core.consent import CONSENT_SALT
-from privguard.ledger import open_ledger
+from privguard.ledger import derive_ledger_keys, open_ledger
 from tests.appserver import AppServer
 
 KEY = "shutdown-test-key-" + "s" * 40
@@ -145,7 +145,7 @@ def run(tmp_path: Path, url: str, kind: str, lock: Callable[[], Callable[[], Non
     )
     assert len(stored) == len(set(stored)) == CHOICES
     assert set(stored) == set(ids)
-    ledger = open_ledger(url)
+    ledger = open_ledger(url, keys=derive_ledger_keys([KEY]))  # the app keyed its chain
     try:
         assert ledger.verify().ok
     finally:

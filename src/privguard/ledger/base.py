@@ -6,35 +6,46 @@ This module decides:
   address or an unknown method/age status and stores a raw User-Agent string
   as ``"Other"``, so a birth date, a full address or a User-Agent can never
   reach a row);
-* how a receipt is hashed: SHA-256 over canonical JSON of *every* stored field
+* how a receipt is hashed: over canonical JSON of *every* stored field
   (``seq`` and ``prev_hash`` included, only ``hash`` itself left out), so no
-  column can change unnoticed (:func:`hash_receipt`);
+  column can change unnoticed (:func:`hash_receipt`). A keyed ledger uses
+  HMAC-SHA256 with a key derived from ``ledger_key`` (or the first
+  ``secret_key``) and signs its chain head (:func:`head_mac`), so a database
+  writer without the key can neither recompute a receipt nor move the head;
+  receipts stored before a ledger was keyed (``seq < keyed_from``) keep their
+  plain SHA-256 and are covered by the first keyed receipt's ``prev_hash``;
 * how a stored row is read back: strictly (:func:`receipt_from_row`); a value
   that is not in its canonical stored form is itself a sign of tampering;
 * how a chain is checked (:func:`verify_chain`): gap-free ``seq`` from the
   anchor, each ``prev_hash`` equal to the previous ``hash`` (``"0" * 64``
   before the first receipt, or the anchor left behind by a purge), each
-  ``hash`` recomputed, and the last receipt equal to the recorded chain head;
+  ``hash`` recomputed, the last receipt equal to the recorded chain head, the
+  head's signature, and any checkpoint the app logged elsewhere
+  (:class:`Checkpoint`: a receipt the chain must still hold unchanged);
 * that a purge deletes only a prefix of the chain (up to the first receipt
   that is still young enough) and records where it cut, so what is kept
   still verifies from that anchor.
 
-Back-ends (``sqlite.py``, ``postgres.py``) only store and fetch; the rules live here.
+Back-ends (``sqlite.py``, ``postgres.py``) only store and fetch; the rules live
+here, and ``factory.py`` (above all three) picks the back-end for a URL.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
+import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import unquote
 
-from privguard.errors import ConfigError, LedgerError
+from privguard.errors import LedgerError
 
 __all__ = [
     "AGE_STATUSES",
@@ -44,7 +55,9 @@ __all__ = [
     "METHODS",
     "UA_FAMILY_OTHER",
     "ChainHead",
+    "Checkpoint",
     "Ledger",
+    "LedgerKey",
     "MalformedRow",
     "Receipt",
     "ReceiptDraft",
@@ -53,10 +66,12 @@ __all__ = [
     "canonical_json",
     "draft_from_json",
     "draft_to_json",
+    "derive_ledger_keys",
     "hash_receipt",
-    "ledger_kind",
+    "head_mac",
+    "parse_checkpoints",
     "make_receipt",
-    "open_ledger",
+    "read_head",
     "receipt_from_row",
     "receipt_to_row",
     "redact",
@@ -67,6 +82,10 @@ __all__ = [
 
 #: ``prev_hash`` of the first receipt of a ledger that was never purged.
 GENESIS_HASH = "0" * 64
+
+_log = logging.getLogger("privguard.ledger")
+#: Seconds between two checkpoint lines in the app's log (one at the first append).
+CHECKPOINT_INTERVAL = 60.0
 
 #: How a choice was made (``gpc``/``dnt``: a browser signal, no click).
 METHODS = frozenset({"banner", "form", "json", "age", "gpc", "dnt", "do-not-sell"})
@@ -265,6 +284,8 @@ class ChainHead:
     ``seq``/``hash`` belong to the newest receipt (or equal the anchor when the
     ledger is empty); ``anchor_seq``/``anchor_hash`` are those of the last
     purged receipt (``0`` and :data:`GENESIS_HASH` when nothing was purged).
+    A keyed ledger names its key (``key_id``, a fingerprint, never the key),
+    the first keyed receipt (``keyed_from``) and signs all of it (``mac``).
     """
 
     seq: int = 0
@@ -272,6 +293,35 @@ class ChainHead:
     anchor_seq: int = 0
     anchor_hash: str = GENESIS_HASH
     purged: int = 0
+    keyed_from: int = 0
+    key_id: str | None = None
+    mac: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerKey:
+    """The keys of one chain, derived from one secret (see :func:`derive_ledger_keys`)."""
+
+    chain: bytes
+    head: bytes
+    id: str
+
+    def __repr__(self) -> str:
+        return f"LedgerKey(id={self.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A receipt the chain must still hold: ``seq`` (``None``: any) with ``hash``.
+
+    Written to the app's log (``privguard ledger checkpoint seq=… hash=… mac=…``)
+    or recorded by an auditor from ``ledger verify``; ``mac`` proves a logged
+    line came from a holder of the key.
+    """
+
+    seq: int | None
+    hash: str
+    mac: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +339,12 @@ class VerifyResult:
     first_bad_seq: int | None = None
     first_bad_id: str | None = None
     reason: str = ""
+    #: the ledger is keyed and no matching key was given (not a sign of tampering)
+    needs_key: bool = False
+    #: first receipt under the key (``0``: the ledger is not keyed)
+    keyed_from: int = 0
+    #: checkpoints compared with the chain (purged ones cannot be)
+    checkpoints: int = 0
 
     @property
     def first_bad(self) -> str | None:
@@ -330,8 +386,8 @@ class Ledger(Protocol):
         """Receipts in chain order, filtered by ``since <= ts < until`` and id."""
         ...
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain."""
+    def verify(self, expect: Sequence[Checkpoint] = ()) -> VerifyResult:
+        """Check the whole chain, its signed head and the ``expect``-ed checkpoints."""
         ...
 
     def purge(self, older_than: timedelta, now: datetime) -> int:
@@ -352,7 +408,69 @@ class Ledger(Protocol):
 
 
 class ChainLedger:
-    """What every back-end derives from its ``append_many`` and ``iter_receipts``."""
+    """What every back-end derives from its ``append_many`` and ``iter_receipts``.
+
+    It also holds the chain keys (``keys``, the first keys a new ledger) and
+    logs a checkpoint of the head after appends, at most every
+    :data:`CHECKPOINT_INTERVAL` seconds.
+    """
+
+    _keys: tuple[LedgerKey, ...] = ()
+    _keyed_at_open = False  # the app keyed (or found keyed) the chain: it must stay keyed
+    _last_checkpoint: float | None = None
+
+    def _key_for(self, head: ChainHead, *, writing: bool) -> LedgerKey | None:
+        """The key that continues ``head`` (``None``: an unkeyed ledger, opened without keys)."""
+        if head.key_id is None:
+            if writing and self._keyed_at_open:
+                raise LedgerError(
+                    "the chain head names no key although this ledger was keyed at open: "
+                    "run `privguard ledger verify`"
+                )
+            return None
+        for key in self._keys:
+            if key.id == head.key_id:
+                return key
+        raise LedgerError(
+            f"the ledger is keyed (key id {head.key_id}) and none of the given keys matches: "
+            "set ledger_key (or secret_key) to the key it was made with"
+        )
+
+    def _keyed_head(self, head: ChainHead) -> ChainHead | None:
+        """``head`` keyed from its next receipt, when this ledger has keys and it has none."""
+        if not self._keys:
+            return None
+        self._keyed_at_open = True
+        if head.key_id is not None:
+            return None
+        key = self._keys[0]
+        if head.seq == head.anchor_seq == 0:  # a new ledger: keyed from its first receipt
+            return seal_head(replace(head, keyed_from=1, key_id=key.id), key)
+        _log.warning(
+            "privguard ledger: keying the chain from seq %d (key id %s); receipts before it "
+            "keep plain SHA-256 hashes, covered by the first keyed receipt",
+            head.seq + 1,
+            key.id,
+        )
+        return seal_head(replace(head, keyed_from=head.seq + 1, key_id=key.id), key)
+
+    def _advanced(self, head: ChainHead, seq: int, prev: str, key: LedgerKey | None) -> ChainHead:
+        """The head after appends up to ``seq``/``prev``, signed when keyed."""
+        new = replace(head, seq=seq, hash=prev)
+        return seal_head(new, key) if key is not None else new
+
+    def _log_checkpoint(self, head: ChainHead, key: LedgerKey | None) -> None:
+        now = time.monotonic()
+        last = self._last_checkpoint
+        if key is None or (last is not None and now - last < CHECKPOINT_INTERVAL):
+            return
+        self._last_checkpoint = now
+        _log.info(
+            "privguard ledger checkpoint seq=%d hash=%s mac=%s",
+            head.seq,
+            head.hash,
+            checkpoint_mac(key, head.seq, head.hash),
+        )
 
     def append_many(self, drafts: Sequence[ReceiptDraft]) -> list[Receipt]:
         raise NotImplementedError
@@ -406,16 +524,88 @@ def _hash_payload(seq: int, draft: ReceiptDraft, prev_hash: str) -> dict[str, An
     return payload
 
 
-def hash_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> str:
-    """SHA-256 (hex) over every stored field of the receipt except ``hash``."""
+def hash_receipt(seq: int, draft: ReceiptDraft, prev_hash: str, key: bytes | None = None) -> str:
+    """SHA-256 (hex) over every stored field except ``hash``; HMAC-SHA256 with a chain ``key``."""
     data = canonical_json(_hash_payload(seq, draft, prev_hash)).encode("utf-8")
+    if key is not None:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()
 
 
-def make_receipt(seq: int, draft: ReceiptDraft, prev_hash: str) -> Receipt:
-    """Chain ``draft`` after a receipt whose hash is ``prev_hash``."""
+def make_receipt(
+    seq: int, draft: ReceiptDraft, prev_hash: str, key: LedgerKey | None = None
+) -> Receipt:
+    """Chain ``draft`` after a receipt whose hash is ``prev_hash`` (keyed with ``key``)."""
     values = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
-    return Receipt(seq=seq, prev_hash=prev_hash, hash=hash_receipt(seq, draft, prev_hash), **values)
+    digest = hash_receipt(seq, draft, prev_hash, key.chain if key is not None else None)
+    return Receipt(seq=seq, prev_hash=prev_hash, hash=digest, **values)
+
+
+def derive_ledger_keys(secrets: Iterable[bytes | str]) -> tuple[LedgerKey, ...]:
+    """One :class:`LedgerKey` per secret, in order (the first keys a new ledger).
+
+    Each secret gives a chain key, a head key and a public fingerprint through
+    HMAC-SHA256 with their own labels, so neither the cookie-signing use of a
+    ``secret_key`` nor one another can be replayed as the other.
+    """
+    out = []
+    for secret in secrets:
+        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+
+        def sub(label: bytes, raw: bytes = raw) -> bytes:
+            return hmac.new(raw, b"privguard.ledger." + label, hashlib.sha256).digest()
+
+        out.append(LedgerKey(sub(b"chain.v1"), sub(b"head.v1"), sub(b"key-id.v1").hex()[:16]))
+    return tuple(out)
+
+
+def _head_fields(head: ChainHead) -> bytes:
+    fields_ = [
+        "privguard.ledger.head.v1",
+        head.seq,
+        head.hash,
+        head.anchor_seq,
+        head.anchor_hash,
+        head.purged,
+        head.keyed_from,
+        head.key_id,
+    ]
+    return canonical_json(fields_).encode("utf-8")
+
+
+def head_mac(key: LedgerKey, head: ChainHead) -> str:
+    """The signature of every field of ``head`` but ``mac``."""
+    return hmac.new(key.head, _head_fields(head), hashlib.sha256).hexdigest()
+
+
+def seal_head(head: ChainHead, key: LedgerKey) -> ChainHead:
+    """``head`` with its signature."""
+    return replace(head, mac=head_mac(key, head))
+
+
+def checkpoint_mac(key: LedgerKey, seq: int, digest: str) -> str:
+    """The signature of a checkpoint line (its own label: no head signature is one)."""
+    data = canonical_json(["privguard.ledger.checkpoint.v1", seq, digest]).encode("utf-8")
+    return hmac.new(key.head, data, hashlib.sha256).hexdigest()
+
+
+_CHECKPOINT_LINE = re.compile(
+    r"privguard ledger checkpoint seq=(\d+) hash=([0-9a-f]{64})(?: mac=([0-9a-f]{64}))?"
+)
+
+
+def parse_checkpoints(text: str) -> list[Checkpoint]:
+    """Every checkpoint line in ``text`` (an app log, or a file an auditor keeps)."""
+    return [
+        Checkpoint(int(m.group(1)), m.group(2), m.group(3)) for m in _CHECKPOINT_LINE.finditer(text)
+    ]
+
+
+def read_head(row: Sequence[Any] | None) -> ChainHead:
+    """A stored head row: five v1 columns, or eight since keying (schema 2)."""
+    if row is None:
+        raise LedgerError("ledger chain head is missing")
+    return ChainHead(*row)
 
 
 def receipt_to_row(receipt: Receipt, *, ts_as_text: bool, bool_as_int: bool) -> tuple[Any, ...]:
@@ -556,33 +746,110 @@ class _ChainCheck:
     checked: int = 0
 
 
-def verify_chain(rows: Iterable[Sequence[Any]], head: ChainHead) -> VerifyResult:
-    """Check stored rows (in ``seq`` order) against each other and the chain head."""
+def _fail(state: _ChainCheck, reason: str, **kw: Any) -> VerifyResult:
+    return VerifyResult(False, state.checked, reason=reason, **kw)
+
+
+def verify_chain(
+    rows: Iterable[Sequence[Any]],
+    head: ChainHead,
+    keys: Sequence[LedgerKey] = (),
+    expect: Sequence[Checkpoint] = (),
+) -> VerifyResult:
+    """Check stored rows (in ``seq`` order) against each other, the signed head and ``expect``.
+
+    With ``keys`` the ledger must be keyed with one of them; a keyed ledger
+    without its key is reported with ``needs_key`` (it cannot be checked).
+    """
     state = _ChainCheck(expected_seq=head.anchor_seq + 1, expected_prev=head.anchor_hash)
+    key: LedgerKey | None = None
+    if head.key_id is not None:
+        key = next((k for k in keys if k.id == head.key_id), None)
+        if key is None:
+            given = "none of the given keys matches" if keys else "no key was given"
+            return _fail(
+                state,
+                f"the ledger is keyed (key id {head.key_id}) and {given}: set "
+                "PRIVGUARD_LEDGER_KEY (or PRIVGUARD_SECRET_KEY) to its key",
+                needs_key=True,
+            )
+        if head.mac is None or not hmac.compare_digest(head.mac, head_mac(key, head)):
+            return _fail(
+                state,
+                "the chain head's signature does not match: the head (seq, hash, purge "
+                "anchor or key) was rewritten without the key",
+                keyed_from=head.keyed_from,
+            )
+    elif keys:
+        return _fail(
+            state,
+            "the ledger is not keyed: a database writer could rewrite it unnoticed "
+            "(the app keys it from its next receipt when it opens it with this version)",
+        )
+    by_seq = {c.seq: c for c in expect if c.seq is not None}
+    by_hash = {c.hash for c in expect if c.seq is None}
+    seen_hashes: set[str] = set()
+    for checkpoint in expect:
+        if key is not None and checkpoint.mac is not None and checkpoint.seq is not None:
+            if not hmac.compare_digest(
+                checkpoint.mac, checkpoint_mac(key, checkpoint.seq, checkpoint.hash)
+            ):
+                return _fail(
+                    state,
+                    f"checkpoint seq {checkpoint.seq} is not signed by the ledger's key "
+                    "(a forged or foreign checkpoint line)",
+                )
+    anchor = by_seq.get(head.anchor_seq)
+    if anchor is not None and anchor.hash != head.anchor_hash:
+        return _fail(state, f"checkpoint seq {head.anchor_seq} does not match the purge anchor")
+    keyed_from = head.keyed_from if key is not None else None
     for row in rows:
         try:
             receipt = receipt_from_row(row)
         except MalformedRow as exc:
             return VerifyResult(False, state.checked, exc.seq, exc.receipt_id, str(exc))
-        bad = _check_link(receipt, state)
+        chain_key = key.chain if key is not None and receipt.seq >= (keyed_from or 0) else None
+        bad = _check_link(receipt, state, chain_key)
+        if not bad:
+            expected = by_seq.get(receipt.seq)
+            if expected is not None and expected.hash != receipt.hash:
+                bad = (
+                    f"the receipt differs from checkpoint seq {receipt.seq} logged earlier: "
+                    "it was rewritten"
+                )
         if bad:
             return VerifyResult(False, state.checked, receipt.seq, receipt.id, bad)
+        if by_hash:
+            seen_hashes.add(receipt.hash)
         state.checked += 1
         state.expected_seq = receipt.seq + 1
         state.expected_prev = receipt.hash
-    if state.expected_seq - 1 != head.seq or state.expected_prev != head.hash:
-        return VerifyResult(
-            False,
-            state.checked,
-            None,
-            None,
-            f"chain ends at seq {state.expected_seq - 1} but its recorded head is seq "
+    last = state.expected_seq - 1
+    if last != head.seq or state.expected_prev != head.hash:
+        return _fail(
+            state,
+            f"chain ends at seq {last} but its recorded head is seq "
             f"{head.seq}: receipts after the last one were removed or the head was altered",
         )
-    return VerifyResult(True, state.checked)
+    beyond = [seq for seq in by_seq if seq > last]
+    if beyond:
+        return _fail(
+            state,
+            f"a checkpoint names seq {max(beyond)} but the chain ends at seq {last}: "
+            "the newest receipts were cut off and the head rolled back",
+        )
+    missing = by_hash - seen_hashes - {head.anchor_hash}
+    if missing:
+        return _fail(
+            state,
+            f"expected head {sorted(missing)[0]} is not in the chain: receipts were "
+            "removed or rewritten",
+        )
+    compared = sum(1 for c in expect if c.seq is None or c.seq >= head.anchor_seq)
+    return VerifyResult(True, state.checked, keyed_from=head.keyed_from, checkpoints=compared)
 
 
-def _check_link(receipt: Receipt, state: _ChainCheck) -> str:
+def _check_link(receipt: Receipt, state: _ChainCheck, key: bytes | None) -> str:
     if receipt.seq != state.expected_seq:
         return (
             f"expected seq {state.expected_seq}, found seq {receipt.seq}: "
@@ -591,7 +858,9 @@ def _check_link(receipt: Receipt, state: _ChainCheck) -> str:
     if receipt.prev_hash != state.expected_prev:
         return "prev_hash does not match the previous receipt's hash"
     draft = receipt.draft
-    if hash_receipt(receipt.seq, draft, receipt.prev_hash) != receipt.hash:
+    if not hmac.compare_digest(
+        hash_receipt(receipt.seq, draft, receipt.prev_hash, key), receipt.hash
+    ):
         return "hash does not match the receipt's content: a stored value was changed"
     return ""
 
@@ -643,55 +912,3 @@ def redact(text: str, url: object) -> str:
 def redact_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``."""
     return redact(url, url)
-
-
-_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
-
-
-def ledger_kind(url: object) -> str:
-    """``"sqlite"`` or ``"postgresql"`` for a ledger URL (no I/O).
-
-    Raises ``ConfigError(option="ledger")`` for anything else, including a URL
-    whose parameters the back-end would refuse.
-    """
-    if not isinstance(url, str) or ":" not in url:
-        raise ConfigError(
-            "ledger",
-            f"{redact_url(url) if isinstance(url, str) else url!r} is not a ledger URL "
-            "(sqlite:///path.db or postgresql://…)",
-        )
-    kind = _SCHEMES.get(url.split(":", 1)[0].lower())
-    if kind is None:
-        raise ConfigError(
-            "ledger",
-            f"unsupported ledger URL scheme in {redact_url(url)!r} (use sqlite:// or postgresql://)",
-        )
-    if kind == "sqlite":
-        from privguard.ledger.sqlite import parse_sqlite_url
-
-        parse_sqlite_url(url)
-    else:
-        try:
-            from privguard.ledger.postgres import check_postgres_url
-        except ImportError:
-            raise ConfigError(
-                "ledger", "a postgresql:// ledger needs psycopg: pip install 'privguard[postgres]'"
-            ) from None
-        check_postgres_url(url)
-    return kind
-
-
-def open_ledger(url: str, *, create: bool = True) -> Ledger:
-    """Open the ledger at ``url``: ``sqlite:///path.db``, ``sqlite:///:memory:`` or ``postgresql://…``.
-
-    A bad URL raises ``ConfigError(option="ledger")``; an unreachable database
-    raises :class:`~privguard.errors.LedgerError`. With ``create=False`` a
-    missing ledger is an error instead of being created.
-    """
-    if ledger_kind(url) == "sqlite":
-        from privguard.ledger.sqlite import SQLiteLedger
-
-        return SQLiteLedger(url, create=create)
-    from privguard.ledger.postgres import PostgresLedger
-
-    return PostgresLedger(url, create=create)

@@ -7,7 +7,13 @@ Decides what the ledger commands accept and how they exit:
   the one opened is named on stderr. A missing, malformed or unreachable ledger is
   one line on stderr and exit 2, and the commands never create a ledger that is not
   there;
-* ``verify`` exits 0 when the whole chain holds, 1 naming the first bad receipt;
+* ``verify`` exits 0 when the whole chain holds, 1 naming the first bad receipt
+  or the problem (a rewritten or rolled-back head, a checkpoint the chain no
+  longer holds), 2 when a keyed ledger is given without its key. The key comes
+  from ``PRIVGUARD_LEDGER_KEY`` or else ``PRIVGUARD_SECRET_KEY`` (comma-separated
+  for several); ``--expect-head [SEQ:]HASH`` and ``--checkpoint FILE`` (the app's
+  log, or any file holding its ``privguard ledger checkpoint`` lines) name
+  receipts the chain must still hold;
 * ``export`` writes JSON lines (or ``--format csv``) filtered by ``--since`` /
   ``--until`` (ISO dates or times, UTC when naive; a date-only ``--until``
   includes that day) and ``--id`` (a visitor's access request: exit 1 when that
@@ -32,7 +38,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
 from privguard.errors import ConfigError, LedgerError
-from privguard.ledger.base import COLUMNS, Ledger, MalformedRow, open_ledger, redact_url
+from privguard.ledger.base import (
+    COLUMNS,
+    Checkpoint,
+    Ledger,
+    LedgerKey,
+    MalformedRow,
+    derive_ledger_keys,
+    parse_checkpoints,
+    redact_url,
+)
+from privguard.ledger.factory import open_ledger
 from privguard.settings import DEFAULT_LEDGER
 
 __all__ = ["DEFAULT_RETENTION", "parse_age", "register"]
@@ -120,11 +136,12 @@ def ledger_url(args: argparse.Namespace) -> tuple[str, str]:
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Ledger]:
     url, source = ledger_url(args)
+    keys = _keys()
     if source == ENV_VAR or source == "--ledger":
-        ledger = open_ledger(url, create=False)
+        ledger = open_ledger(url, create=False, keys=keys)
     else:
         try:
-            ledger = open_ledger(url, create=False)
+            ledger = open_ledger(url, create=False, keys=keys)
         except (ConfigError, LedgerError, OSError) as exc:
             raise LedgerError(f"{exc} ({source})") from None
     # stderr, so that an export on stdout stays clean
@@ -152,15 +169,67 @@ def _guarded(action: Any) -> Any:
     return run
 
 
+KEY_ENV_VARS = ("PRIVGUARD_LEDGER_KEY", "PRIVGUARD_SECRET_KEY")
+
+
+def _keys() -> tuple[LedgerKey, ...]:
+    """The chain keys from the first of :data:`KEY_ENV_VARS` that is set."""
+    for name in KEY_ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return derive_ledger_keys(p.strip() for p in value.split(",") if p.strip())
+    return ()
+
+
+def _expect_arg(text: str) -> Checkpoint:
+    seq_text, sep, digest = text.strip().rpartition(":")
+    digest = digest.lower()
+    if len(digest) != 64 or not set(digest) <= set("0123456789abcdef"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a head hash (64 hex) or SEQ:HASH")
+    if sep and not seq_text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: SEQ must be a number")
+    return Checkpoint(int(seq_text) if sep else None, digest)
+
+
+def _expected(args: argparse.Namespace) -> list[Checkpoint] | None:
+    expect = list(args.expect_head or ())
+    for path in args.checkpoint or ():
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            found = parse_checkpoints(handle.read())
+        if not found:
+            _fail(f"no 'privguard ledger checkpoint' line in {path}")
+            return None
+        expect.extend(found)
+    return expect
+
+
 def _verify(ledger: Ledger, args: argparse.Namespace) -> int:
     """Check the whole hash chain."""
-    result = ledger.verify()
+    expect = _expected(args)
+    if expect is None:
+        return 2
+    result = ledger.verify(expect)
+    if result.needs_key:
+        return _fail(result.reason)
     if result.ok:
         head = ledger.head()
         anchor = f", after {head.purged} purged" if head.purged else ""
         print(f"ledger ok: {result.checked} receipt(s) verified{anchor}")
         # Auditors record the head: a later verify then also proves nothing was cut off.
         print(f"head: seq {head.seq} hash {head.hash}")
+        if head.key_id is None:
+            print(
+                "not keyed: a database writer could rewrite it unnoticed; the app keys it "
+                "when it opens it (set PRIVGUARD_SECRET_KEY to check a keyed ledger)"
+            )
+        else:
+            earlier = f" (seq 1-{head.keyed_from - 1} before: plain SHA-256)"
+            print(
+                f"keyed with key id {head.key_id} from seq {head.keyed_from}"
+                f"{earlier if head.keyed_from > 1 else ''}; head signature ok"
+            )
+        if expect:
+            print(f"checkpoints: {result.checkpoints} of {len(expect)} held (others purged)")
         return 0
     where = f"at {result.first_bad}" if result.first_bad else "after the last receipt"
     print(f"ledger BROKEN {where}: {result.reason} ({result.checked} receipt(s) verified before)")
@@ -286,6 +355,19 @@ def register(subparsers: Any) -> None:
 
     verify = actions.add_parser(
         "verify", parents=[common], help="check the hash chain (exit 1 when broken)"
+    )
+    verify.add_argument(
+        "--expect-head",
+        action="append",
+        type=_expect_arg,
+        metavar="[SEQ:]HASH",
+        help="a head recorded earlier (from a previous verify); the chain must still hold it",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="FILE",
+        help="a file (e.g. the app's log) with 'privguard ledger checkpoint' lines to compare",
     )
     verify.set_defaults(func=_guarded(_verify))
 

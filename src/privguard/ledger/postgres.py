@@ -5,8 +5,10 @@ Decides how receipts live in PostgreSQL, for shops that run on several nodes:
 * One chain for every process and node: each append locks the single chain-head
   row (``SELECT … FOR UPDATE`` on ``privguard_ledger_head``), reads the head,
   inserts the receipts and advances the head in the same transaction.
-* Schema version in ``privguard_schema``; the schema is created under a
-  transaction-level advisory lock so that workers starting together do not race.
+* Schema version in ``privguard_schema``; the schema is created (and a version
+  1 schema upgraded: the head learns its key fingerprint, ``keyed_from`` and
+  signature) under a transaction-level advisory lock so that workers starting
+  together do not race. The CLI (``create=False``) reads version 1 as it is.
 * Every failure to reach or use the server becomes
   :class:`~privguard.errors.LedgerError`, which makes the writer spool.
 * Pooled connections are checked before use, so a restarted server costs one
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,21 +33,32 @@ from privguard.ledger.base import (
     GENESIS_HASH,
     ChainHead,
     ChainLedger,
+    Checkpoint,
+    LedgerKey,
     Receipt,
     ReceiptDraft,
     VerifyResult,
     check_cutoff,
     make_receipt,
+    read_head,
     receipt_from_row,
     receipt_to_row,
     redact,
+    seal_head,
     verify_chain,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger", "check_postgres_url"]
 
 #: Version stored in ``privguard_schema``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_HEAD_V1 = ("seq", "hash", "anchor_seq", "anchor_hash", "purged")
+_HEAD_V2 = (*_HEAD_V1, "keyed_from", "key_id", "mac")
+_UPGRADE_1 = (
+    "ALTER TABLE privguard_ledger_head ADD COLUMN keyed_from BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE privguard_ledger_head ADD COLUMN key_id TEXT",
+    "ALTER TABLE privguard_ledger_head ADD COLUMN mac TEXT",
+)
 _SCHEMA_LOCK = 0x70726976  # "priv": advisory lock key for schema creation
 
 _SCHEMA = (
@@ -76,7 +90,10 @@ _SCHEMA = (
         hash TEXT NOT NULL,
         anchor_seq BIGINT NOT NULL,
         anchor_hash TEXT NOT NULL,
-        purged BIGINT NOT NULL
+        purged BIGINT NOT NULL,
+        keyed_from BIGINT NOT NULL DEFAULT 0,
+        key_id TEXT,
+        mac TEXT
     )
     """,
 )
@@ -86,7 +103,6 @@ _INSERT = (
     f"INSERT INTO privguard_receipts ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join('%s' for _ in COLUMNS)})"
 )
-_HEAD = "SELECT seq, hash, anchor_seq, anchor_hash, purged FROM privguard_ledger_head WHERE id = 1"
 
 
 def check_postgres_url(url: str) -> dict[str, Any]:
@@ -108,13 +124,23 @@ class PostgresLedger(ChainLedger):
     :param timeout: seconds to wait for a pooled connection before an operation
         fails with :class:`LedgerError` (and the writer spools).
     :param max_size: most connections this ledger keeps open.
+    :param keys: the chain keys; with ``create`` an unkeyed ledger is keyed
+        with the first from its next receipt.
     """
 
     def __init__(
-        self, url: str, *, create: bool = True, timeout: float = 5.0, max_size: int = 4
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        timeout: float = 5.0,
+        max_size: int = 4,
+        keys: Sequence[LedgerKey] = (),
     ) -> None:
         params = check_postgres_url(url)
         self.url = url
+        self._keys = tuple(keys)
+        self._schema = SCHEMA_VERSION
         self.timeout = timeout
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in params:
@@ -123,7 +149,12 @@ class PostgresLedger(ChainLedger):
         # libpq's own message, and the schema is ready before the pool starts.
         try:
             with psycopg.connect(url, **kwargs) as conn:
-                self._ensure_schema(conn, create)
+                self._schema = self._ensure_schema(conn, create)
+                if create and self._keys:
+                    with conn.transaction():
+                        keyed = self._keyed_head(self._head(conn, lock=True))
+                        if keyed is not None:
+                            self._write_head(conn, keyed)
         except psycopg.Error as exc:
             message = redact(_one_line(exc), url)
             raise LedgerError(f"PostgreSQL ledger unavailable: {message}") from exc
@@ -151,7 +182,8 @@ class PostgresLedger(ChainLedger):
             raise LedgerError(f"PostgreSQL ledger failed: {message}") from exc
 
     @staticmethod
-    def _ensure_schema(conn: psycopg.Connection[Any], create: bool) -> None:
+    def _ensure_schema(conn: psycopg.Connection[Any], create: bool) -> int:
+        """Create or upgrade the schema; the version now in use."""
         with conn.transaction():
             exists = conn.execute("SELECT to_regclass('privguard_schema')").fetchone()
             if exists is None or exists[0] is None:
@@ -161,11 +193,20 @@ class PostgresLedger(ChainLedger):
                 conn.execute("CREATE TABLE IF NOT EXISTS privguard_schema (version INTEGER)")
             row = conn.execute("SELECT max(version) FROM privguard_schema").fetchone()
             version = row[0] if row and row[0] is not None else 0
+            if version == 1 and create:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                row = conn.execute("SELECT max(version) FROM privguard_schema").fetchone()
+                if row and row[0] == 1:
+                    for statement in _UPGRADE_1:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO privguard_schema VALUES (%s)", (SCHEMA_VERSION,))
+                version = SCHEMA_VERSION
             if version == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute(
-                    "INSERT INTO privguard_ledger_head VALUES (1, 0, %s, 0, %s, 0)",
+                    "INSERT INTO privguard_ledger_head "
+                    "(id, seq, hash, anchor_seq, anchor_hash, purged) VALUES (1, 0, %s, 0, %s, 0)",
                     (GENESIS_HASH, GENESIS_HASH),
                 )
                 conn.execute("INSERT INTO privguard_schema VALUES (%s)", (SCHEMA_VERSION,))
@@ -173,13 +214,20 @@ class PostgresLedger(ChainLedger):
             raise LedgerError(
                 f"ledger schema version {version} is newer than this privguard ({SCHEMA_VERSION})"
             )
+        return max(1, min(version, SCHEMA_VERSION)) if version else SCHEMA_VERSION
 
-    @staticmethod
-    def _head(conn: psycopg.Connection[Any], *, lock: bool = False) -> ChainHead:
-        row = conn.execute(_HEAD + (" FOR UPDATE" if lock else "")).fetchone()
-        if row is None:
-            raise LedgerError("ledger chain head is missing")
-        return ChainHead(*row)
+    def _head(self, conn: psycopg.Connection[Any], *, lock: bool = False) -> ChainHead:
+        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        sql = f"SELECT {', '.join(columns)} FROM privguard_ledger_head WHERE id = 1"
+        return read_head(conn.execute(sql + (" FOR UPDATE" if lock else "")).fetchone())
+
+    def _write_head(self, conn: psycopg.Connection[Any], head: ChainHead) -> None:
+        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        conn.execute(
+            f"UPDATE privguard_ledger_head SET {', '.join(f'{c} = %s' for c in columns)} "
+            "WHERE id = 1",
+            tuple(getattr(head, c) for c in columns),
+        )
 
     def head(self) -> ChainHead:
         """The current chain head and purge anchor."""
@@ -193,6 +241,7 @@ class PostgresLedger(ChainLedger):
         out: list[Receipt] = []
         with self._transaction() as conn:
             head = self._head(conn, lock=True)
+            key = self._key_for(head, writing=True)
             rows = conn.execute(
                 f"{_SELECT} WHERE id = ANY(%s)", (list({d.id for d in drafts}),)
             ).fetchall()
@@ -204,17 +253,19 @@ class PostgresLedger(ChainLedger):
                     out.append(known[draft.id])
                     continue
                 seq += 1
-                receipt = make_receipt(seq, draft, prev)
+                receipt = make_receipt(seq, draft, prev, key)
                 new_rows.append(receipt_to_row(receipt, ts_as_text=False, bool_as_int=False))
                 prev = receipt.hash
                 known[draft.id] = receipt
                 out.append(receipt)
+            new_head = head
             if new_rows:
                 with conn.cursor() as cur:
                     cur.executemany(_INSERT, new_rows)
-                conn.execute(
-                    "UPDATE privguard_ledger_head SET seq = %s, hash = %s WHERE id = 1", (seq, prev)
-                )
+                new_head = self._advanced(head, seq, prev, key)
+                self._write_head(conn, new_head)
+        if new_head is not head:
+            self._log_checkpoint(new_head, key)
         return out
 
     def iter_receipts(
@@ -243,14 +294,14 @@ class PostgresLedger(ChainLedger):
                 for row in cur:
                     yield receipt_from_row(row)
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain in one repeatable-read snapshot."""
+    def verify(self, expect: Sequence[Checkpoint] = ()) -> VerifyResult:
+        """Check the whole chain, its signed head and ``expect`` in one snapshot."""
         with self._transaction(snapshot=True) as conn:
             head = self._head(conn)
             with conn.cursor(name="privguard_receipts_verify") as cur:
                 cur.itersize = 2000
                 cur.execute(f"{_SELECT} ORDER BY seq")
-                return verify_chain(cur, head)
+                return verify_chain(cur, head, self._keys, expect)
 
     def purge(self, older_than: timedelta, now: datetime) -> int:
         """Delete the leading receipts older than ``now - older_than``; anchor the rest."""
@@ -269,14 +320,14 @@ class PostgresLedger(ChainLedger):
             ).fetchone()
             if found is None:
                 raise LedgerError(f"receipt seq {boundary} is missing; run `ledger verify`")
+            key = self._key_for(head, writing=True)
             deleted = conn.execute(
                 "DELETE FROM privguard_receipts WHERE seq <= %s", (boundary,)
             ).rowcount
-            conn.execute(
-                "UPDATE privguard_ledger_head SET anchor_seq = %s, anchor_hash = %s, "
-                "purged = purged + %s WHERE id = 1",
-                (boundary, found[0], deleted),
+            new_head = replace(
+                head, anchor_seq=boundary, anchor_hash=found[0], purged=head.purged + deleted
             )
+            self._write_head(conn, seal_head(new_head, key) if key is not None else new_head)
             return int(deleted)
 
     def close(self) -> None:

@@ -6,7 +6,10 @@ Decides how receipts live in SQLite:
   ``sqlite:///:memory:``; optional ``?timeout=SECONDS`` (how long a writer
   waits for the file lock before the append fails with
   :class:`~privguard.errors.LedgerError` and the receipt is spooled; default 5).
-* Schema version in ``PRAGMA user_version``; a newer file is refused.
+* Schema version in ``PRAGMA user_version``; a newer file is refused. Version
+  2 adds the chain key's fingerprint, ``keyed_from`` and the head signature
+  to ``privguard_ledger_head``; a version 1 file is upgraded when the app
+  opens it (``create=True``) and read as it is by the CLI.
 * Appends are serialised across threads *and* processes with
   ``BEGIN IMMEDIATE``: the chain head is read and advanced inside the write
   lock, so concurrent writers keep one chain. ``synchronous=FULL``: a receipt
@@ -22,6 +25,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,22 +37,34 @@ from privguard.ledger.base import (
     GENESIS_HASH,
     ChainHead,
     ChainLedger,
+    Checkpoint,
+    LedgerKey,
     Receipt,
     ReceiptDraft,
     VerifyResult,
     check_cutoff,
     format_ts,
     make_receipt,
+    read_head,
     receipt_from_row,
     receipt_to_row,
     redact_url,
+    seal_head,
     verify_chain,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "parse_sqlite_url"]
 
 #: Version written to ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_HEAD_V1 = ("seq", "hash", "anchor_seq", "anchor_hash", "purged")
+_HEAD_V2 = (*_HEAD_V1, "keyed_from", "key_id", "mac")
+#: version 1 -> 2: the head learns its key and signature
+_UPGRADE_1 = (
+    "ALTER TABLE privguard_ledger_head ADD COLUMN keyed_from INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE privguard_ledger_head ADD COLUMN key_id TEXT",
+    "ALTER TABLE privguard_ledger_head ADD COLUMN mac TEXT",
+)
 _DEFAULT_TIMEOUT = 5.0
 
 _SCHEMA = (
@@ -80,10 +96,14 @@ _SCHEMA = (
         hash TEXT NOT NULL,
         anchor_seq INTEGER NOT NULL,
         anchor_hash TEXT NOT NULL,
-        purged INTEGER NOT NULL
+        purged INTEGER NOT NULL,
+        keyed_from INTEGER NOT NULL DEFAULT 0,
+        key_id TEXT,
+        mac TEXT
     )
     """,
-    "INSERT INTO privguard_ledger_head VALUES (1, 0, ?, 0, ?, 0)",
+    "INSERT INTO privguard_ledger_head (id, seq, hash, anchor_seq, anchor_hash, purged) "
+    "VALUES (1, 0, ?, 0, ?, 0)",
 )
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM privguard_receipts"
@@ -135,11 +155,16 @@ class SQLiteLedger(ChainLedger):
 
     :param url: ``sqlite:///path.db`` (see the module docstring).
     :param create: create the file and schema when missing; with ``False`` a
-        missing file raises :class:`LedgerError` (the CLI reads, it never creates).
+        missing file raises :class:`LedgerError` (the CLI reads, it never creates,
+        upgrades or keys).
+    :param keys: the chain keys; with ``create`` an unkeyed ledger is keyed
+        with the first from its next receipt.
     """
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, keys: Sequence[LedgerKey] = ()) -> None:
         self.url = url
+        self._keys = tuple(keys)
+        self._schema = SCHEMA_VERSION
         self.path, self.timeout = parse_sqlite_url(url)
         self._memory = self.path == ":memory:"
         self._lock = threading.RLock()  # guards the bookkeeping (and the memory connection)
@@ -152,6 +177,11 @@ class SQLiteLedger(ChainLedger):
         try:
             with self._connection() as conn:
                 self._ensure_schema(conn, create)
+            if create and self._keys:
+                with self._transaction("BEGIN IMMEDIATE") as conn:
+                    keyed = self._keyed_head(self._head(conn))
+                    if keyed is not None:
+                        self._write_head(conn, keyed)
         except BaseException:
             self.close()
             raise
@@ -224,6 +254,9 @@ class SQLiteLedger(ChainLedger):
                 return
             if version == 0 and not create:
                 raise LedgerError(f"{self.path} holds no privguard ledger")
+            if version == 1 and not create:
+                self._schema = 1  # read as it is; the app upgrades it
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -231,6 +264,10 @@ class SQLiteLedger(ChainLedger):
                     for statement in _SCHEMA:
                         params = (GENESIS_HASH, GENESIS_HASH) if "?" in statement else ()
                         conn.execute(statement, params)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif version == 1:
+                    for statement in _UPGRADE_1:
+                        conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -246,14 +283,19 @@ class SQLiteLedger(ChainLedger):
 
     # -- chain -------------------------------------------------------------------------
 
-    @staticmethod
-    def _head(conn: sqlite3.Connection) -> ChainHead:
-        row = conn.execute(
-            "SELECT seq, hash, anchor_seq, anchor_hash, purged FROM privguard_ledger_head"
-        ).fetchone()
-        if row is None:
-            raise LedgerError("ledger chain head is missing")
-        return ChainHead(*row)
+    def _head(self, conn: sqlite3.Connection) -> ChainHead:
+        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        return read_head(
+            conn.execute(f"SELECT {', '.join(columns)} FROM privguard_ledger_head").fetchone()
+        )
+
+    def _write_head(self, conn: sqlite3.Connection, head: ChainHead) -> None:
+        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        conn.execute(
+            f"UPDATE privguard_ledger_head SET {', '.join(f'{c} = ?' for c in columns)} "
+            "WHERE id = 1",
+            tuple(getattr(head, c) for c in columns),
+        )
 
     def head(self) -> ChainHead:
         """The current chain head and purge anchor."""
@@ -267,6 +309,7 @@ class SQLiteLedger(ChainLedger):
         out: list[Receipt] = []
         with self._transaction("BEGIN IMMEDIATE") as conn:
             head = self._head(conn)
+            key = self._key_for(head, writing=True)
             seq, prev = head.seq, head.hash
             batch: dict[str, Receipt] = {}
             for draft in drafts:
@@ -275,15 +318,17 @@ class SQLiteLedger(ChainLedger):
                     out.append(known)
                     continue
                 seq += 1
-                receipt = make_receipt(seq, draft, prev)
+                receipt = make_receipt(seq, draft, prev, key)
                 conn.execute(_INSERT, receipt_to_row(receipt, ts_as_text=True, bool_as_int=True))
                 prev = receipt.hash
                 batch[draft.id] = receipt
                 out.append(receipt)
+            new_head = head
             if batch:
-                conn.execute(
-                    "UPDATE privguard_ledger_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev)
-                )
+                new_head = self._advanced(head, seq, prev, key)
+                self._write_head(conn, new_head)
+        if batch:
+            self._log_checkpoint(new_head, key)
         return out
 
     @staticmethod
@@ -332,13 +377,13 @@ class SQLiteLedger(ChainLedger):
         finally:
             conn.close()
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain in one read snapshot."""
+    def verify(self, expect: Sequence[Checkpoint] = ()) -> VerifyResult:
+        """Check the whole chain, its signed head and ``expect`` in one read snapshot."""
         with self._transaction("BEGIN") as conn:
             head = self._head(conn)
             cursor = conn.execute(f"{_SELECT} ORDER BY seq")
             try:
-                return verify_chain(cursor, head)
+                return verify_chain(cursor, head, self._keys, expect)
             finally:
                 cursor.close()
 
@@ -359,14 +404,14 @@ class SQLiteLedger(ChainLedger):
             if found is None:
                 raise LedgerError(f"receipt seq {boundary} is missing; run `ledger verify`")
             anchor_hash = found[0]
+            key = self._key_for(head, writing=True)
             deleted = conn.execute(
                 "DELETE FROM privguard_receipts WHERE seq <= ?", (boundary,)
             ).rowcount
-            conn.execute(
-                "UPDATE privguard_ledger_head SET anchor_seq = ?, anchor_hash = ?, "
-                "purged = purged + ? WHERE id = 1",
-                (boundary, anchor_hash, deleted),
+            new_head = replace(
+                head, anchor_seq=boundary, anchor_hash=anchor_hash, purged=head.purged + deleted
             )
+            self._write_head(conn, seal_head(new_head, key) if key is not None else new_head)
             return int(deleted)
 
     def close(self) -> None:

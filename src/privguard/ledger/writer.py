@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from privguard.ledger.base import Ledger, ReceiptDraft, ledger_kind, open_ledger
+from privguard.ledger.base import Ledger, ReceiptDraft
+from privguard.ledger.factory import ledger_kind, open_ledger
 from privguard.ledger.spool import Spool
 from privguard.ledger.sqlite import parse_sqlite_url
 
