@@ -42,13 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, *, ledger_keys: Sequence[bytes] = ()) -> int:
+    """Run the CLI; returns the process exit code.
+
+    ``ledger_keys`` (an app's ``Settings.ledger_keys``, as ``flask privguard``
+    passes them) check a keyed ledger without putting the key in the environment.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors already
         return int(exc.code or 0)
+    args.ledger_keys = tuple(ledger_keys)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -213,6 +213,7 @@ def _make_cli() -> Any:
             and not any(a == "--ledger" or a.startswith("--ledger=") for a in argv)
         ):
             argv[2:2] = ["--ledger", ledger]
-        raise SystemExit(main(argv))
+        keys = state.settings.ledger_keys if isinstance(state, PrivGuardState) else ()
+        raise SystemExit(main(argv, ledger_keys=keys))
 
     return privguard_command

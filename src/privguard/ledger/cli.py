@@ -32,7 +32,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
@@ -136,7 +136,7 @@ def ledger_url(args: argparse.Namespace) -> tuple[str, str]:
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Ledger]:
     url, source = ledger_url(args)
-    keys = _keys()
+    keys = _keys(getattr(args, "ledger_keys", ()))
     if source == ENV_VAR or source == "--ledger":
         ledger = open_ledger(url, create=False, keys=keys)
     else:
@@ -172,8 +172,10 @@ def _guarded(action: Any) -> Any:
 KEY_ENV_VARS = ("PRIVGUARD_LEDGER_KEY", "PRIVGUARD_SECRET_KEY")
 
 
-def _keys() -> tuple[LedgerKey, ...]:
-    """The chain keys from the first of :data:`KEY_ENV_VARS` that is set."""
+def _keys(given: Sequence[bytes] = ()) -> tuple[LedgerKey, ...]:
+    """The chain keys: ``given`` (the app's, via ``flask privguard``), else from the env."""
+    if given:
+        return derive_ledger_keys(given)
     for name in KEY_ENV_VARS:
         value = os.environ.get(name, "").strip()
         if value:
