@@ -213,7 +213,8 @@ def _make_cli() -> Any:
             and not any(a == "--ledger" or a.startswith("--ledger=") for a in argv)
         ):
             argv[2:2] = ["--ledger", ledger]
-        keys = state.settings.ledger_keys if isinstance(state, PrivGuardState) else ()
+        # the app's keys check the app's ledger (not one it does not write to)
+        keys = state.settings.ledger_keys if ledger is not None and state is not None else ()
         raise SystemExit(main(argv, ledger_keys=keys))
 
     return privguard_command
