@@ -23,6 +23,7 @@ IN_PROCESS = frozenset(
         "example: cookies",
         "example: scripts",
         "example: context",
+        "example: scripts",
         "example: csp",
         "deploy: proxies",
         "geoip: check",
