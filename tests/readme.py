@@ -23,7 +23,6 @@ IN_PROCESS = frozenset(
         "example: cookies",
         "example: scripts",
         "example: context",
-        "example: scripts",
         "example: csp",
         "deploy: proxies",
         "geoip: check",

@@ -158,19 +158,6 @@ def test_cookies_example() -> None:
     assert settings.cookie_paths["ab_*"] == ("/", "/shop")
 
 
-def test_scripts_example() -> None:
-    trackers = run_python("example: scripts")["settings"].trackers
-
-    def category(url: str) -> Category | None:
-        found = trackers.match(url)
-        return None if found is None else found.category
-
-    assert category("https://cdn.example-ads.com/tag.js") is Category.MARKETING
-    assert category("https://eu.example-stats.net/s.js") is Category.PERFORMANCE
-    assert category("https://widgets.example.com/reviews/w.js") is Category.FUNCTIONALITY
-    assert category("https://player.vimeo.com/video/1") is Category.FUNCTIONALITY
-
-
 def test_context_example_outside_and_inside_a_request() -> None:
     record = run_python("example: context")["record_purchase"]
     sent: list[Any] = []
