@@ -443,3 +443,21 @@ def test_html_pages_keep_html_markup() -> None:
         b"//<![CDATA[" not in body
         and b" />" not in body.split(b"privguard consent banner")[1][:400]
     )
+
+
+def test_remembered_decisions_match_fresh_ones_under_every_consent() -> None:
+    """Tag decisions are remembered per consent; a repeat answers exactly as the first."""
+    page = PAGE
+    rt = runtime()
+    sets = (NOTHING, US_DEFAULT, EVERYTHING, frozenset({Category.NECESSARY, Category.MARKETING}))
+    for _ in range(3):
+        for allowed in sets:
+            for size in (None, 7):
+                out, inj = rewrite(page, allowed, size, rt=rt)
+                fresh, fresh_inj = rewrite(page, allowed, size, rt=runtime())
+                assert out == fresh
+                assert inj.rewritten == fresh_inj.rewritten
+    blocked, inj = rewrite(page, NOTHING, rt=rt)
+    assert inj.rewritten >= 3 and b'type="text/plain"' in blocked
+    allowed, inj = rewrite(page, EVERYTHING, rt=rt)
+    assert inj.rewritten == 0 and b'type="text/plain"' not in allowed

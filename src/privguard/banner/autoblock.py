@@ -74,6 +74,15 @@ _LOADERS = (
     b"image(",
     b"xmlhttprequest",
 )
+#: Decisions remembered per set of allowed categories: the same page is served again and
+#: again, so its tags repeat. Only short tags and inline scripts are kept, at most
+#: ``_MEMO_SIZE`` of each per set (then the memo starts afresh).
+_MEMO_TAG = 1024
+_MEMO_INLINE = 4096
+_MEMO_SIZE = 2048
+#: (start tag -> (SKIP or HOLD, new tag or None when unchanged),
+#: (start tag, inline content) -> new tag or None when unchanged)
+Memo = tuple[dict[bytes, tuple[int, bytes | None]], dict[tuple[bytes, bytes], bytes | None]]
 #: Stricter categories win when an inline script loads several trackers.
 _RANK = {
     Category.MARKETING: 3,
@@ -140,7 +149,7 @@ def _gate(tracker: Tracker) -> bytes:
 class TagRewriter:
     """Rewrites the start tags of one response; see the module docstring."""
 
-    __slots__ = ("_match", "_allowed", "_advanced", "_placeholder", "_hidden")
+    __slots__ = ("_match", "_allowed", "_advanced", "_placeholder", "_hidden", "_memo")
 
     def __init__(
         self,
@@ -149,7 +158,9 @@ class TagRewriter:
         advanced: bool,
         placeholder: Callable[[Tracker], bytes],
         xhtml: bool = False,
+        memo: Memo | None = None,
     ) -> None:
+        self._memo: Memo = memo if memo is not None else ({}, {})
         self._match = match
         self._allowed = allowed
         self._advanced = advanced
@@ -170,6 +181,18 @@ class TagRewriter:
 
     def script(self, tag: bytes) -> tuple[int, bytes]:
         """What to do with a ``<script ...>`` start tag: (SKIP or HOLD, bytes to send)."""
+        memo = self._memo[0]
+        hit = memo.get(tag)
+        if hit is not None:
+            return hit[0], tag if hit[1] is None else hit[1]
+        mode, new = self._script(tag)
+        if len(tag) <= _MEMO_TAG:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()  # cheap and bounded; a miss only costs the full decision
+            memo[tag] = (mode, None if new is tag else new)
+        return mode, new
+
+    def _script(self, tag: bytes) -> tuple[int, bytes]:
         low = tag.lower()
         if b"data-privguard-category" in low:
             return SKIP, tag
@@ -196,6 +219,20 @@ class TagRewriter:
         """The start tag of an inline script, gated when ``content`` loads a tracker."""
         if b"//" not in content and b"\\/\\/" not in content:
             return tag
+        if len(content) > _MEMO_INLINE or len(tag) > _MEMO_TAG:
+            return self._inline(tag, content)
+        memo = self._memo[1]
+        key = (tag, content)
+        if key in memo:
+            hit = memo[key]
+            return tag if hit is None else hit
+        new = self._inline(tag, content)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = None if new is tag else new
+        return new
+
+    def _inline(self, tag: bytes, content: bytes) -> bytes:
         low = content.lower()
         if not any(loader in low for loader in _LOADERS):
             return tag
@@ -265,7 +302,15 @@ class AutoBlocker:
     :param placeholder: ``(lang, tracker, xhtml) -> bytes``, the placeholder markup.
     """
 
-    __slots__ = ("_catalog", "_advanced", "_placeholder", "_categories", "_seen", "enabled")
+    __slots__ = (
+        "_catalog",
+        "_advanced",
+        "_placeholder",
+        "_categories",
+        "_seen",
+        "_memos",
+        "enabled",
+    )
 
     def __init__(
         self, settings: Settings, placeholder: Callable[[str, Tracker, bool], bytes]
@@ -280,6 +325,8 @@ class AutoBlocker:
         self.enabled = settings.block_scripts
         #: URL -> its tracker (or None): pages repeat the same few URLs
         self._seen: dict[str, Tracker | None] = {}
+        #: allowed categories -> the tag decisions under them (at most 2**4 sets)
+        self._memos: dict[frozenset[Category], Memo] = {}
 
     def match(self, url: str) -> Tracker | None:
         """The catalog's answer for ``url``, remembered (at most 4096 URLs)."""
@@ -300,10 +347,14 @@ class AutoBlocker:
         if not self.enabled or self._categories <= allowed:
             return None
         placeholder = self._placeholder
+        memo = self._memos.get(allowed)
+        if memo is None:
+            memo = self._memos.setdefault(allowed, ({}, {}))
         return TagRewriter(
             self.match,
             allowed,
             self._advanced,
             lambda tracker: placeholder(lang, tracker, xhtml),
             xhtml,
+            memo,
         )

@@ -196,9 +196,13 @@ class HtmlInjector:
         return self._scan(data, 0)
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
+        # Only changed tags cut the chunk: ``out`` holds the text up to ``flushed`` with
+        # the rewritten tags in it, and a chunk without any change is returned as it is,
+        # its lower-cased copy handed on to the body stage.
         rewriter = self._rewriter
         assert rewriter is not None
         out: list[bytes] = []
+        flushed = 0
         low = buf.lower()
         n = len(buf)
         next_script = next_iframe = -2
@@ -207,11 +211,7 @@ class HtmlInjector:
                 end = low.find(_SCRIPT_END, pos)
                 if end < 0:
                     keep = _partial(low, _SCRIPT_END) if n - pos >= 1 else 0
-                    keep = min(keep, n - pos)
-                    out.append(buf[pos : n - keep])
-                    self._tag_buf = buf[n - keep :]
-                    return b"".join(out)
-                out.append(buf[pos : end + 8])
+                    return self._emit(buf, low, out, flushed, n - min(keep, n - pos))
                 pos = end + 8
                 self._mode = _TEXT
                 continue
@@ -220,60 +220,56 @@ class HtmlInjector:
             if next_iframe != -1 and next_iframe < pos:
                 next_iframe = low.find(b"<iframe", pos)
             if next_script < 0 and next_iframe < 0:
-                keep = min(_partial_opener(low), n - pos)
-                if not out and pos == 0 and keep == 0:  # nothing here: the body stage
-                    self._low = (buf, low)  # may reuse the lower-cased copy
-                    return buf
-                out.append(buf[pos : n - keep])
-                self._tag_buf = buf[n - keep :]
-                return b"".join(out)
+                return self._emit(buf, low, out, flushed, n - min(_partial_opener(low), n - pos))
             i = next_iframe if next_script < 0 or 0 <= next_iframe < next_script else next_script
             if i + 7 >= n:  # the name may go on in the next chunk
-                out.append(buf[pos:i])
-                self._tag_buf = buf[i:]
-                return b"".join(out)
+                return self._emit(buf, low, out, flushed, i)
             if low[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
-                out.append(buf[pos : i + 1])
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
-                    out.append(buf[pos:i])
-                    self._tag_buf = buf[i:]
-                    return b"".join(out)
-                out.append(buf[pos : i + 1])  # too long to be a tag we can judge
-                pos = i + 1
+                    return self._emit(buf, low, out, flushed, i)
+                pos = i + 1  # too long to be a tag we can judge
                 continue
-            out.append(buf[pos:i])
             tag = m.group(0)
             pos = m.end()
             if low[i + 1] == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
-                if new is not tag:
-                    self.rewritten += 1
-                out.append(new)
-                continue
-            mode, new = rewriter.script(tag)
+            else:
+                mode, new = rewriter.script(tag)
+                if mode == HOLD:
+                    end = low.find(_SCRIPT_END, pos)
+                    if end < 0:
+                        self._mode = HOLD
+                        self._script_tag = tag
+                        self._script_parts = [buf[pos:]]
+                        self._script_len = n - pos
+                        self._script_tail = low[max(pos, n - 7) :]
+                        return self._emit(buf, low, out, flushed, i)
+                    # the whole inline script is here: decide now
+                    new = rewriter.inline(tag, buf[pos:end])
+                    pos = end
+                self._mode = SKIP
             if new is not tag:
                 self.rewritten += 1
-            if mode == SKIP:
+                out.append(buf[flushed:i])
                 out.append(new)
-                self._mode = SKIP
-                continue
-            end = low.find(_SCRIPT_END, pos)
-            if end >= 0:  # the whole inline script is here: decide now
-                out.append(self._inline(tag, buf[pos:end]))
-                out.append(buf[pos:end])
-                pos = end
-                self._mode = SKIP
-                continue
-            self._mode = HOLD
-            self._script_tag = tag
-            self._script_parts = [buf[pos:]]
-            self._script_len = n - pos
-            self._script_tail = low[max(pos, n - 7) :]
+                flushed = m.end()
+
+    def _emit(self, buf: bytes, low: bytes, out: list[bytes], flushed: int, upto: int) -> bytes:
+        """The scanned text up to ``upto`` (the rest is held in ``_tag_buf``)."""
+        self._tag_buf = buf[upto:] if upto < len(buf) else b""
+        if out:
+            out.append(buf[flushed:upto])
             return b"".join(out)
+        if upto == len(buf):
+            self._low = (buf, low)  # the body stage may reuse the lower-cased copy
+            return buf
+        text = buf[:upto]
+        self._low = (text, low[:upto])
+        return text
 
     def _inline(self, tag: bytes, content: bytes) -> bytes:
         assert self._rewriter is not None
