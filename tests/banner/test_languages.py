@@ -145,6 +145,14 @@ def test_every_language_has_every_key_of_english(lang: str) -> None:
     assert all(isinstance(v, str) and v.strip() == v and v for v in raw.values()), lang
 
 
+def test_no_key_waits_for_translation() -> None:
+    """Every key of en.json is translated in every shipped language (release gate)."""
+    assert not waiting_for_translation(), sorted(waiting_for_translation())
+    for lang in SHIPPED_LANGUAGES:
+        missing = set(ENGLISH) - set(load_builtin_texts(lang))
+        assert not missing, f"{lang}.json misses {sorted(missing)}"
+
+
 @pytest.mark.parametrize("lang", NON_ENGLISH)
 def test_no_english_text_passes_for_a_translation(lang: str) -> None:
     texts = load_builtin_texts(lang)
@@ -163,6 +171,15 @@ def test_placeholders_survive(lang: str) -> None:
         assert sorted(PLACEHOLDER.findall(texts[key])) == sorted(PLACEHOLDER.findall(english)), (
             f"{lang}.{key}"
         )
+
+
+@pytest.mark.parametrize("lang", SHIPPED_LANGUAGES)
+def test_texts_name_the_privacy_settings_link_as_it_is_labelled(lang: str) -> None:
+    texts = load_builtin_texts(lang)
+    label = texts["privacy_settings"]
+    for key, english in ENGLISH.items():
+        if key != "privacy_settings" and ENGLISH["privacy_settings"] in english and key in texts:
+            assert label in texts[key], f"{lang}.{key} does not say {label!r}"
 
 
 def button_ratios(lang: str) -> dict[str, float]:
