@@ -1,0 +1,89 @@
+"""Where the returning visitor's microseconds go: cProfile of the in-process JSON cases.
+
+    python benchmarks/profile_returning.py            # writes results/profile-returning.txt
+    python benchmarks/profile_returning.py -n 20000 --out /tmp/p.txt
+
+Profiles privguard (ASGI and WSGI) answering the returning visitor of ``inprocess.py``
+(the small JSON endpoint, a valid consent cookie) and prints, per adapter, the
+functions by own time and by cumulative time. cProfile adds a fixed cost to every call,
+so read the shares and call counts, not the absolute times (those are in ``run.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apps
+import inprocess
+
+HERE = Path(__file__).resolve().parent
+
+
+def profile(label: str, run: inprocess.Timer, n: int, top: int) -> str:
+    run(max(n // 10, 100))  # warm-up: caches, first-call imports
+    prof = cProfile.Profile()
+    prof.enable()
+    run(n)
+    prof.disable()
+    out = io.StringIO()
+    out.write(f"=== {label}: {n} requests ===\n")
+    stats = pstats.Stats(prof, stream=out)
+    out.write("--- everything (app and framework included), by own time ---\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out.write("--- privguard's own functions, by own time ---\n")
+    stats.sort_stats("tottime").print_stats(r"privguard[/\\]", top)
+    out.write("--- privguard's own functions, by cumulative time ---\n")
+    stats.sort_stats("cumulative").print_stats(r"privguard[/\\]", top)
+    text = out.getvalue()
+    for prefix in sorted({str(Path(p).parent) + "/" for p in sys.path if p}, key=len)[::-1]:
+        text = text.replace(prefix, "")  # short file names: privguard/..., starlette/...
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=5000, help="requests per adapter")
+    parser.add_argument("--top", type=int, default=25, help="rows per table")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "profile-returning.txt")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = apps.make_settings(apps.build_geo_db(Path(tmp) / "bench-city.mmdb"))
+        returning = apps.request_headers(apps.consent_cookie(settings))
+        loop = asyncio.new_event_loop()
+        asgi = apps.asgi_app("privguard", settings, "json")
+        wsgi = apps.wsgi_app("privguard", settings, "json")
+        parts = [
+            f"privguard returning visitor, JSON endpoint; Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n",
+            profile(
+                "ASGI",
+                inprocess.asgi_timer(loop, asgi, inprocess.asgi_scope(returning)),
+                args.n,
+                args.top,
+            ),
+            profile(
+                "WSGI",
+                inprocess.wsgi_timer(wsgi, inprocess.wsgi_environ(returning)),
+                args.n,
+                args.top,
+            ),
+        ]
+        loop.close()
+    text = "\n".join(parts)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
