@@ -226,12 +226,12 @@ def test_undeclared_cookie_report_is_bounded(caplog: pytest.LogCaptureFixture) -
     assert 0 < len(runtime.undeclared_cookies) <= 10_000
 
 
-def test_csrf_token_cache_is_bounded() -> None:
+def test_csrf_host_digest_cache_is_bounded() -> None:
     runtime = AsgiMiddleware(_noop_app, **OPTIONS).runtime
     for i in range(5_000):
         runtime.csrf_token(f"host-{i}.example")
-    # cleared when it passes 1,000 hosts, then the new host is added
-    assert len(runtime._csrf_cache) <= 1_001
+    # cleared when it reaches 1,024 hosts, then the new host is added
+    assert len(runtime._host_digests) <= 1_024
 
 
 async def _noop_app(scope: Any, receive: Any, send: Any) -> None:
