@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 import privguard
-from privguard.ledger import open_ledger
+from privguard.ledger import derive_ledger_keys, open_ledger
 from tests.appserver import free_port
 from tests.ledger.conftest import pg_cluster, pg_url  # noqa: F401 (fixtures)
 from tests.readme import block
@@ -140,7 +140,8 @@ def test_gunicorn_nodes_as_in_the_readme(
                 proc.kill()
                 proc.wait(5)
         log.close()
-    with open_ledger(pg_url) as ledger:
+    # the workers keyed the chain with the secret; verify with the same key
+    with open_ledger(pg_url, keys=derive_ledger_keys([KEY])) as ledger:
         receipts = list(ledger.iter_receipts())
         assert ledger.verify().ok
     assert len(receipts) == len({r.id for r in receipts}) == accepted

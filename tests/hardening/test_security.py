@@ -128,6 +128,7 @@ class Adapter:
             version="1",
             granted=None if granted is None else frozenset(granted) | {Category.NECESSARY},
             receipt_id="r-test",
+            regime="gdpr",  # made through the banner where the tests' visitors are
         )
         if key is None:
             return self.runtime.codec.dump(state)
