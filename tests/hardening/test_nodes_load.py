@@ -37,12 +37,13 @@ from itsdangerous import URLSafeTimedSerializer
 
 from privguard.core.consent import CONSENT_SALT
 from privguard.ledger import open_ledger
+from privguard.ledger.base import derive_ledger_keys
 from tests.appserver import AppServer
 from tests.ledger.conftest import pg_cluster, pg_url  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
 KEY = "nodes-load-key-" + "n" * 40
-VISITORS = int(os.environ.get("PRIVGUARD_NODES_VISITORS", "2000"))
+VISITORS = int(os.environ.get("NODES_LOAD_VISITORS", "2000"))
 CONCURRENCY = 100
 HAMMER_POSTS = 150
 RATE = 30  # rate_limit="30/minute"
@@ -272,7 +273,13 @@ async def run(bases: list[str]) -> tuple[list[Visitor], Counter[int], float]:
         for n in range(VISITORS)
     ]
     transport = httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        # idle connections are dropped before uvicorn's 5 s keep-alive closes them under
+        # the client (a reused, just-closed connection is a ReadError, not a server fault)
+        limits=httpx.Limits(
+            max_connections=CONCURRENCY,
+            max_keepalive_connections=CONCURRENCY,
+            keepalive_expiry=1.0,
+        )
     )
     nodes = Nodes(bases, transport)
     queue = list(reversed(visitors))
@@ -307,7 +314,7 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
     redis_server.flush()
     redis = redis_server.url(5)
     (tmp_path / "shop.py").write_text(SHOP.format(key=KEY, ledger=pg_url, rate=RATE, redis=redis))
-    open_ledger(pg_url).close()
+    open_ledger(pg_url, keys=derive_ledger_keys([KEY])).close()
     servers = [
         AppServer(tmp_path, "shop:app", name="node-a"),
         AppServer(tmp_path, "shop:app", name="node-b"),
@@ -332,7 +339,7 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
     statuses.update(hammered)
     problems = [(v.id, p) for v in visitors for p in v.problems]
     choices = [r for v in visitors for r in v.receipts] + hammer_receipts
-    with open_ledger(pg_url) as ledger:
+    with open_ledger(pg_url, keys=derive_ledger_keys([KEY])) as ledger:
         receipts = list(ledger.iter_receipts())
         verified = ledger.verify()
     served = sum(statuses.values())

@@ -97,7 +97,7 @@ async def make_choices(base: str, count: int) -> list[str]:
 
 
 def stored_ids(url: str) -> list[str]:
-    ledger = open_ledger(url)
+    ledger = open_ledger(url, keys=derive_ledger_keys([KEY]))
     try:
         return [r.id for r in ledger.iter_receipts()]
     finally:
@@ -115,7 +115,8 @@ def wait_for(url: str, count: int, timeout: float = 60.0) -> list[str]:
 
 def run(tmp_path: Path, url: str, kind: str, lock: Callable[[], Callable[[], None]]) -> None:
     (tmp_path / "shop.py").write_text(SHOP.format(key=KEY, ledger=url, kind=kind))
-    open_ledger(url).close()  # the tables exist before the lock is taken
+    # the tables exist before the lock is taken
+    open_ledger(url, keys=derive_ledger_keys([KEY])).close()
     first = AppServer(tmp_path, "shop:app", name="first").wait_ready()
     release = lock()
     try:
