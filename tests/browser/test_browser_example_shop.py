@@ -44,7 +44,16 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 
 def visitor(browser: Browser, shop: tuple[str, Path], headers: dict[str, str], **kw: Any) -> Page:
-    return new_context(browser, shop[0], headers=headers, **kw).new_page()
+    context = new_context(browser, shop[0], headers=headers, **kw)
+    # the shop's pages carry the vendors' real tags and a video embed, which load once
+    # the visitor accepts: answer every off-site request here, so nothing leaves the
+    # machine and no page waits for its "load" event on a network it cannot reach
+    origin = shop[0].rstrip("/") + "/"
+    context.route(
+        lambda url: not url.startswith(origin),
+        lambda route: route.fulfill(status=200, body="", content_type="text/plain"),
+    )
+    return context.new_page()
 
 
 def in_viewport_and_on_top(page: Page, selector: str) -> bool:
