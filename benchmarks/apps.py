@@ -104,7 +104,11 @@ def make_settings(geo_db: Path) -> Any:
 
 
 def consent_cookie(settings: Any, receipt_id: str | None = None) -> str:
-    """A valid signed consent cookie granting :data:`GRANTED`."""
+    """A valid signed consent cookie granting :data:`GRANTED`, chosen under gdpr.
+
+    The regime is part of a stored choice: a cookie without it is a choice of
+    unknown regime, which a gdpr visitor is asked again (not a returning visitor).
+    """
     from privguard.core.categories import Category
     from privguard.core.consent import ConsentCodec, ConsentState
 
@@ -113,6 +117,7 @@ def consent_cookie(settings: Any, receipt_id: str | None = None) -> str:
         version=settings.policy_version,
         granted=frozenset(Category(c) for c in GRANTED),
         receipt_id=receipt_id,
+        regime="gdpr",
     )
     return codec.dump(state)
 
