@@ -103,6 +103,16 @@ def make_settings(geo_db: Path) -> Any:
     )
 
 
+def settings_summary(settings: Any) -> dict[str, Any]:
+    """The options every benchmark row runs with (printed and stored with the results)."""
+    return {
+        "block_scripts": settings.block_scripts,
+        "trusted_proxies": settings.trusted_proxies.hops,
+        "geoip_db": "generated City database" if settings.geoip_db else None,
+        "ledger": settings.ledger,
+    }
+
+
 def consent_cookie(settings: Any, receipt_id: str | None = None) -> str:
     """A valid signed consent cookie granting :data:`GRANTED`, chosen under gdpr.
 
@@ -341,7 +351,7 @@ class WsgiPassThrough:
 
 
 def wsgi_app(variant: str, settings: Any = None, kind: str = "json") -> Callable[..., Any]:
-    """The WSGI app for ``variant``: bare, passthrough, privguard or talisman.
+    """The WSGI app for ``variant``: bare, passthrough, privguard, no-autoblock or talisman.
 
     Middlewares wrap ``app.wsgi_app`` (the documented Flask pattern), so every
     variant is called the way a server calls it: ``app(environ, start_response)``.
@@ -356,6 +366,12 @@ def wsgi_app(variant: str, settings: Any = None, kind: str = "json") -> Callable
         from privguard.wsgi import PrivacyMiddleware
 
         app.wsgi_app = PrivacyMiddleware(app.wsgi_app, settings=settings)  # type: ignore[method-assign]
+        return app
+    if variant == "no-autoblock":  # privguard with block_scripts=False: today's banner pass
+        from privguard.wsgi import PrivacyMiddleware
+
+        plain = settings.replace(block_scripts=False)
+        app.wsgi_app = PrivacyMiddleware(app.wsgi_app, settings=plain)  # type: ignore[method-assign]
         return app
     raise ValueError(f"unknown WSGI variant {variant!r}")
 

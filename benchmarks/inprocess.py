@@ -247,10 +247,11 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
                 add(f"{side} html {label}", variant, visitor, kind, n_html)
     # auto-blocking: 10 script tags, 8 of them catalogued, streamed in 8 chunks; the same
     # page with 10 uncatalogued tags shows what a tracker-free page pays
-    for kind, label in (("html-trackers", "trackers"), ("html-scripts", "no trackers")):
-        for variant in ("bare", "no-autoblock", "privguard"):
-            group = f"ASGI html 50KB/8 chunks, 10 scripts, {label}"
-            add_asgi(group, variant, "first", kind, n_html)
+    for add, side in ((add_asgi, "ASGI"), (add_wsgi, "WSGI")):
+        for kind, label in (("html-trackers", "trackers"), ("html-scripts", "no trackers")):
+            for variant in ("bare", "no-autoblock", "privguard"):
+                group = f"{side} html 50KB/8 chunks, 10 scripts, {label}"
+                add(group, variant, "first", kind, n_html)
     return cases
 
 
@@ -328,27 +329,71 @@ def visitor_headers(i: int, cookie: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def replayed_app(app: Any) -> Any:
+    """A raw ASGI app answering exactly what ``app`` answers to ``GET /`` (recorded once).
+
+    The memory run wraps this instead of Starlette: privguard sees the same status,
+    headers (three Set-Cookie lines) and body, and a visitor costs about a third less,
+    so a million of them fit in the default run.
+    """
+    loop = asyncio.new_event_loop()
+    sent: list[dict[str, Any]] = []
+
+    async def record(message: Any) -> None:
+        sent.append(dict(message))
+
+    try:
+        loop.run_until_complete(app(asgi_scope(apps.request_headers(None)), _receive, record))
+    finally:
+        loop.close()
+    messages = tuple(sent)
+
+    async def replay(scope: Any, receive: Any, send: Any) -> None:
+        for message in messages:
+            await send(message)
+
+    return replay
+
+
 def memory_growth(geo_db: Path, visitors: int, checkpoint: int, warmup: int) -> dict[str, Any]:
-    """RSS before/after ``visitors`` distinct visitors through the privguard ASGI app."""
+    """RSS before/after ``visitors`` distinct visitors through the privguard ASGI app.
+
+    Every visitor has its own signed consent cookie (its own receipt id, granting
+    :data:`apps.GRANTED` under gdpr), user agent, IP address and session cookie, so
+    every request misses the decision, consent and user-agent caches and takes the
+    whole ``decide()`` path. Each answer is checked: ``returning`` counts the visitors
+    whose response kept ``sessionid`` and ``_ga`` and dropped ``_fbp``.
+    """
+    from privguard.asgi import PrivacyMiddleware
     from privguard.core.categories import Category
     from privguard.core.consent import ConsentCodec, ConsentState
 
     settings = apps.make_settings(geo_db)
-    app = apps.asgi_app("privguard", settings, "json")
+    app = PrivacyMiddleware(replayed_app(apps.starlette_app("json")), settings=settings)
     codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
     granted = frozenset(Category(c) for c in apps.GRANTED)
+    version = settings.policy_version
     template = asgi_scope([])
     loop = asyncio.new_event_loop()
+    expected = [b"sessionid", b"_ga"]
+    counts = {"returning": 0}
+
+    async def check(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            names = [v.split(b"=", 1)[0] for n, v in message["headers"] if n == b"set-cookie"]
+            if names == expected:
+                counts["returning"] += 1
 
     async def run(start: int, stop: int) -> None:
         for i in range(start, stop):
-            cookie = codec.dump(ConsentState(settings.policy_version, granted, f"r{i:x}"))
+            state = ConsentState(version, granted, f"r{i:x}", regime="gdpr")
             scope = template.copy()
-            scope["headers"] = visitor_headers(i, cookie)
-            await app(scope, _receive, _discard)
+            scope["headers"] = visitor_headers(i, codec.dump(state))
+            await app(scope, _receive, check)
 
     loop.run_until_complete(run(0, warmup))  # fill every bounded cache once
     gc.collect()
+    counts["returning"] = 0
     base = rss_kb()
     points = [{"visitors": 0, "rss_mb": round(base / 1024, 1)}]
     started = time.perf_counter()
@@ -364,6 +409,7 @@ def memory_growth(geo_db: Path, visitors: int, checkpoint: int, warmup: int) -> 
     return {
         "visitors": visitors,
         "warmup_visitors": warmup,
+        "returning_answers": counts["returning"],
         "rss_before_mb": round(base / 1024, 1),
         "rss_after_mb": round(end / 1024, 1),
         "growth_mb": round((end - base) / 1024, 1),

@@ -1,6 +1,8 @@
 """Where the returning visitor's microseconds go: cProfile of the in-process JSON cases.
 
     python benchmarks/profile_returning.py            # writes results/profile-returning.txt
+
+``run.py`` writes the same profile with every run, beside its results JSON.
     python benchmarks/profile_returning.py -n 20000 --out /tmp/p.txt
 
 Profiles privguard (ASGI and WSGI) answering the returning visitor of ``inprocess.py``
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import apps
 import inprocess
@@ -48,6 +51,35 @@ def profile(label: str, run: inprocess.Timer, n: int, top: int) -> str:
     return text
 
 
+def profile_text(settings: Any, n: int, top: int = 25) -> str:
+    """The pstats summary of ``n`` returning visitors through privguard, ASGI then WSGI."""
+    returning = apps.request_headers(apps.consent_cookie(settings))
+    loop = asyncio.new_event_loop()
+    try:
+        asgi = apps.asgi_app("privguard", settings, "json")
+        wsgi = apps.wsgi_app("privguard", settings, "json")
+        parts = [
+            f"privguard returning visitor, JSON endpoint; Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; "
+            f"{apps.settings_summary(settings)}\n",
+            profile(
+                "ASGI",
+                inprocess.asgi_timer(loop, asgi, inprocess.asgi_scope(returning)),
+                n,
+                top,
+            ),
+            profile(
+                "WSGI",
+                inprocess.wsgi_timer(wsgi, inprocess.wsgi_environ(returning)),
+                n,
+                top,
+            ),
+        ]
+    finally:
+        loop.close()
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=5000, help="requests per adapter")
@@ -56,28 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         settings = apps.make_settings(apps.build_geo_db(Path(tmp) / "bench-city.mmdb"))
-        returning = apps.request_headers(apps.consent_cookie(settings))
-        loop = asyncio.new_event_loop()
-        asgi = apps.asgi_app("privguard", settings, "json")
-        wsgi = apps.wsgi_app("privguard", settings, "json")
-        parts = [
-            f"privguard returning visitor, JSON endpoint; Python {sys.version.split()[0]}, "
-            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n",
-            profile(
-                "ASGI",
-                inprocess.asgi_timer(loop, asgi, inprocess.asgi_scope(returning)),
-                args.n,
-                args.top,
-            ),
-            profile(
-                "WSGI",
-                inprocess.wsgi_timer(wsgi, inprocess.wsgi_environ(returning)),
-                args.n,
-                args.top,
-            ),
-        ]
-        loop.close()
-    text = "\n".join(parts)
+        text = profile_text(settings, args.n, args.top)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
