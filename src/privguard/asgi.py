@@ -1,10 +1,7 @@
 """ASGI adapter: pure ASGI (no BaseHTTPMiddleware); lifespan passes through, websocket filtered.
 
-Lifespan messages reach the app untouched; on the way privguard replays a
-spool left by a previous run (start-up) and stores or spools every queued
-receipt before the app's ``lifespan.shutdown.complete`` goes out (shutdown).
-An app without lifespan support (it raises on the lifespan scope before
-answering) gets the same: privguard answers the lifespan events for it.
+Lifespan messages reach the app untouched, and the app's exceptions reach
+the server; what privguard does on the way is in :mod:`privguard.lifespan`.
 
 Use::
 
@@ -21,7 +18,6 @@ rule as an HTTP response; lifespan passes through.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,6 +38,7 @@ from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers, filter_raw_cookies, filter_raw_headers
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
+from privguard.lifespan import run_lifespan
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
@@ -58,20 +55,6 @@ log = logging.getLogger("privguard")
 
 def _decode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-
-
-async def _in_thread(fn: Callable[[], object]) -> None:
-    """Run a blocking call in a worker thread of the running event loop's library.
-
-    anyio (Starlette's, FastAPI's) serves asyncio and trio alike; without it
-    the server is asyncio's.
-    """
-    try:
-        from anyio import to_thread
-    except ImportError:
-        await asyncio.to_thread(fn)
-    else:
-        await to_thread.run_sync(fn)
 
 
 class PrivacyMiddleware:
@@ -128,8 +111,8 @@ class PrivacyMiddleware:
                 ws_send = functools.partial(self._ws_send, send, decision, view.path)
                 await self.app(scope, receive, ws_send)
                 return
-            if stype == "lifespan":  # passed through; the ledger is flushed at shutdown
-                await self._lifespan(scope, receive, send)
+            if stype == "lifespan":  # privguard.lifespan: passed through, ledger flushed
+                await run_lifespan(self.runtime, self.app, scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -170,60 +153,6 @@ class PrivacyMiddleware:
             )
             message = {**message, "headers": result.headers}
         await send(message)
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass lifespan on to the app; flush the ledger before shutdown completes."""
-        answered = False  # the app sent a startup answer (it speaks lifespan)
-        received: list[str] = []
-
-        async def app_receive() -> Message:
-            message = await receive()
-            received.append(message["type"])
-            if message["type"] == "lifespan.startup":
-                await _in_thread(self.runtime.replay_spool)
-            return message
-
-        async def app_send(message: Message) -> None:
-            nonlocal answered
-            kind = message["type"]
-            if kind.startswith("lifespan.startup."):
-                answered = True
-            elif kind.startswith("lifespan.shutdown."):
-                await self._flush_ledger()
-            await send(message)
-
-        try:
-            await self.app(scope, app_receive, app_send)
-        except Exception:
-            if answered:
-                await self._flush_ledger()
-                raise
-            # no lifespan support in the app: answer for it, so shutdown still flushes
-            log.debug("privguard: the app does not support lifespan; handling it", exc_info=True)
-            await self._own_lifespan(receive, send, started="lifespan.startup" in received)
-            return
-        await self._flush_ledger()  # an app that returned without waiting for shutdown
-
-    async def _own_lifespan(self, receive: Receive, send: Send, started: bool) -> None:
-        if not started:
-            message = await receive()
-            if message["type"] != "lifespan.startup":
-                return
-            await _in_thread(self.runtime.replay_spool)
-        await send({"type": "lifespan.startup.complete"})
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self._flush_ledger()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _flush_ledger(self) -> None:
-        """Store (or spool) every queued receipt, off the event loop."""
-        try:
-            await _in_thread(self.runtime.close)
-        except Exception:
-            log.exception("privguard ledger: error while flushing at shutdown")
 
     async def _answer(
         self,

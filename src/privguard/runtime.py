@@ -455,14 +455,18 @@ class Runtime:
     def replay_spool(self) -> None:
         """Start the ledger writer now when a previous run left receipts in the spool.
 
-        Called at start-up (and on ASGI lifespan start-up): the writer thread
-        replays the spool in the background, exactly once across workers (the
-        spool is locked while it is replayed; the ledger skips stored ids).
+        Called at start-up (and on ASGI lifespan start-up): the journals of
+        processes that ended before storing their receipts are moved into the
+        spool first; the writer thread replays the spool in the background,
+        exactly once across workers (the spool is locked while it is replayed;
+        the ledger skips stored ids).
         """
         try:
             writer = self.ledger
-            if writer is not None and writer.spool.pending():
-                writer.start()
+            if writer is not None:
+                writer.recover()  # journals of processes that ended before storing
+                if writer.spool.pending():
+                    writer.start()
         except Exception:  # never fail the start of the shop over the ledger
             log.exception("privguard ledger: could not start replaying the spool")
 

@@ -58,18 +58,17 @@ def test_a_failed_startup_reaches_the_server_on_both_backends(backend: str) -> N
     assert events == ["startup"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="privguard takes an app that raises before answering lifespan startup for one "
-    "without lifespan support and answers for it, so the server never sees the error",
-)
-def test_an_app_that_raises_on_lifespan_reaches_the_server() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_app_that_raises_on_lifespan_reaches_the_server(tmp_path: Path, backend: str) -> None:
+    """Before answering startup (Starlette's ``test_exception_in_middleware``)."""
+
     class Broken(Exception):
         pass
 
     async def app(scope: object, receive: object, send: object) -> None:
         raise Broken()
 
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     with pytest.raises(Broken):
-        with TestClient(PrivacyMiddleware(app, secret_key=SECRET, ledger=None)):
+        with TestClient(PrivacyMiddleware(app, secret_key=SECRET, ledger=ledger), backend=backend):
             pass  # pragma: no cover

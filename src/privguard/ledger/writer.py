@@ -20,6 +20,12 @@ Decides when and where a receipt is written:
   and spooled is stored once: the ledger skips ids it already holds. Writers
   still open are closed the same way at interpreter exit (``atexit``) and by
   :func:`close_all` (the servers' worker-exit hooks, :mod:`privguard.gunicorn`).
+* A process can also end with no hook at all (uvicorn re-raises the SIGTERM it
+  handled, so an app without a lifespan shutdown is never told): every
+  submitted receipt is first written to this process's
+  :class:`~.journal.Journal`, which is emptied once the queue is stored or
+  spooled; :meth:`LedgerWriter.recover` moves the journals of ended processes
+  into the spool at the next start.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 
 from privguard.ledger.base import Ledger, ReceiptDraft
 from privguard.ledger.factory import ledger_kind, open_ledger
+from privguard.ledger.journal import Journal
 from privguard.ledger.spool import Spool
 from privguard.ledger.sqlite import parse_sqlite_url
 
@@ -122,10 +129,13 @@ class LedgerWriter:
         ledger_kind(ledger_url)
         self.ledger_url = ledger_url
         self.spool = Spool(spool_path if spool_path is not None else default_spool_path(ledger_url))
+        self.journal = Journal(self.spool)
         self.retry_interval = retry_interval
         self.batch_size = max(1, batch_size)
         self._opener = opener
         self._lock = threading.Lock()
+        # held around "journal + queue" (submit) and "queue empty -> clear journal" (thread)
+        self._journal_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_QueueItem] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -144,14 +154,36 @@ class LedgerWriter:
     # -- caller side --------------------------------------------------------------
 
     def submit(self, draft: ReceiptDraft) -> None:
-        """Queue ``draft`` for storage. Never blocks on I/O, never raises."""
+        """Journal and queue ``draft`` for storage. Never waits on the database, never raises.
+
+        The journal line (one ``write``, no ``fsync``) is what keeps the
+        receipt when the process ends before the writer stored it.
+        """
         try:
-            if self._put(draft):
+            with self._journal_lock:
+                if not self._closed:
+                    self._record(draft)
+                queued = self._put(draft)
+            if queued:
                 return
             _log.warning("privguard ledger writer is closed; spooling receipt %s", draft.id)
             self.spool.append((draft,))
         except Exception:  # never let the ledger break a request
             _log.exception("privguard ledger: could not queue receipt %s", draft.id)
+
+    def _record(self, draft: ReceiptDraft) -> None:
+        try:
+            self.journal.record(draft)
+        except OSError:  # the queue still takes it; only a crash could lose it now
+            _log.exception("privguard ledger: could not journal receipt %s", draft.id)
+
+    def recover(self) -> int:
+        """Move receipts of ended processes from their journals into the spool (start-up)."""
+        try:
+            return self.journal.recover()
+        except Exception:
+            _log.exception("privguard ledger: could not recover journals")
+            return 0
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far is stored or spooled.
@@ -192,12 +224,13 @@ class LedgerWriter:
         with _OPEN_LOCK:
             _OPEN.discard(self)
         if thread is None or not ours:
+            self.journal.remove()  # nothing of this process is in it (the pid is checked)
             return
         thread.join(timeout)
-        if thread.is_alive():
-            self._spool_stranded(timeout)
+        if not thread.is_alive() or self._spool_stranded(timeout):
+            self.journal.remove()  # everything is stored or spooled
 
-    def _spool_stranded(self, timeout: float) -> None:
+    def _spool_stranded(self, timeout: float) -> bool:
         """Spool what the thread has not stored yet (queued, in flight, held)."""
         stranded: list[ReceiptDraft] = []
         with self._inflight_lock:
@@ -213,7 +246,7 @@ class LedgerWriter:
             elif isinstance(item, _Flush):
                 item.done.set()
         if not stranded:
-            return
+            return True
         unique = list({d.id: d for d in stranded}.values())  # first place of each id
         try:
             self.spool.append_now(unique)
@@ -223,7 +256,7 @@ class LedgerWriter:
                 len(unique),
                 timeout,
             )
-            return
+            return False
         _log.warning(
             "privguard ledger: %d receipt(s) not stored within %.1fs of shutdown were spooled "
             "to %s; the next start replays them",
@@ -231,6 +264,7 @@ class LedgerWriter:
             timeout,
             self.spool,
         )
+        return True
 
     def __enter__(self) -> LedgerWriter:
         return self
@@ -289,6 +323,10 @@ class LedgerWriter:
                 except Exception:  # a bug must not kill the thread and strand the queue
                     _log.exception("privguard ledger writer: unexpected error")
                     self._held = batch + self._held
+                if not self._held:  # all taken so far is stored or spooled
+                    with self._journal_lock:
+                        if q.empty():
+                            self._clear_journal()
                 for flush in flushes:
                     flush.done.set()
                 if stop:
@@ -300,6 +338,12 @@ class LedgerWriter:
                     ledger.close()
                 except Exception:
                     _log.exception("privguard ledger: error while closing")
+
+    def _clear_journal(self) -> None:
+        try:
+            self.journal.clear()
+        except OSError:
+            _log.exception("privguard ledger: could not empty the journal")
 
     def _drain(
         self, q: queue.SimpleQueue[_QueueItem], first: _QueueItem

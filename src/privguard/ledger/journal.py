@@ -1,0 +1,179 @@
+"""The journal: a receipt is in a local file before the answer that made it goes out.
+
+Decides how a receipt survives the end of its process when no shutdown hook
+runs. uvicorn, after its graceful shutdown, re-raises the SIGTERM it caught,
+so the process ends by the signal: interpreter-exit hooks never run, and an
+app without a lifespan shutdown (the app raised on the lifespan scope, or the
+server runs with ``lifespan="off"``) is never told. What the writer thread had
+not stored by then would be gone.
+
+* :meth:`Journal.record` appends the draft as one JSON line to this
+  process's journal, ``<spool>.journal-<pid>``, in one ``write`` (no
+  ``fsync``: the file outlives the process, SIGKILL included, though not a
+  power cut). The process holds an exclusive ``flock`` on it while it lives.
+* :meth:`Journal.clear` empties it once everything recorded is stored or
+  spooled; :meth:`Journal.remove` deletes it at a clean close.
+* :meth:`Journal.recover` (at start-up) moves the lines of every journal whose
+  process is gone -- its ``flock`` is free -- into the spool, which the writer
+  then replays. Receipts both stored and recovered are stored once: the
+  ledger skips ids it already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from privguard.ledger.base import ReceiptDraft, draft_from_json, draft_to_json
+from privguard.ledger.spool import Spool
+
+try:  # POSIX; elsewhere a journal is only recovered by the process that wrote it
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Journal"]
+
+_log = logging.getLogger("privguard.ledger")
+
+
+class Journal:
+    """Drafts of this process not yet stored or spooled, in ``<spool>.journal-<pid>``.
+
+    :param spool: the writer's spool; the journal lives beside it and is
+        recovered into it. A spool in memory means no journal.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        self._dirty = False
+
+    def _path(self, pid: int) -> Path:
+        assert self.spool.path is not None
+        return self.spool.path.with_name(f"{self.spool.path.name}.journal-{pid}")
+
+    def record(self, draft: ReceiptDraft) -> None:
+        """Append ``draft`` (``OSError`` when the disk refuses it)."""
+        if self.spool.path is None:
+            return
+        data = (draft_to_json(draft) + "\n").encode("utf-8")
+        with self._lock:
+            fd = self._open()
+            while data:
+                data = data[os.write(fd, data) :]
+            self._dirty = True
+
+    def clear(self) -> None:
+        """Everything recorded is stored or spooled: empty the journal."""
+        with self._lock:
+            if self._dirty and self._fd is not None and self._pid == os.getpid():
+                os.ftruncate(self._fd, 0)
+                self._dirty = False
+
+    def remove(self) -> None:
+        """A clean close: delete this process's journal."""
+        with self._lock:
+            if self._fd is None or self._pid != os.getpid():
+                return
+            fd, self._fd = self._fd, None
+            try:
+                self._path(self._pid).unlink(missing_ok=True)
+            finally:
+                os.close(fd)  # also releases the flock
+
+    def _open(self) -> int:
+        """This process's journal, opened and locked (caller holds ``_lock``)."""
+        pid = os.getpid()
+        if self._fd is not None and self._pid == pid:
+            return self._fd
+        if self._fd is not None:  # forked: the parent keeps its own journal and lock
+            os.close(self._fd)
+            self._fd = None
+        assert self.spool.path is not None
+        self.spool.path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._path(pid)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_at(fd, path):
+                break
+            os.close(fd)  # another process recovered and removed it meanwhile: open anew
+        if os.fstat(fd).st_size:  # left by an earlier process with the same pid
+            self._move_to_spool(fd, path)
+        self._fd, self._pid, self._dirty = fd, pid, False
+        return fd
+
+    def recover(self) -> int:
+        """Move the journals of processes that are gone into the spool; returns how many drafts."""
+        path = self.spool.path
+        if path is None:
+            return 0
+        prefix = path.name + ".journal-"
+        try:
+            names = sorted(n for n in os.listdir(path.parent) if n.startswith(prefix))
+        except OSError:
+            return 0
+        moved = 0
+        for name in names:
+            journal = path.parent / name
+            if self._fd is not None and journal == self._path(self._pid):
+                continue  # our own, open
+            try:
+                fd = os.open(journal, os.O_RDWR)
+            except OSError:
+                continue  # recovered by another process meanwhile
+            try:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # its process is alive
+                if not _is_at(fd, journal):
+                    continue  # recovered and removed meanwhile
+                moved += self._move_to_spool(fd, journal)
+                journal.unlink(missing_ok=True)
+            except OSError:
+                _log.exception("privguard ledger: could not recover the journal %s", journal)
+            finally:
+                os.close(fd)
+        return moved
+
+    def _move_to_spool(self, fd: int, journal: Path) -> int:
+        """Append the journal's drafts to the spool, then empty it (its flock is held)."""
+        size = os.fstat(fd).st_size
+        raw = os.pread(fd, size, 0).decode("utf-8", errors="replace") if size else ""
+        drafts: list[ReceiptDraft] = []
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
+            try:
+                drafts.append(draft_from_json(line))
+            except (ValueError, TypeError, KeyError):
+                _log.error("privguard ledger: unreadable line in the journal %s skipped", journal)
+        if drafts:
+            unique = list({d.id: d for d in drafts}.values())
+            self.spool.append(unique)
+            _log.warning(
+                "privguard ledger: %d receipt(s) of a process that ended before storing them "
+                "were recovered from %s into the spool",
+                len(unique),
+                journal,
+            )
+        os.ftruncate(fd, 0)
+        return len(drafts)
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

@@ -1,0 +1,99 @@
+"""The journal keeps what a process had not stored when it ended; live journals are left alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from privguard.ledger import LedgerWriter, open_ledger
+from privguard.ledger.base import draft_to_json
+from privguard.ledger.journal import Journal
+from privguard.ledger.spool import Spool
+from tests.ledger.conftest import make_draft
+
+
+def ids_in(spool: Spool) -> list[str]:
+    got: list[str] = []
+    spool.replay(lambda drafts: got.extend(d.id for d in drafts))
+    return got
+
+
+def test_a_journal_of_an_ended_process_is_moved_into_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "ledger.db-spool.jsonl")
+    drafts = [make_draft(n) for n in range(3)]
+    lines = [draft_to_json(d) for d in drafts]
+    script = textwrap.dedent(
+        f"""
+        import os
+        from privguard.ledger.journal import Journal
+        from privguard.ledger.spool import Spool
+        from privguard.ledger.base import draft_from_json
+        journal = Journal(Spool({str(spool.path)!r}))
+        for line in {lines!r}:
+            journal.record(draft_from_json(line))
+        os._exit(0)  # no clean close, as after a signal
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ})
+    assert len(list(tmp_path.glob("*.journal-*"))) == 1
+    assert Journal(spool).recover() == 3
+    assert not list(tmp_path.glob("*.journal-*"))
+    assert ids_in(spool) == [d.id for d in drafts]
+
+
+def test_a_live_process_keeps_its_journal(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "ledger.db-spool.jsonl")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from privguard.ledger.journal import Journal
+        from privguard.ledger.spool import Spool
+        from tests.ledger.conftest import make_draft
+        journal = Journal(Spool({str(spool.path)!r}))
+        journal.record(make_draft(1))
+        print("ready", flush=True)
+        sys.stdin.readline()
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        assert Journal(spool).recover() == 0  # its flock is held: the process is alive
+        assert len(list(tmp_path.glob("*.journal-*"))) == 1
+        assert not spool.pending()
+    finally:
+        proc.communicate(b"\n", timeout=30)
+
+
+def test_the_writer_empties_its_journal_once_stored_and_removes_it_at_close(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    writer = LedgerWriter(url)
+    journal_path = writer.journal._path(os.getpid())
+    drafts = [make_draft(n) for n in range(10)]
+    for draft in drafts:
+        writer.submit(draft)
+    assert writer.flush(10)
+    assert journal_path.stat().st_size == 0  # stored: nothing left to recover
+    writer.close()
+    assert not journal_path.exists()
+    with open_ledger(url) as ledger:
+        assert [r.id for r in ledger.iter_receipts()] == [d.id for d in drafts]
+
+
+def test_a_stale_journal_with_our_own_pid_is_recovered_before_reuse(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "ledger.db-spool.jsonl")
+    old = make_draft(1)
+    stale = tmp_path / f"ledger.db-spool.jsonl.journal-{os.getpid()}"
+    stale.write_text(draft_to_json(old) + "\n")
+    journal = Journal(spool)
+    journal.record(make_draft(2))  # opens the file: the earlier process's line goes to the spool
+    assert ids_in(spool) == [old.id]
+    journal.remove()
