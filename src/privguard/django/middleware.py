@@ -12,8 +12,12 @@ asks :meth:`privguard.runtime.Runtime.decide`, and then:
 * filters the response with :func:`privguard.core.response.filter_headers`: cookies in
   ``response.cookies`` whose category is not allowed (or undeclared, when blocked) are
   removed, withdrawn cookies are expired, and Permissions-Policy, Referrer-Policy,
-  Vary and Cache-Control are merged as for every other adapter;
-* injects the banner into non-streaming HTML ``response.content``.
+  Vary and Cache-Control are merged as for every other adapter (``Vary: Cookie``
+  and the signal headers also on a non-document response when the view read the
+  consent, ``request.privguard.allows(...)`` and the like);
+* injects the banner into non-streaming HTML ``response.content``. The banner
+  language is negotiated only where text is shown: the injected banner, the age
+  page, ``{% privguard_banner %}``.
 
 Put it first in ``MIDDLEWARE`` (after ``SecurityMiddleware`` at most) so that it sees
 the cookies every other middleware sets. ``"privguard.django"`` must be in
@@ -188,7 +192,7 @@ class PrivacyMiddleware:
 
     def _before(
         self, request: HttpRequest
-    ) -> tuple[RequestView, Decision, str] | tuple[None, None, str] | HttpResponseBase:
+    ) -> tuple[RequestView, Decision, PrivacyContext] | tuple[None, None, None] | HttpResponseBase:
         """Decide; privguard's own answer, or what :meth:`_after` needs."""
         rt = self.runtime
         view = self.view(request)
@@ -196,21 +200,24 @@ class PrivacyMiddleware:
             decision = rt.decide(view)
         except Exception:  # pragma: no cover - decide() is total; never 500 the shop
             log.exception("privguard could not decide; passing the request through")
-            return (None, None, "")
+            return (None, None, None)
         if view.path == "/.well-known/gpc.json":
             answer = handle_endpoint(rt, view, decision, b"")
             if answer is not None:
                 return endpoint_response(rt, view, decision, answer)
-        lang = rt.banner.negotiate(view.header("accept-language"))
-        ctx = PrivacyContext(decision, rt, lang, view.host)
+        # the banner language is negotiated only where text is shown (banner, age page, tag)
+        ctx = PrivacyContext(
+            decision, rt, None, view.host, accept_language=view.header("accept-language")
+        )
         request.privguard = ctx
         request.META[CONTEXT_KEY] = ctx
         setattr(request, RUNTIME_ATTR, (rt, view, decision))
         if decision.age_gated and not rt.is_endpoint(view.path):
+            lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(rt, request.META))
             result = filter_headers(answer.headers, decision, self.settings, changed=True)
             return _build_response(answer.status, result, answer.body, decision)
-        return (view, decision, lang)
+        return (view, decision, ctx)
 
     def _after(
         self,
@@ -218,9 +225,9 @@ class PrivacyMiddleware:
         response: HttpResponseBase,
         view: RequestView | None,
         decision: Decision | None,
-        lang: str,
+        ctx: PrivacyContext | None,
     ) -> None:
-        if view is None or decision is None:
+        if view is None or decision is None or ctx is None:
             return
         done = getattr(response, _DONE_ATTR, None)
         if done is not None:
@@ -230,7 +237,7 @@ class PrivacyMiddleware:
             return
         if self._referrer_policy is not None and not response.has_header("Referrer-Policy"):
             response.headers["Referrer-Policy"] = self._referrer_policy
-        self._filter(request, response, view, decision, lang)
+        self._filter(request, response, view, decision, ctx.consulted)
 
     def _filter(
         self,
@@ -238,8 +245,9 @@ class PrivacyMiddleware:
         response: HttpResponseBase,
         view: RequestView,
         decision: Decision,
-        lang: str,
+        consulted: bool,
     ) -> None:
+        """Filter ``response`` in place; ``consulted``: the view read the visitor's consent."""
         rt = self.runtime
         pairs = list(response.items())
         originals: dict[str, tuple[str, Morsel[str]]] = {}
@@ -248,7 +256,9 @@ class PrivacyMiddleware:
             originals[line] = (key, morsel)
             pairs.append(("Set-Cookie", line))
         own = signal_withdrawal(rt, view, decision) if decision.signal_withdrawal else ()
-        result = filter_headers(pairs, decision, self.settings, extra_cookies=own)
+        result = filter_headers(
+            pairs, decision, self.settings, extra_cookies=own, consulted=consulted
+        )
         status = response.status_code
         if result.dropped:
             rt.report_dropped(result.dropped, view.path)
@@ -268,12 +278,13 @@ class PrivacyMiddleware:
                 extra_cookies=own,
                 changed=inject,
                 vary_extra=vary_extra,
+                consulted=consulted,
             )
         _write_headers(response, result, originals)
         if inject:
             dj_response: HttpResponse = response
             injector = rt.injector(
-                decision, lang, view, csp_nonce(rt, request.META), result.content_type
+                decision, rt.negotiate(view), view, csp_nonce(rt, request.META), result.content_type
             )
             body = injector.feed(dj_response.content) + injector.finish()
             dj_response.content = body
