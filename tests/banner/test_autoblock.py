@@ -13,6 +13,7 @@ from privguard import Settings
 from privguard.banner import HtmlInjector
 from privguard.core.categories import Category
 from privguard.runtime import Runtime
+from tests.banner.test_banner_inject import BODY, HEAD, reference
 from tests.snippets import GTAG, GTM_BODY, GTM_HEAD, META_PIXEL, PAGE, YOUTUBE
 
 SECRET = "a" * 40
@@ -461,3 +462,67 @@ def test_remembered_decisions_match_fresh_ones_under_every_consent() -> None:
     assert inj.rewritten >= 3 and b'type="text/plain"' in blocked
     allowed, inj = rewrite(page, EVERYTHING, rt=rt)
     assert inj.rewritten == 0 and b'type="text/plain"' not in allowed
+
+
+# --- the body stage uses what the tag scan found ---------------------------------------
+
+_MIXED = [
+    '<script src="https://connect.facebook.net/x.js">',
+    "</script>",
+    "<SCRIPT>",
+    "<Script async src=//static.hotjar.com/c/h.js>",
+    'var s="</body>";',
+    "var s=document.createElement('script');s.src='//bat.bing.com/x';",
+    '<iframe src="https://www.youtube.com/embed/x">',
+    "</iframe>",
+    '<script data-x="</body>">',
+    "<IFRAME data-a='</BODY>' src=//www.youtube.com/embed/y>",
+    "<iframe hidden data-b=\"</body>\" src='https://www.googletagmanager.com/ns.html'>",
+    "</body>",
+    "</BODY>",
+    "</Bo",
+    "dy>",
+    "</scr",
+    "ipt>",
+    "<head>",
+    "<body>",
+    "<p>text</p>",
+    "<",
+    ">",
+    " ",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(_MIXED), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=8),
+    with_head=st.booleans(),
+)
+def test_body_snippet_before_the_last_body_close_of_the_rewritten_page(
+    parts: list[str], cuts: list[int], with_head: bool
+) -> None:
+    """Where the tag scan says the last ``</body>`` is, whatever the chunking: inside
+    tags, script strings, rewritten tags, any case, split across chunks."""
+    doc = "".join(parts).encode()
+    rewritten = HtmlInjector(body=b"", rewriter=RT.blocker.for_response(NOTHING, "en"))
+    plain = rewritten.feed(doc) + rewritten.finish()
+    points = sorted({min(c, len(doc)) for c in cuts})
+    chunks = [doc[a:b] for a, b in zip([0, *points], [*points, len(doc)], strict=True)]
+    head = HEAD if with_head else None
+    inj = HtmlInjector(body=BODY, head=head, rewriter=RT.blocker.for_response(NOTHING, "en"))
+    out = b"".join(inj.feed(c) for c in chunks) + inj.finish()
+    want, injected = reference(plain, head)
+    assert out == want
+    assert inj.injected is injected
+
+
+@pytest.mark.parametrize("size", [None, 1, 5, 25])
+def test_eof_inside_an_inline_script_sends_it_once(size: int | None) -> None:
+    """The held tag and content were also kept as an unfinished tag: sent twice at EOF."""
+    page = "<p>x</p><script>var s=document.createElement('script');s.src='//bat.bing.com/x'"
+    out, inj = rewrite(page, size=size)
+    assert out.count(b"createElement") == 1 and out.count(b"<script") == 1
+    assert inj.rewritten == 1 and out.startswith(b'<p>x</p><script type="text/plain"')
+    plain = "<script>var a = 1;"
+    assert rewrite(plain, size=size)[0] == plain.encode()

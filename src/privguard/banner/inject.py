@@ -58,24 +58,86 @@ _SCRIPT_END = b"</script"
 #: a start tag of interest: the name then quoted or plain attribute text up to ``>``
 _START_TAG = re.compile(rb"""<(?:script|iframe)(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 _NAME_END = frozenset(b" \t\n\r\f/>")
+_BODY_CLOSE = b"</body>"
+
+
+def _fold_table() -> bytes:
+    """A byte map under which ``<script``, ``<iframe`` and ``</body>`` look the same.
+
+    ASCII letters are case-folded and the letters of the three words merged into five
+    classes, so one ``bytes.find`` over the folded chunk finds every candidate of all
+    three words in any case (each candidate is then checked on the real bytes). A
+    scan of a 50 KB chunk is one ``translate`` and one ``find`` instead of a
+    ``lower`` and a ``find`` per word.
+    """
+    table = bytearray(range(256))
+    for c in range(0x41, 0x5B):
+        table[c] = c + 0x20
+    for group in (b"siad/", b"cfb", b"ro", b"pmy", b"te>"):
+        for c in group:
+            table[c] = group[0]
+            if 0x61 <= c <= 0x7A:
+                table[c - 0x20] = group[0]
+    return bytes(table)
+
+
+_FOLD = _fold_table()
+#: ``<script``, ``<iframe`` and ``</body>`` folded (the same 7 bytes)
+_WORD = b"<script".translate(_FOLD)
+_SCRIPT_END_FOLDED = _SCRIPT_END.translate(_FOLD)
+assert _WORD == b"<iframe".translate(_FOLD) == _BODY_CLOSE.translate(_FOLD)
+
+
+def _find_script_end(fold: bytes, buf: bytes, pos: int) -> int:
+    """The first ``</script`` (any case) at or after ``pos``, or -1."""
+    while True:
+        i = fold.find(_SCRIPT_END_FOLDED, pos)
+        if i < 0 or buf[i : i + 8].lower() == _SCRIPT_END:
+            return i
+        pos = i + 1
+
+
+def _rfind_close(fold: bytes, buf: bytes, start: int, stop: int) -> int:
+    """The last ``</body>`` (any case) wholly inside ``buf[start:stop]``, or -1."""
+    while True:
+        i = fold.rfind(_WORD, start, stop)
+        if i < 0 or buf[i : i + 7].lower() == _BODY_CLOSE:
+            return i
+        stop = i + 6
+
+
+def _last_close(data: bytes) -> int:
+    """The last ``</body>`` (any case) in ``data``, or -1.
+
+    A page's own ``</body>`` is near its end and usually lower case: looked for
+    there first, so only the bytes after it are case-folded.
+    """
+    n = len(data)
+    at = data.rfind(_BODY_CLOSE, max(0, n - 512))
+    if at < 0:
+        return data.lower().rfind(_BODY_CLOSE)
+    later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
+    return at if later < 0 else at + 7 + later
 
 
 def _partial(low: bytes, word: bytes) -> int:
-    """Length of the longest suffix of ``low`` that is a proper prefix of ``word``."""
-    tail = low[-(len(word) - 1) :]
-    at = tail.find(b"<")
-    if at < 0:  # every word looked for starts with "<"
+    """Length of the longest suffix of ``low`` that is a proper prefix of ``word``.
+
+    Every word looked for starts with its only ``<``, so that suffix can only begin at
+    the last ``<`` among the final ``len(word) - 1`` bytes.
+    """
+    at = low.rfind(b"<", max(0, len(low) - len(word) + 1))
+    if at < 0:
         return 0
-    for k in range(len(tail) - at, 0, -1):
-        if word.startswith(tail[-k:]):
-            return k
-    return 0
+    return len(low) - at if word.startswith(low[at:]) else 0
 
 
 def _partial_opener(low: bytes) -> int:
-    if b"<" not in low[-6:]:
+    at = low.rfind(b"<", max(0, len(low) - 6))
+    if at < 0:
         return 0
-    return max(_partial(low, b"<script"), _partial(low, b"<iframe"))
+    tail = low[at:]
+    return len(tail) if b"<script".startswith(tail) or b"<iframe".startswith(tail) else 0
 
 
 def _partial_body_close(buf: bytes) -> int:
@@ -142,7 +204,7 @@ class HtmlInjector:
         "_script_parts",
         "_script_len",
         "_script_tail",
-        "_low",
+        "_close",
         "injected",
         "head_injected",
         "rewritten",
@@ -175,7 +237,8 @@ class HtmlInjector:
         self._script_parts: list[bytes] = []
         self._script_len = 0
         self._script_tail = b""
-        self._low: tuple[bytes, bytes] | None = None  # (bytes, the same lower-cased)
+        #: (bytes the tag stage returned, where its last ``</body>`` starts or -1)
+        self._close: tuple[bytes, int] | None = None
         #: True once the body snippet is in the output.
         self.injected = False
         #: True once the head snippet is in the output.
@@ -196,79 +259,106 @@ class HtmlInjector:
         return self._scan(data, 0)
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
-        # Only changed tags cut the chunk: ``out`` holds the text up to ``flushed`` with
-        # the rewritten tags in it, and a chunk without any change is returned as it is,
-        # its lower-cased copy handed on to the body stage.
+        # One folded copy of the chunk and one ``find`` walk it: every candidate of
+        # ``<script``, ``<iframe`` and ``</body>`` in turn. Only changed tags cut the
+        # chunk: ``out`` holds the text up to ``flushed`` with the rewritten tags in it,
+        # and a chunk without any change is returned as it is. Where the last
+        # ``</body>`` of the returned bytes starts is handed on to the body stage
+        # (``close``, in output coordinates: ``shift`` is how much longer the output is
+        # than the input so far), so it need not search the chunk again.
         rewriter = self._rewriter
         assert rewriter is not None
         out: list[bytes] = []
         flushed = 0
-        low = buf.lower()
+        shift = 0
+        close = -1
+        fold = buf.translate(_FOLD)
         n = len(buf)
-        next_script = next_iframe = -2
         while True:
             if self._mode == SKIP:
-                end = low.find(_SCRIPT_END, pos)
+                end = _find_script_end(fold, buf, pos)
+                c = _rfind_close(fold, buf, pos, n if end < 0 else end)
+                if c >= 0:
+                    close = c + shift
                 if end < 0:
-                    keep = _partial(low, _SCRIPT_END) if n - pos >= 1 else 0
-                    return self._emit(buf, low, out, flushed, n - min(keep, n - pos))
+                    keep = _partial(buf[-8:].lower(), _SCRIPT_END) if n - pos >= 1 else 0
+                    return self._emit(buf, out, flushed, n - min(keep, n - pos), close)
                 pos = end + 8
                 self._mode = _TEXT
                 continue
-            if next_script != -1 and next_script < pos:
-                next_script = low.find(b"<script", pos)
-            if next_iframe != -1 and next_iframe < pos:
-                next_iframe = low.find(b"<iframe", pos)
-            if next_script < 0 and next_iframe < 0:
-                return self._emit(buf, low, out, flushed, n - min(_partial_opener(low), n - pos))
-            i = next_iframe if next_script < 0 or 0 <= next_iframe < next_script else next_script
+            i = fold.find(_WORD, pos)
+            while i >= 0:
+                word = buf[i : i + 7].lower()
+                if word == b"<script" or word == b"<iframe":
+                    break
+                if word == _BODY_CLOSE:
+                    close = i + shift
+                i = fold.find(_WORD, i + 1)
+            if i < 0:
+                keep = _partial_opener(buf[-8:].lower())
+                return self._emit(buf, out, flushed, n - min(keep, n - pos), close)
             if i + 7 >= n:  # the name may go on in the next chunk
-                return self._emit(buf, low, out, flushed, i)
-            if low[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
+                return self._emit(buf, out, flushed, i, close)
+            if buf[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
-                    return self._emit(buf, low, out, flushed, i)
+                    return self._emit(buf, out, flushed, i, close)
                 pos = i + 1  # too long to be a tag we can judge
                 continue
             tag = m.group(0)
-            pos = m.end()
-            if low[i + 1] == 0x69:  # "i": iframe
+            tag_end = content_end = m.end()
+            if buf[i + 1] | 0x20 == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
             else:
                 mode, new = rewriter.script(tag)
                 if mode == HOLD:
-                    end = low.find(_SCRIPT_END, pos)
+                    end = _find_script_end(fold, buf, tag_end)
                     if end < 0:
                         self._mode = HOLD
                         self._script_tag = tag
-                        self._script_parts = [buf[pos:]]
-                        self._script_len = n - pos
-                        self._script_tail = low[max(pos, n - 7) :]
-                        return self._emit(buf, low, out, flushed, i)
+                        self._script_parts = [buf[tag_end:]]
+                        self._script_len = n - tag_end
+                        self._script_tail = buf[max(tag_end, n - 7) :].lower()
+                        text = self._emit(buf, out, flushed, i, close)
+                        self._tag_buf = b""  # the tag and its content are held above
+                        return text
                     # the whole inline script is here: decide now
-                    new = rewriter.inline(tag, buf[pos:end])
-                    pos = end
+                    new = rewriter.inline(tag, buf[tag_end:end])
+                    content_end = end
                 self._mode = SKIP
-            if new is not tag:
+            if new is tag:
+                c = _rfind_close(fold, buf, i + 7, tag_end)
+                if c >= 0:
+                    close = c + shift
+            else:
+                c = new.lower().rfind(_BODY_CLOSE) if b"</" in new else -1
+                if c >= 0:
+                    close = i + shift + c
                 self.rewritten += 1
                 out.append(buf[flushed:i])
                 out.append(new)
-                flushed = m.end()
+                flushed = tag_end
+                shift += len(new) - (tag_end - i)
+            if content_end > tag_end:
+                c = _rfind_close(fold, buf, tag_end, content_end)
+                if c >= 0:
+                    close = c + shift
+            pos = content_end
 
-    def _emit(self, buf: bytes, low: bytes, out: list[bytes], flushed: int, upto: int) -> bytes:
+    def _emit(self, buf: bytes, out: list[bytes], flushed: int, upto: int, close: int) -> bytes:
         """The scanned text up to ``upto`` (the rest is held in ``_tag_buf``)."""
         self._tag_buf = buf[upto:] if upto < len(buf) else b""
         if out:
             out.append(buf[flushed:upto])
-            return b"".join(out)
-        if upto == len(buf):
-            self._low = (buf, low)  # the body stage may reuse the lower-cased copy
-            return buf
-        text = buf[:upto]
-        self._low = (text, low[:upto])
+            text = b"".join(out)
+        elif upto == len(buf):
+            text = buf
+        else:
+            text = buf[:upto]
+        self._close = (text, close)  # a held tail begins with "<": no "</body>" is cut
         return text
 
     def _inline(self, tag: bytes, content: bytes) -> bytes:
@@ -328,7 +418,12 @@ class HtmlInjector:
             self._head_done = True
             self.head_injected = True
             self._head_buf = b""
-            return buf[:pos] + (self._head or b"") + buf[pos:]
+            head = self._head or b""
+            out = b"".join((buf[:pos], head, memoryview(buf)[pos:]))
+            hint = self._close
+            if hint is not None and hint[0] is buf:  # the snippet holds no "</body>"
+                self._close = (out, hint[1] + len(head) if hint[1] >= pos else hint[1])
+            return out
         keep = _partial_head_tag(buf)
         self._head_buf = buf[len(buf) - keep :] if keep else b""
         return buf[: len(buf) - keep]
@@ -345,23 +440,32 @@ class HtmlInjector:
 
     # --- body stage -----------------------------------------------------------------
 
-    def _lower(self, data: bytes) -> bytes:
-        hint, self._low = self._low, None
+    def _find_close(self, data: bytes) -> int:
+        """Where the last ``</body>`` (any case) in ``data`` starts, or -1."""
+        hint, self._close = self._close, None
         if hint is not None and hint[0] is data:
             return hint[1]
-        return data.lower()
+        return _last_close(data)
 
     def _body_stage(self, data: bytes) -> bytes:
         if self._done or not data:
             return data
         if self._held:
             return self._body_held(data)
-        buf = self._pending + data
-        pos = (self._pending.lower() + self._lower(data)).rfind(b"</body>")
+        pos = self._find_close(data)
+        pending = self._pending
+        if pending:
+            buf = pending + data
+            if pos >= 0:
+                pos += len(pending)
+            else:  # a ``</body>`` begun in the previous chunk
+                pos = (pending + data[:6]).lower().rfind(_BODY_CLOSE)
+        else:
+            buf = data
         if pos < 0:
             keep = _partial_body_close(buf)
             self._pending = buf[len(buf) - keep :]
-            return buf[: len(buf) - keep]
+            return buf[: len(buf) - keep] if keep else buf
         self._pending = b""
         self._seen_close = True
         self._hold(buf[pos:])
@@ -377,8 +481,11 @@ class HtmlInjector:
     def _body_held(self, data: bytes) -> bytes:
         """Held text goes on: only ``data`` and the last held bytes are searched."""
         tail = self._tail
-        search = tail + self._lower(data)
-        pos = search.rfind(b"</body>")
+        pos = self._find_close(data)
+        if pos >= 0:
+            pos += len(tail)
+        else:  # a ``</body>`` begun in the held bytes
+            pos = (tail + data[:6].lower()).rfind(_BODY_CLOSE)
         if pos >= 0:  # a later candidate: release everything before it
             held = b"".join(self._parts) + data
             at = self._hold_len - len(tail) + pos
@@ -386,7 +493,7 @@ class HtmlInjector:
             return held[:at] + self._overflow()
         self._parts.append(data)
         self._hold_len += len(data)
-        self._tail = search[-6:]
+        self._tail = (tail + data[-6:].lower())[-6:]
         return self._overflow()
 
     def _overflow(self) -> bytes:
