@@ -201,6 +201,17 @@ def page_chunks(kind: str) -> list[bytes]:
     return html_chunks(scripts)
 
 
+#: What privguard adds to the returning visitor's JSON answer, in its order, and the
+#: Permissions-Policy it adds to documents: the served header experiment appends the
+#: first N of these (``headers<N>``) without privguard (``served_headers.py``).
+PRIVGUARD_HEADERS = (
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("vary", "Cookie, Sec-GPC, DNT"),
+    ("cache-control", "private"),
+    ("permissions-policy", PERMISSIONS_POLICY),
+)
+
+
 # -- ASGI (Starlette) ----------------------------------------------------------------
 
 
@@ -241,6 +252,36 @@ class AsgiPassThrough:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
+
+
+class AsgiAddHeaders:
+    """A pure ASGI middleware appending constant headers (the pass-through's frames)."""
+
+    def __init__(self, app: Any, headers: tuple[tuple[str, str], ...]) -> None:
+        self.app = app
+        self.headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        extra = self.headers
+
+        async def add(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], *extra]}
+            await send(message)
+
+        await self.app(scope, receive, add)
+
+
+def _header_count(variant: str) -> int | None:
+    if variant.startswith("headers") and variant[7:].isdigit():
+        return int(variant[7:])
+    return None
+
+
+def extra_headers(count: int) -> tuple[tuple[str, str], ...]:
+    """The first ``count`` of :data:`PRIVGUARD_HEADERS`, then ``x-bench-<i>`` fillers."""
+    fill = tuple((f"x-bench-{i}", "strict-origin-when-cross-origin") for i in range(count))
+    return (PRIVGUARD_HEADERS + fill)[:count]
 
 
 def asgi_basehttp_policy(app: Any, settings: Any) -> Any:
@@ -286,6 +327,9 @@ def asgi_app(variant: str, settings: Any = None, kind: str = "json") -> Any:
         return PrivacyMiddleware(app, settings=settings)
     if variant == "basehttp":
         return asgi_basehttp_policy(app, settings)
+    count = _header_count(variant)
+    if count is not None:
+        return AsgiAddHeaders(app, extra_headers(count))
     if variant == "no-autoblock":  # privguard with block_scripts=False: today's banner pass
         from privguard.asgi import PrivacyMiddleware
 
@@ -340,6 +384,22 @@ def flask_app(kind: str = "json", talisman: bool = False) -> Any:
     return app
 
 
+class WsgiAddHeaders:
+    """A WSGI middleware appending constant headers in ``start_response``."""
+
+    def __init__(self, app: Any, headers: tuple[tuple[str, str], ...]) -> None:
+        self.app = app
+        self.headers = list(headers)
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        extra = self.headers
+
+        def add(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, add)
+
+
 class WsgiPassThrough:
     """The floor: a WSGI middleware that does nothing."""
 
@@ -366,6 +426,10 @@ def wsgi_app(variant: str, settings: Any = None, kind: str = "json") -> Callable
         from privguard.wsgi import PrivacyMiddleware
 
         app.wsgi_app = PrivacyMiddleware(app.wsgi_app, settings=settings)  # type: ignore[method-assign]
+        return app
+    count = _header_count(variant)
+    if count is not None:
+        app.wsgi_app = WsgiAddHeaders(app.wsgi_app, extra_headers(count))  # type: ignore[method-assign]
         return app
     if variant == "no-autoblock":  # privguard with block_scripts=False: today's banner pass
         from privguard.wsgi import PrivacyMiddleware

@@ -359,14 +359,14 @@ def readme_table(report: dict[str, Any]) -> str:
     lines = [
         textwrap.fill(intro, width=88, break_on_hyphens=False),
         "",
-        "| | bare | privguard | overhead | budget | met |",
+        "| | base | privguard | overhead | budget | met |",
         "|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         met = "yes" if v["met"] else "**no**"
         if v["budget"] == "served_ratio":
             lines.append(
-                f"| {v['label']} | {v['bare_rps']:,.0f} | {v['rps']:,.0f} | "
+                f"| {v['label']} | bare {v['bare_rps']:,.0f} | {v['rps']:,.0f} | "
                 f"{v['value']:.3f}× (CPU/request {v['bare_cpu_us']:.0f} → {v['cpu_us']:.0f} µs) "
                 f"| {v['limit']} | {met} |"
             )
@@ -376,7 +376,9 @@ def readme_table(report: dict[str, Any]) -> str:
                 f"over the second half | {v['limit']} | {met} |"
             )
         else:
-            base = "(banner only) " if v["budget"] == "no_tracker_us" else ""
+            base = {"over_floor_us": "pass-through ", "no_tracker_us": "banner only "}.get(
+                v["budget"], "bare "
+            )
             lines.append(
                 f"| {v['label']} | {base}{_us(v['base_us'])} | {_us(v['measured_us'])} | "
                 f"{v['value']:+.1f} µs ({v['min_value']:+.1f}) | {v['limit']} | {met} |"
@@ -386,7 +388,7 @@ def readme_table(report: dict[str, Any]) -> str:
     if peer is not None and floor is not None:
         lines.append(
             f"| peer: the same cookie policy as a Starlette `BaseHTTPMiddleware` | "
-            f"{_us(floor['median_us'])} | {_us(peer['median_us'])} | "
+            f"pass-through {_us(floor['median_us'])} | {_us(peer['median_us'])} | "
             f"{_over(peer, floor)[0]:+.1f} µs | | |"
         )
     missed = [v for v in verdicts if not v["met"]]

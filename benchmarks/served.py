@@ -203,33 +203,43 @@ def run_served(
     duration: float,
     rounds: int,
     progress: Any = print,
+    variants: tuple[str, ...] = ("bare", "privguard"),
+    servers: tuple[str, ...] = ("uvicorn", "gunicorn"),
 ) -> list[dict[str, Any]]:
-    """bare vs privguard behind uvicorn and gunicorn, ``rounds`` interleaved wrk runs each."""
+    """``variants`` behind each server, ``rounds`` interleaved wrk runs each.
+
+    Every server runs the same endpoint and gets the same request (the returning
+    visitor's headers); each is warmed up with a 1 s wrk run first. Within a round the
+    order of the variants alternates (forward, then backward), so a slow drift of the
+    machine does not always hit the same variant last.
+    """
     headers = apps.request_headers(apps.consent_cookie(settings))
-    plan = [(s, v) for s in ("uvicorn", "gunicorn") for v in ("bare", "privguard")]
+    plan = [(s, v) for s in servers for v in variants]
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in plan}
     log_dir = bench_dir / "logs"
     log_dir.mkdir(exist_ok=True)
-    with Servers(bench_dir, log_dir) as servers:
-        started = {key: servers.start(*key) for key in plan}
+    with Servers(bench_dir, log_dir) as running:
+        started = {key: running.start(*key) for key in plan}
         for key in plan:
             wrk(started[key][0], headers, 1.0)  # warm-up: imports, caches, first connections
         for r in range(rounds):
-            for key in plan:
-                url, pid = started[key]
-                before = cpu_seconds(pid)
-                run = wrk(url, headers, duration)
-                cpu = cpu_seconds(pid) - before
-                run["server_cpu_us"] = (
-                    round(cpu / run["requests"] * 1e6, 1) if run["requests"] else None
-                )
-                runs[key].append(run)
+            for server in servers:
+                order = variants if r % 2 == 0 else variants[::-1]
+                for variant in order:
+                    url, pid = started[(server, variant)]
+                    before = cpu_seconds(pid)
+                    run = wrk(url, headers, duration)
+                    cpu = cpu_seconds(pid) - before
+                    run["server_cpu_us"] = (
+                        round(cpu / run["requests"] * 1e6, 1) if run["requests"] else None
+                    )
+                    runs[(server, variant)].append(run)
             progress(f"  served round {r + 1}/{rounds} done")
     rows = []
-    for server in ("uvicorn", "gunicorn"):
-        bare_rps = _median([x["rps"] for x in runs[(server, "bare")]])
-        bare_cpu = _median([x["server_cpu_us"] or 0.0 for x in runs[(server, "bare")]])
-        for variant in ("bare", "privguard"):
+    for server in servers:
+        bare_rps = _median([x["rps"] for x in runs[(server, variants[0])]])
+        bare_cpu = _median([x["server_cpu_us"] or 0.0 for x in runs[(server, variants[0])]])
+        for variant in variants:
             samples = runs[(server, variant)]
             rps = _median([x["rps"] for x in samples])
             cpu = _median([x["server_cpu_us"] or 0.0 for x in samples])
