@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -22,6 +22,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from privguard.asgi import PrivacyMiddleware
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -175,6 +178,28 @@ def chromium_missing_reason(path: str = CHROMIUM) -> str | None:
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         return f"{path} is not installed (Debian package `chromium`; `make system-deps`)"
     return None
+
+
+@contextmanager
+def launch_chromium(path: str = CHROMIUM) -> Iterator[Browser]:
+    """Debian's Chromium, headless, with :data:`CHROMIUM_ARGS`; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The page's Content-Security-Policy reports on the console, collected as they come."""
+    found: list[str] = []
+    page.on(
+        "console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    return found
 
 
 def require_chromium(path: str = CHROMIUM) -> None:

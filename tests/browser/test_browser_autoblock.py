@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -24,10 +24,7 @@ from starlette.routing import Route as StarletteRoute
 
 from privguard.asgi import PrivacyMiddleware
 from tests.browser.browser_shop import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SECRET,
-    require_chromium,
     serve,
 )
 from tests.snippets import PAGE
@@ -96,17 +93,6 @@ async def home(request: Request) -> Response:
 
 def shop() -> Starlette:
     return Starlette(routes=[StarletteRoute("/", home), StarletteRoute("/other", home)])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,31 +8,18 @@ from datetime import date
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.browser_shop import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    csp_violations,
     make_app,
     make_csp_app,
-    require_chromium,
     serve,
 )
 
 NECESSARY = {"session", "privguard_consent"}
 EEA = {"CF-IPCountry": "DE", "Accept-Language": "de-DE,de;q=0.9"}
 TIMEOUT_MS = 5000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()  # skips locally, fails under CI, when /usr/bin/chromium is missing
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
@@ -392,11 +379,7 @@ def test_consent_mode_default_and_update_under_strict_csp(
 ) -> None:
     context = new_context(browser, consent_mode_shop)
     page = context.new_page()
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-    )
+    violations = csp_violations(page)
     try:
         response = page.goto("/")
         assert response is not None

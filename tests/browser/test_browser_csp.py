@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from privguard.asgi import PrivacyMiddleware
-from tests.browser.browser_shop import CHROMIUM, CHROMIUM_ARGS, SECRET, require_chromium, serve
+from tests.browser.browser_shop import SECRET, csp_violations, serve
 from tests.browser.test_browser_banner import new_context
 from tests.readme import block
 
@@ -111,17 +111,6 @@ def shop_app(tracker_port: int, policy: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
 def tracker() -> Iterator[tuple[int, list[str]]]:
     hits: list[str] = []
     with serve(tracker_app(hits)) as url:
@@ -136,11 +125,7 @@ def test_recipe_loads_held_trackers_after_consent_only(
     with serve(shop_app(port, RECIPE)) as shop:
         context = new_context(browser, shop, headers=EEA)
         page = context.new_page()
-        violations: list[str] = []
-        page.on(
-            "console",
-            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-        )
+        violations = csp_violations(page)
         try:
             page.goto("/")
             expect(page.locator("#privguard-banner")).to_be_visible()  # banner.js ran
@@ -169,11 +154,7 @@ def test_nonce_only_policy_refuses_what_the_tracker_inserts(
     with serve(shop_app(port, NONCE_ONLY)) as shop:
         context = new_context(browser, shop, headers=EEA)
         page = context.new_page()
-        violations: list[str] = []
-        page.on(
-            "console",
-            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-        )
+        violations = csp_violations(page)
         try:
             page.goto("/")
             page.click('[data-privguard-action="accept-all"]')

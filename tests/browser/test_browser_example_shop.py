@@ -9,27 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from examples.starlette_shop.app import create_app
 from privguard.ledger import open_ledger
-from tests.browser.browser_shop import CHROMIUM, CHROMIUM_ARGS, SECRET, require_chromium, serve
+from tests.browser.browser_shop import SECRET, serve
 from tests.browser.test_browser_banner import new_context
 
 US = {"CF-IPCountry": "US", "Accept-Language": "en-US,en;q=0.9"}
 DE = {"CF-IPCountry": "DE", "Accept-Language": "de-DE,de;q=0.9"}
 LINK = '[data-privguard-action="do-not-sell"]'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from privguard.banner.languages import SHIPPED_LANGUAGES
-from tests.browser.browser_shop import CHROMIUM, CHROMIUM_ARGS, make_app, require_chromium, serve
+from tests.browser.browser_shop import make_app, serve
 
 PHONE = {"width": 360, "height": 740}
 TIMEOUT_MS = 5000
@@ -64,17 +64,6 @@ PAGE_MEASURE = """() => {
       .map(el => el.tagName + ': ' + el.textContent),
   };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,14 @@ def test_a_stale_journal_with_our_own_pid_is_recovered_before_reuse(tmp_path: Pa
     journal.record(make_draft(2))  # opens the file: the earlier process's line goes to the spool
     assert ids_in(spool) == [old.id]
     journal.remove()
+
+
+def test_a_torn_journal_line_is_set_aside_not_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "ledger.db-spool.jsonl")
+    kept = make_draft(1)
+    journal = tmp_path / "ledger.db-spool.jsonl.journal-999999999"
+    journal.write_text(draft_to_json(kept) + '\n{"id": "torn-by-a-cra')
+    assert Journal(spool).recover() == 1
+    assert ids_in(spool) == [kept.id]
+    rejected = tmp_path / "ledger.db-spool.jsonl.rejected"
+    assert rejected.read_text() == '{"id": "torn-by-a-cra\n'

@@ -220,6 +220,35 @@ class _BrowserFailed(Exception):
     """The browser crawl could not run (bad input: exit 2)."""
 
 
+def _browser_regions(
+    args: argparse.Namespace,
+    target: Target,
+    settings: Any,
+    visitors: list[Any],
+    header: str,
+    bar: Any,
+    accept_all: bool = False,
+) -> list[Any]:
+    """The crawl in a real browser, one region a visitor (``_BrowserFailed`` if it cannot run)."""
+    from privguard.audit.browser import BrowserError, browser_crawl
+
+    try:
+        return browser_crawl(
+            target,
+            settings,
+            visitors,
+            header,
+            args.max_pages,
+            args.max_depth,
+            args.timeout,
+            bar,
+            accept_all=accept_all,
+            offline=args.offline,
+        )
+    except BrowserError as exc:
+        raise _BrowserFailed(str(exc)) from None
+
+
 def _audit_regions(
     args: argparse.Namespace,
     target: Target,
@@ -231,22 +260,7 @@ def _audit_regions(
 ) -> None:
     crawler = _crawler(args, target, settings, header, bar)
     if args.browser:
-        from privguard.audit.browser import BrowserError, browser_crawl
-
-        try:
-            regions = browser_crawl(
-                target,
-                settings,
-                visitors,
-                header,
-                args.max_pages,
-                args.max_depth,
-                args.timeout,
-                bar,
-                offline=args.offline,
-            )
-        except BrowserError as exc:
-            raise _BrowserFailed(str(exc)) from None
+        regions = _browser_regions(args, target, settings, visitors, header, bar)
         for region in regions:
             problem = crawler.seen_country(region.visitor, {})
             if problem:
@@ -343,22 +357,11 @@ def _run_cookies(args: argparse.Namespace) -> int:
     bar = _progress(args)
     try:
         if args.browser:
-            from privguard.audit.browser import BrowserError, browser_crawl
-
             try:
-                regions = browser_crawl(
-                    target,
-                    settings,
-                    visitors,
-                    header,
-                    args.max_pages,
-                    args.max_depth,
-                    args.timeout,
-                    bar,
-                    accept_all=True,
-                    offline=args.offline,
+                regions = _browser_regions(
+                    args, target, settings, visitors, header, bar, accept_all=True
                 )
-            except BrowserError as exc:
+            except _BrowserFailed as exc:
                 return _fail(str(exc))
             records = regions[0].cookies
         else:

@@ -15,8 +15,9 @@ not stored by then would be gone.
   spooled; :meth:`Journal.remove` deletes it at a clean close.
 * :meth:`Journal.recover` (at start-up) moves the lines of every journal whose
   process is gone -- its ``flock`` is free -- into the spool, which the writer
-  then replays. Receipts both stored and recovered are stored once: the
-  ledger skips ids it already holds.
+  then replays (a torn line goes to ``<spool>.rejected``, as in a replay).
+  Receipts both stored and recovered are stored once: the ledger skips ids
+  it already holds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import threading
 from pathlib import Path
 
-from privguard.ledger.base import ReceiptDraft, draft_from_json, draft_to_json
+from privguard.ledger.base import ReceiptDraft, draft_to_json
 from privguard.ledger.spool import Spool
 
 try:  # POSIX; elsewhere a journal is only recovered by the process that wrote it
@@ -148,25 +149,16 @@ class Journal:
         """Append the journal's drafts to the spool, then empty it (its flock is held)."""
         size = os.fstat(fd).st_size
         raw = os.pread(fd, size, 0).decode("utf-8", errors="replace") if size else ""
-        drafts: list[ReceiptDraft] = []
-        for line in raw.splitlines():
-            if not line.strip():
-                continue
-            try:
-                drafts.append(draft_from_json(line))
-            except (ValueError, TypeError, KeyError):
-                _log.error("privguard ledger: unreadable line in the journal %s skipped", journal)
-        if drafts:
-            unique = list({d.id: d for d in drafts}.values())
-            self.spool.append(unique)
+        moved = self.spool.absorb(raw) if raw else 0
+        if moved:
             _log.warning(
                 "privguard ledger: %d receipt(s) of a process that ended before storing them "
                 "were recovered from %s into the spool",
-                len(unique),
+                moved,
                 journal,
             )
         os.ftruncate(fd, 0)
-        return len(drafts)
+        return moved
 
 
 def _is_at(fd: int, path: Path) -> bool:

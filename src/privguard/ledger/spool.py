@@ -163,6 +163,18 @@ class Spool:
             with self._locked_file() as fd:
                 self._write(fd, drafts)
 
+    def absorb(self, raw: str) -> int:
+        """Append the drafts of ``raw`` (JSON lines of another file); returns how many.
+
+        A line that cannot be parsed goes to ``<spool>.rejected``, as in a replay.
+        """
+        drafts, rejected = _parse(raw)
+        unique = list({d.id: d for d in drafts}.values())  # first place of each id
+        self.append(unique)
+        if rejected and self.path is not None:
+            self._reject(rejected)
+        return len(unique)
+
     def pending(self) -> bool:
         """Whether anything waits in the spool."""
         with self._lock:
