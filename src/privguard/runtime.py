@@ -148,11 +148,6 @@ def no_receipts() -> Iterator[None]:
         _NO_RECEIPTS.clear()
 
 
-def _join(*snippets: bytes | None) -> bytes | None:
-    parts = [s for s in snippets if s]
-    return b"".join(parts) if parts else None
-
-
 class Runtime:
     """Everything an adapter needs besides the app; built once at start-up."""
 
@@ -315,9 +310,7 @@ class Runtime:
             body=banner.body_snippet(
                 lang, decision, self.csrf_token(view.host), nonce, view.path, view.query, x
             ),
-            head=_join(
-                banner.guard_snippet(decision, nonce, x), banner.head_snippet(decision, nonce, x)
-            ),
+            head=banner.head_snippets(decision, nonce, x),
             rewriter=self.blocker.for_response(decision.allowed, lang, x),
         )
 

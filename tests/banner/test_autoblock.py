@@ -526,3 +526,20 @@ def test_eof_inside_an_inline_script_sends_it_once(size: int | None) -> None:
     assert inj.rewritten == 1 and out.startswith(b'<p>x</p><script type="text/plain"')
     plain = "<script>var a = 1;"
     assert rewrite(plain, size=size)[0] == plain.encode()
+
+
+def test_rewriters_are_kept_per_consent_language_and_xhtml() -> None:
+    rt = runtime(languages=["en", "de"])
+    en = rt.blocker.for_response(NOTHING, "en")
+    assert en is rt.blocker.for_response(NOTHING, "en")
+    de = rt.blocker.for_response(NOTHING, "de")
+    xhtml = rt.blocker.for_response(NOTHING, "en", xhtml=True)
+    us = rt.blocker.for_response(US_DEFAULT, "en")
+    assert len({id(en), id(de), id(xhtml), id(us)}) == 4
+    frame = b'<iframe src="https://www.youtube.com/embed/x"></iframe>'
+    for rewriter, lang, hidden in ((en, b"en", b" hidden "), (de, b"de", b" hidden "),
+                                   (xhtml, b"en", b' hidden="hidden"')):  # fmt: skip
+        inj = HtmlInjector(body=b"", rewriter=rewriter)
+        out = inj.feed(frame) + inj.finish()
+        assert b'lang="' + lang + b'"' in out and hidden in out
+    assert rt.blocker.for_response(EVERYTHING, "en") is None

@@ -701,3 +701,80 @@ def test_return_path_fast_path_equals_quoting(path: str, query: str) -> None:
             slow = with_query if len(with_query) <= 2048 else slow
         assert got == slow
     assert _query_value(got) == quote(got, safe="")
+
+
+# --- the per-page cache of filled banners ----------------------------------------------
+
+
+def _fresh(renderer: BannerRenderer, *args: object, **kw: object) -> bytes:
+    """The same banner rendered without the per-page cache."""
+    renderer._filled.clear()
+    renderer._filled_bytes = 0
+    return renderer.body_snippet(*args, **kw)  # type: ignore[arg-type]
+
+
+@given(
+    path=st.text(min_size=0, max_size=30).map(lambda t: "/" + t),
+    query=st.text(max_size=20),
+    nonce=st.none() | st.text(min_size=1, max_size=12),
+    xhtml=st.booleans(),
+    granted=st.sets(st.sampled_from(["functionality", "performance", "marketing"])),
+    lang=st.sampled_from(["en", "de", "fr"]),
+)
+def test_cached_banner_equals_a_fresh_render(
+    path: str, query: str, nonce: str | None, xhtml: bool, granted: set[str], lang: str
+) -> None:
+    r = _RENDERER
+    d = decision(_SETTINGS, allowed=frozenset({Category.NECESSARY, *map(Category, granted)}))
+    first = r.body_snippet(lang, d, "tok<1>", nonce, path, query, xhtml)
+    again = r.body_snippet(lang, d, "tok<1>", nonce, path, query, xhtml)  # from the cache
+    assert first == again == _fresh(r, lang, d, "tok<1>", nonce, path, query, xhtml)
+
+
+_SETTINGS = settings(languages=["en", "de", "fr"])
+_RENDERER = BannerRenderer(_SETTINGS)
+
+
+def test_visitors_never_get_each_others_token_nonce_language_or_boxes() -> None:
+    r = BannerRenderer(settings(languages=["en", "de"]))
+    none = decision(r.settings)
+    some = dataclasses.replace(none, allowed=frozenset({Category.NECESSARY, Category.MARKETING}))
+    a = r.body_snippet("en", none, "token-a", "nonce-a", "/p/1")
+    b = r.body_snippet("en", none, "token-b", "nonce-b", "/p/1")
+    assert b"token-a" in a and b"token-a" not in b and b"token-b" in b
+    assert b"nonce-a" in a and b"nonce-a" not in b and b'nonce="nonce-b"' in b
+    assert a.replace(b"token-a", b"token-b").replace(b"nonce-a", b"nonce-b") == b
+    assert b"token-" not in r.body_snippet("en", none, "", None, "/p/1")
+    german = r.body_snippet("de", none, "token-c", None, "/p/1")
+    assert b'lang="de"' in german and b'lang="de"' not in a
+    ticked = parse(r.body_snippet("en", some, "t", None, "/p/1"))
+    assert "checked" in ticked.find("input", id="privguard-cat-marketing")[0]
+    unticked = parse(r.body_snippet("en", none, "t", None, "/p/1"))
+    assert "checked" not in unticked.find("input", id="privguard-cat-marketing")[0]
+    other_page = r.body_snippet("en", none, "token-a", "nonce-a", "/p/2")
+    assert b'value="/p/2"' in other_page and b'value="/p/1"' not in other_page
+
+
+def test_filled_banner_cache_is_bounded_by_bytes() -> None:
+    from privguard.banner.render import _FILLED_MAX_BYTES
+
+    r = BannerRenderer(settings())
+    d = decision(r.settings)
+    size = len(r.body_snippet("en", d, "t", None, "/p/0"))
+    for i in range(3 * _FILLED_MAX_BYTES // size):
+        r.body_snippet("en", d, "t", None, f"/p/{i}")
+        assert r._filled_bytes <= _FILLED_MAX_BYTES
+    assert 0 < len(r._filled) <= _FILLED_MAX_BYTES // size
+    r.body_snippet("en", d, "t", None, "/" + "x" * 9000)  # too long a path is not kept
+    assert all(len(key[2]) < 9000 for key in r._filled)
+
+
+def test_head_snippets_cached_without_a_nonce_only() -> None:
+    r = BannerRenderer(settings(consent_mode="basic"))
+    d = decision(r.settings)
+    plain = r.head_snippets(d, None)
+    assert plain == (r.guard_snippet(d, None) or b"") + (r.head_snippet(d, None) or b"")
+    with_nonce = r.head_snippets(d, "n1")
+    assert with_nonce is not None and with_nonce.count(b'nonce="n1"') == 2
+    assert b"n1" not in (r.head_snippets(d, "n2") or b"") and b"nonce" not in (plain or b"")
+    assert BannerRenderer(settings(block_scripts=False)).head_snippets(d, None) is None

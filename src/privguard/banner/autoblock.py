@@ -309,6 +309,7 @@ class AutoBlocker:
         "_categories",
         "_seen",
         "_memos",
+        "_rewriters",
         "enabled",
     )
 
@@ -327,6 +328,9 @@ class AutoBlocker:
         self._seen: dict[str, Tracker | None] = {}
         #: allowed categories -> the tag decisions under them (at most 2**4 sets)
         self._memos: dict[frozenset[Category], Memo] = {}
+        #: (allowed, lang, xhtml) -> its rewriter (it keeps no per-response state);
+        #: at most 2**4 x languages x 2
+        self._rewriters: dict[tuple[frozenset[Category], str, bool], TagRewriter] = {}
 
     def match(self, url: str) -> Tracker | None:
         """The catalog's answer for ``url``, remembered (at most 4096 URLs)."""
@@ -346,11 +350,14 @@ class AutoBlocker:
         """The rewriter for a response under ``allowed``; None when nothing can be blocked."""
         if not self.enabled or self._categories <= allowed:
             return None
+        found = self._rewriters.get((allowed, lang, xhtml))
+        if found is not None:
+            return found
         placeholder = self._placeholder
         memo = self._memos.get(allowed)
         if memo is None:
             memo = self._memos.setdefault(allowed, ({}, {}))
-        return TagRewriter(
+        rewriter = TagRewriter(
             self.match,
             allowed,
             self._advanced,
@@ -358,3 +365,6 @@ class AutoBlocker:
             xhtml,
             memo,
         )
+        if len(self._rewriters) < 1024:  # lang is one of the configured languages
+            self._rewriters[(allowed, lang, xhtml)] = rewriter
+        return rewriter

@@ -116,6 +116,9 @@ _FORM_FIELDS = (
     f'<input type="hidden" name="next" value="{_NEXT}">'
 )
 _NEGOTIATION_CACHE_SIZE = 256
+#: Banners with the page's path and ticked boxes filled in, kept for the next view of
+#: the same page: at most this many bytes of markup and paths together.
+_FILLED_MAX_BYTES = 2 * 1024 * 1024
 #: What of an ``Accept-Language`` value is read: characters, and entries.
 _ACCEPT_LANGUAGE_MAX = 128
 _ACCEPT_LANGUAGE_ENTRIES = 8
@@ -193,6 +196,33 @@ class _Snippet:
         """The bytes with the slots filled (values already escaped; missing ones empty)."""
         values = (csrf_token, nonce_attr, *rest) + (b"",) * (len(_SLOT_NAMES) - 2 - len(rest))
         return b"".join([p if isinstance(p, bytes) else values[p] for p in self._parts])
+
+    def fill(self, *rest: bytes) -> _Filled:
+        """The snippet with every slot but the CSRF token and the nonce filled."""
+        values: tuple[bytes | int, ...] = (0, 1, *rest)
+        values += (b"",) * (len(_SLOT_NAMES) - len(values))
+        parts: list[bytes | int] = []
+        for p in self._parts:
+            value = p if isinstance(p, bytes) else values[p]
+            if isinstance(value, bytes) and parts and isinstance(parts[-1], bytes):
+                parts[-1] = parts[-1] + value
+            elif not isinstance(value, bytes) or value:
+                parts.append(value)
+        return _Filled(tuple(parts))
+
+
+class _Filled:
+    """A snippet whose only slots left are the CSRF token (0) and the nonce (1)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: tuple[bytes | int, ...]) -> None:
+        self.parts = parts
+        self.size = sum(len(p) for p in parts if isinstance(p, bytes))
+
+    def render(self, csrf_token: bytes, nonce_attr: bytes) -> bytes:
+        values = (csrf_token, nonce_attr)
+        return b"".join([p if isinstance(p, bytes) else values[p] for p in self.parts])
 
 
 #: slots that stand where attributes go (the others are inside attribute values)
@@ -391,12 +421,16 @@ class BannerRenderer:
         self._body_lock = threading.Lock()
         self._regimes = settings.regions.regimes
         self._body_xhtml: dict[tuple[str, str, bool, bool, bool], _Snippet] = {}
+        #: (template key, xhtml, return path, ticked boxes) -> the banner less its token
+        self._filled: dict[tuple[object, ...], _Filled] = {}
+        self._filled_bytes = 0
         self._head: dict[tuple[frozenset[Category], bool, bool], _Snippet] = {}
         self._head_lock = threading.Lock()
         self._negotiated: OrderedDict[str, str] = OrderedDict()
         self._negotiate_lock = threading.Lock()
         self._placeholders: dict[tuple[str, Tracker, bool], bytes] = {}
         self._guard: dict[tuple[frozenset[Category], bool], _Snippet] = {}
+        self._heads: dict[tuple[frozenset[Category], bool, bool], bytes] = {}
         self._guard_js, self._guard_config = self._build_guard()
 
     # --- assets -------------------------------------------------------------------
@@ -482,29 +516,58 @@ class BannerRenderer:
         """
         lang = self._lang(lang)
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
+        allowed = decision.allowed
+        ticked = (
+            Category.FUNCTIONALITY in allowed,
+            Category.PERFORMANCE in allowed,
+            Category.MARKETING in allowed,
+        )
+        filled_key = (key, xhtml, path, query, ticked)
+        filled = self._filled.get(filled_key)
+        if filled is None:
+            filled = self._fill_body(key, decision, path, query, ticked, xhtml)
+        return filled.render(_attr_value(csrf_token), _nonce_attr(nonce))
+
+    def _fill_body(
+        self,
+        key: tuple[str, str, bool, bool, bool],
+        decision: Decision,
+        path: str,
+        query: str,
+        ticked: tuple[bool, ...],
+        xhtml: bool,
+    ) -> _Filled:
+        """The banner for ``key`` on the page ``path``, all but its token and nonce."""
         cache = self._body_xhtml if xhtml else self._body
         template = cache.get(key)
+        known = self._regimes.get(decision.regime.name) == decision.regime
         if template is None:
+            lang = key[0]
             text = self._render_body(
                 lang, decision.regime, decision.needs_banner, decision.reconsent, decision.gpc
             )
             template = _Snippet(_to_xhtml(text) if xhtml else text)
             # a Regime not from these settings is rendered on the fly, never kept
-            if self._regimes.get(decision.regime.name) == decision.regime:
+            if known:
                 with self._body_lock:
                     template = cache.setdefault(key, template)
         back = return_path(path, query)
-        allowed = decision.allowed
-        return template.render(
-            _attr_value(csrf_token),
-            _nonce_attr(nonce),
+        checked = _CHECKED_XML if xhtml else _CHECKED
+        filled = template.fill(
             _attr_value(back),
             _attr_value(_query_value(back)),
-            *(
-                (_CHECKED_XML if xhtml else _CHECKED) if cat in allowed else b""
-                for cat in _SLOT_CATEGORIES
-            ),
+            *(checked if on else b"" for on in ticked),
         )
+        if known and len(path) + len(query) <= 4096:
+            size = filled.size + len(path) + len(query)
+            with self._body_lock:  # bounded by bytes: a full cache starts afresh
+                if self._filled_bytes + size > _FILLED_MAX_BYTES:
+                    self._filled.clear()
+                    self._filled_bytes = 0
+                if (key, xhtml, path, query, ticked) not in self._filled:
+                    self._filled[(key, xhtml, path, query, ticked)] = filled
+                    self._filled_bytes += size
+        return filled
 
     def _render_body(
         self, lang: str, regime: Regime, needs_banner: bool, reconsent: bool, gpc: bool
@@ -651,6 +714,33 @@ class BannerRenderer:
             with self._head_lock:  # at most 16 x 2 entries: bounded by construction
                 self._guard.setdefault(key, template)
         return template.render(b"", _nonce_attr(nonce))
+
+    def head_snippets(
+        self, decision: Decision, nonce: str | None, xhtml: bool = False
+    ) -> bytes | None:
+        """The guard then the Consent Mode defaults, as one snippet (None when neither).
+
+        Without a nonce the bytes depend on the decision's shape alone and are kept (at
+        most 16 x 2 x 2 entries: bounded by construction).
+        """
+        key = (decision.allowed, decision.needs_banner, xhtml)
+        if nonce is None:
+            found = self._heads.get(key)
+            if found is not None:
+                return found or None
+        parts = [
+            s
+            for s in (
+                self.guard_snippet(decision, nonce, xhtml),
+                self.head_snippet(decision, nonce, xhtml),
+            )
+            if s
+        ]
+        joined = b"".join(parts)
+        if nonce is None:
+            with self._head_lock:
+                self._heads.setdefault(key, joined)
+        return joined or None
 
     def _build_guard(self) -> tuple[str, str]:
         """The guard's code (comments and indentation stripped) and its static config."""
