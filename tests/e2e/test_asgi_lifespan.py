@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -240,6 +241,16 @@ def test_choices_right_before_sigterm_without_lifespan_reach_the_ledger(
     done, so the process ends by the signal and interpreter-exit hooks do not
     run: the receipts must already be safe when the answers go out.
     """
+    choices_then_signal(tmp_path, lifespan, locked, signal.SIGTERM)
+
+
+def test_choices_right_before_sigkill_reach_the_ledger(tmp_path: Path) -> None:
+    """The OOM killer's way: no graceful shutdown, no hook of any kind."""
+    choices_then_signal(tmp_path, "off", True, signal.SIGKILL)
+
+
+def choices_then_signal(tmp_path: Path, lifespan: str, locked: bool, sig: int) -> None:
+    """40 choices through a real uvicorn, ``sig`` right after the last answer, a restart."""
     db = tmp_path / "ledger.db"
     url = f"sqlite:///{db}?timeout=1"
     write_shop(tmp_path, url)
@@ -251,14 +262,14 @@ def test_choices_right_before_sigterm_without_lifespan_reach_the_ledger(
         if locked:  # the database takes nothing until the server is gone
             lock.execute("BEGIN EXCLUSIVE")
         ids = make_choices(first.base, 40)
-        first.terminate()  # right after the last answer
+        first.proc.send_signal(sig)  # right after the last answer
         code = first.wait(60)
     finally:
         if locked:
             lock.execute("ROLLBACK")
         lock.close()
         first.stop()
-    assert code in (0, -15), first.log()
+    assert code in (0, -signal.SIGTERM, -sig), first.log()
     second = AppServer(tmp_path, "shop:app", name="second", extra=("--lifespan", lifespan))
     second.wait_ready()
     try:
