@@ -142,14 +142,10 @@ def _partial_opener(low: bytes) -> int:
 
 def _partial_body_close(buf: bytes) -> int:
     """Length of the longest suffix of ``buf`` that is a proper prefix of ``</body>``."""
-    tail = buf[-(_BODY_CLOSE_LEN - 1) :]
-    if b"<" not in tail:
+    at = buf.rfind(b"<", max(0, len(buf) - _BODY_CLOSE_LEN + 1))
+    if at < 0:
         return 0
-    tail = tail.lower()
-    for k in range(len(tail), 0, -1):
-        if b"</body>".startswith(tail[-k:]):
-            return k
-    return 0
+    return len(buf) - at if _BODY_CLOSE.startswith(buf[at:].lower()) else 0
 
 
 def _partial_head_tag(buf: bytes) -> int:
@@ -295,8 +291,10 @@ class HtmlInjector:
                     close = i + shift
                 i = fold.find(_WORD, i + 1)
             if i < 0:
-                keep = _partial_opener(buf[-8:].lower())
-                return self._emit(buf, out, flushed, n - min(keep, n - pos), close)
+                at = buf.rfind(b"<", max(pos, n - 6))
+                if at >= 0 and _partial_opener(buf[at:].lower()):
+                    return self._emit(buf, out, flushed, at, close)
+                return self._emit(buf, out, flushed, n, close)
             if i + 7 >= n:  # the name may go on in the next chunk
                 return self._emit(buf, out, flushed, i, close)
             if buf[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
