@@ -3,8 +3,11 @@
 A uvicorn server (a Starlette app with lifespan, and a bare ASGI app without
 lifespan support) takes 300 choices while another connection holds the ledger
 table locked -- the database is "slow" for as long as the test wants. SIGTERM
-follows at once. uvicorn's graceful shutdown runs privguard's lifespan flush:
-what the locked database does not take within the shutdown timeout is spooled.
+follows at once. For the Starlette app uvicorn's graceful shutdown runs
+privguard's lifespan flush: what the locked database does not take within the
+shutdown timeout is spooled. The bare app raises on the lifespan scope, so
+uvicorn runs it without lifespan and nothing is flushed: its receipts survive
+in the process's journal, which the next start moves into the spool.
 The lock is released, the server starts again with two workers, and whichever
 worker comes first replays the spool: exactly one receipt per choice, in one
 chain that verifies.
