@@ -76,10 +76,11 @@ def test_the_writer_empties_its_journal_once_stored_and_removes_it_at_close(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     writer = LedgerWriter(url)
-    journal_path = writer.journal._path(os.getpid())
     drafts = [make_draft(n) for n in range(10)]
     for draft in drafts:
         writer.submit(draft)
+    journal_path = writer.journal.path
+    assert journal_path is not None
     assert writer.flush(10)
     assert journal_path.stat().st_size == 0  # stored: nothing left to recover
     writer.close()
@@ -88,15 +89,34 @@ def test_the_writer_empties_its_journal_once_stored_and_removes_it_at_close(
         assert [r.id for r in ledger.iter_receipts()] == [d.id for d in drafts]
 
 
-def test_a_stale_journal_with_our_own_pid_is_recovered_before_reuse(tmp_path: Path) -> None:
+def test_two_writers_of_one_ledger_in_one_process_keep_their_own_journals(
+    tmp_path: Path,
+) -> None:
+    """Two apps behind privguard sharing a ledger: neither waits on the other's lock."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    first, second = LedgerWriter(url), LedgerWriter(url)
+    try:
+        first.submit(make_draft(1))
+        second.submit(make_draft(2))  # would wait forever on the first's flock if shared
+        assert first.journal.path is not None and second.journal.path is not None
+        assert first.journal.path != second.journal.path
+        assert first.recover() == 0  # the other one is alive (its flock is held)
+    finally:
+        first.close()
+        second.close()
+    assert not list(tmp_path.glob("*.journal-*"))
+    with open_ledger(url) as ledger:
+        assert len(list(ledger.iter_receipts())) == 2
+
+
+def test_a_stale_journal_with_our_pid_is_recovered(tmp_path: Path) -> None:
+    """A container's PID 1 after a restart finds its predecessor's journal under its pid."""
     spool = Spool(tmp_path / "ledger.db-spool.jsonl")
     old = make_draft(1)
-    stale = tmp_path / f"ledger.db-spool.jsonl.journal-{os.getpid()}"
+    stale = tmp_path / f"ledger.db-spool.jsonl.journal-{os.getpid()}-0123456789ab"
     stale.write_text(draft_to_json(old) + "\n")
-    journal = Journal(spool)
-    journal.record(make_draft(2))  # opens the file: the earlier process's line goes to the spool
+    assert Journal(spool).recover() == 1
     assert ids_in(spool) == [old.id]
-    journal.remove()
 
 
 def test_a_torn_journal_line_is_set_aside_not_dropped(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ server runs with ``lifespan="off"``) is never told. What the writer thread had
 not stored by then would be gone.
 
 * :meth:`Journal.record` appends the draft as one JSON line to this
-  process's journal, ``<spool>.journal-<pid>``, in one ``write`` (no
+  writer's journal, ``<spool>.journal-<pid>-<random>``, in one ``write`` (no
   ``fsync``: the file outlives the process, SIGKILL included, though not a
   power cut). The process holds an exclusive ``flock`` on it while it lives.
 * :meth:`Journal.clear` empties it once everything recorded is stored or
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -41,7 +42,11 @@ _log = logging.getLogger("privguard.ledger")
 
 
 class Journal:
-    """Drafts of this process not yet stored or spooled, in ``<spool>.journal-<pid>``.
+    """Drafts of this writer not yet stored or spooled, in ``<spool>.journal-<pid>-<random>``.
+
+    The name is new for every writer and process (two writers of one ledger in
+    one process, or a container's PID 1 after a restart, never share a file);
+    which journals belong to ended processes is told by their free ``flock``.
 
     :param spool: the writer's spool; the journal lives beside it and is
         recovered into it. A spool in memory means no journal.
@@ -52,11 +57,18 @@ class Journal:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
+        self._path: Path | None = None
         self._dirty = False
 
-    def _path(self, pid: int) -> Path:
+    def _new_path(self, pid: int) -> Path:
         assert self.spool.path is not None
-        return self.spool.path.with_name(f"{self.spool.path.name}.journal-{pid}")
+        name = f"{self.spool.path.name}.journal-{pid}-{secrets.token_hex(6)}"
+        return self.spool.path.with_name(name)
+
+    @property
+    def path(self) -> Path | None:
+        """This writer's journal file in this process, once it was opened."""
+        return self._path if self._pid == os.getpid() else None
 
     def record(self, draft: ReceiptDraft) -> None:
         """Append ``draft`` (``OSError`` when the disk refuses it)."""
@@ -83,7 +95,8 @@ class Journal:
                 return
             fd, self._fd = self._fd, None
             try:
-                self._path(self._pid).unlink(missing_ok=True)
+                if self._path is not None:
+                    self._path.unlink(missing_ok=True)
             finally:
                 os.close(fd)  # also releases the flock
 
@@ -97,17 +110,15 @@ class Journal:
             self._fd = None
         assert self.spool.path is not None
         self.spool.path.parent.mkdir(parents=True, exist_ok=True)
-        path = self._path(pid)
         while True:
+            path = self._new_path(pid)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             if _is_at(fd, path):
                 break
             os.close(fd)  # another process recovered and removed it meanwhile: open anew
-        if os.fstat(fd).st_size:  # left by an earlier process with the same pid
-            self._move_to_spool(fd, path)
-        self._fd, self._pid, self._dirty = fd, pid, False
+        self._fd, self._pid, self._path, self._dirty = fd, pid, path, False
         return fd
 
     def recover(self) -> int:
@@ -123,7 +134,7 @@ class Journal:
         moved = 0
         for name in names:
             journal = path.parent / name
-            if self._fd is not None and journal == self._path(self._pid):
+            if journal == self.path:
                 continue  # our own, open
             try:
                 fd = os.open(journal, os.O_RDWR)
