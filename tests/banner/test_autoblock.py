@@ -476,6 +476,7 @@ _MIXED = [
     '<iframe src="https://www.youtube.com/embed/x">',
     "</iframe>",
     '<script data-x="</body>">',
+    '<script type="text/javascript; x=</body>" src="https://connect.facebook.net/x.js">',
     "<IFRAME data-a='</BODY>' src=//www.youtube.com/embed/y>",
     "<iframe hidden data-b=\"</body>\" src='https://www.googletagmanager.com/ns.html'>",
     "</body>",

@@ -97,13 +97,41 @@ def _find_script_end(fold: bytes, buf: bytes, pos: int) -> int:
         pos = i + 1
 
 
-def _rfind_close(fold: bytes, buf: bytes, start: int, stop: int) -> int:
-    """The last ``</body>`` (any case) wholly inside ``buf[start:stop]``, or -1."""
+def _candidates(fold: bytes, start: int) -> list[int]:
+    """Every start of ``_WORD`` in ``fold[start:]``, in order."""
+    found = []
+    stop = len(fold)
     while True:
         i = fold.rfind(_WORD, start, stop)
-        if i < 0 or buf[i : i + 7].lower() == _BODY_CLOSE:
-            return i
+        if i < 0:
+            found.reverse()
+            return found
+        found.append(i)
         stop = i + 6
+
+
+def _last_in_output(
+    buf: bytes, cands: list[int], rewrites: list[tuple[int, int, bytes]], upto: int
+) -> int:
+    """Where the last ``</body>`` of ``buf[:upto]`` with ``rewrites`` made starts, or -1."""
+    for c in reversed(cands):
+        if c >= upto or buf[c : c + 7].lower() != _BODY_CLOSE:
+            continue
+        shift = 0
+        for i, end, new in rewrites:
+            if c < i:
+                break
+            if c < end:  # inside a rewritten tag: where is it in the new one?
+                inner = new.lower().rfind(_BODY_CLOSE)
+                if inner >= 0:
+                    return i + shift + inner
+                break  # gone with an attribute value the rewrite escaped
+            shift += len(new) - (end - i)
+        else:
+            return c + shift
+        if c < i:
+            return c + shift
+    return -1
 
 
 def _last_close(data: bytes) -> int:
@@ -255,99 +283,97 @@ class HtmlInjector:
         return self._scan(data, 0)
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
-        # One folded copy of the chunk and one ``find`` walk it: every candidate of
-        # ``<script``, ``<iframe`` and ``</body>`` in turn. Only changed tags cut the
-        # chunk: ``out`` holds the text up to ``flushed`` with the rewritten tags in it,
-        # and a chunk without any change is returned as it is. Where the last
-        # ``</body>`` of the returned bytes starts is handed on to the body stage
-        # (``close``, in output coordinates: ``shift`` is how much longer the output is
-        # than the input so far), so it need not search the chunk again.
+        # One folded copy of the chunk, and one backward walk of it for every candidate
+        # of ``<script``, ``<iframe`` and ``</body>`` (``rfind`` is the faster search);
+        # then the candidates are taken in order. Only changed tags cut the chunk:
+        # ``out`` holds the text up to ``flushed`` with the rewritten tags in it (each
+        # also in ``rewrites``), and a chunk without any change is returned as it is.
         rewriter = self._rewriter
         assert rewriter is not None
         out: list[bytes] = []
+        rewrites: list[tuple[int, int, bytes]] = []
         flushed = 0
-        shift = 0
-        close = -1
         fold = buf.translate(_FOLD)
         n = len(buf)
+        cands = _candidates(fold, pos)
+        k = 0
         while True:
             if self._mode == SKIP:
                 end = _find_script_end(fold, buf, pos)
-                c = _rfind_close(fold, buf, pos, n if end < 0 else end)
-                if c >= 0:
-                    close = c + shift
                 if end < 0:
                     keep = _partial(buf[-8:].lower(), _SCRIPT_END) if n - pos >= 1 else 0
-                    return self._emit(buf, out, flushed, n - min(keep, n - pos), close)
+                    return self._emit(buf, cands, rewrites, out, flushed, n - min(keep, n - pos))
                 pos = end + 8
                 self._mode = _TEXT
                 continue
-            i = fold.find(_WORD, pos)
-            while i >= 0:
-                word = buf[i : i + 7].lower()
-                if word == b"<script" or word == b"<iframe":
-                    break
-                if word == _BODY_CLOSE:
-                    close = i + shift
-                i = fold.find(_WORD, i + 1)
+            i = -1
+            while k < len(cands):
+                c = cands[k]
+                if c >= pos:
+                    word = buf[c : c + 7].lower()
+                    if word == b"<script" or word == b"<iframe":
+                        i = c
+                        break
+                k += 1
             if i < 0:
                 at = buf.rfind(b"<", max(pos, n - 6))
                 if at >= 0 and _partial_opener(buf[at:].lower()):
-                    return self._emit(buf, out, flushed, at, close)
-                return self._emit(buf, out, flushed, n, close)
+                    return self._emit(buf, cands, rewrites, out, flushed, at)
+                return self._emit(buf, cands, rewrites, out, flushed, n)
             if i + 7 >= n:  # the name may go on in the next chunk
-                return self._emit(buf, out, flushed, i, close)
+                return self._emit(buf, cands, rewrites, out, flushed, i)
             if buf[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
-                    return self._emit(buf, out, flushed, i, close)
+                    return self._emit(buf, cands, rewrites, out, flushed, i)
                 pos = i + 1  # too long to be a tag we can judge
                 continue
             tag = m.group(0)
-            tag_end = content_end = m.end()
+            pos = m.end()
             if buf[i + 1] | 0x20 == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
             else:
                 mode, new = rewriter.script(tag)
                 if mode == HOLD:
-                    end = _find_script_end(fold, buf, tag_end)
+                    end = _find_script_end(fold, buf, pos)
                     if end < 0:
                         self._mode = HOLD
                         self._script_tag = tag
-                        self._script_parts = [buf[tag_end:]]
-                        self._script_len = n - tag_end
-                        self._script_tail = buf[max(tag_end, n - 7) :].lower()
-                        text = self._emit(buf, out, flushed, i, close)
+                        self._script_parts = [buf[pos:]]
+                        self._script_len = n - pos
+                        self._script_tail = buf[max(pos, n - 7) :].lower()
+                        text = self._emit(buf, cands, rewrites, out, flushed, i)
                         self._tag_buf = b""  # the tag and its content are held above
                         return text
                     # the whole inline script is here: decide now
-                    new = rewriter.inline(tag, buf[tag_end:end])
-                    content_end = end
+                    new = rewriter.inline(tag, buf[pos:end])
+                    pos = end
                 self._mode = SKIP
-            if new is tag:
-                c = _rfind_close(fold, buf, i + 7, tag_end)
-                if c >= 0:
-                    close = c + shift
-            else:
-                c = new.lower().rfind(_BODY_CLOSE) if b"</" in new else -1
-                if c >= 0:
-                    close = i + shift + c
+            if new is not tag:
                 self.rewritten += 1
                 out.append(buf[flushed:i])
                 out.append(new)
-                flushed = tag_end
-                shift += len(new) - (tag_end - i)
-            if content_end > tag_end:
-                c = _rfind_close(fold, buf, tag_end, content_end)
-                if c >= 0:
-                    close = c + shift
-            pos = content_end
+                flushed = m.end()
+                rewrites.append((i, flushed, new))
 
-    def _emit(self, buf: bytes, out: list[bytes], flushed: int, upto: int, close: int) -> bytes:
-        """The scanned text up to ``upto`` (the rest is held in ``_tag_buf``)."""
+    def _emit(
+        self,
+        buf: bytes,
+        cands: list[int],
+        rewrites: list[tuple[int, int, bytes]],
+        out: list[bytes],
+        flushed: int,
+        upto: int,
+    ) -> bytes:
+        """The scanned text up to ``upto`` (the rest is held in ``_tag_buf``).
+
+        Where the last ``</body>`` of that text starts is handed on to the body stage,
+        so it need not search the chunk again (a held tail begins with its only ``<``:
+        no ``</body>`` is cut).
+        """
         self._tag_buf = buf[upto:] if upto < len(buf) else b""
         if out:
             out.append(buf[flushed:upto])
@@ -356,7 +382,7 @@ class HtmlInjector:
             text = buf
         else:
             text = buf[:upto]
-        self._close = (text, close)  # a held tail begins with "<": no "</body>" is cut
+        self._close = (text, _last_in_output(buf, cands, rewrites, upto))
         return text
 
     def _inline(self, tag: bytes, content: bytes) -> bytes:
