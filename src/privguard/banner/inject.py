@@ -99,7 +99,7 @@ def _find_script_end(fold: bytes, buf: bytes, pos: int) -> int:
 
 def _candidates(fold: bytes, start: int) -> list[int]:
     """Every start of ``_WORD`` in ``fold[start:]``, in order."""
-    found = []
+    found: list[int] = []
     stop = len(fold)
     while True:
         i = fold.rfind(_WORD, start, stop)
