@@ -544,3 +544,14 @@ def test_rewriters_are_kept_per_consent_language_and_xhtml() -> None:
         out = inj.feed(frame) + inj.finish()
         assert b'lang="' + lang + b'"' in out and hidden in out
     assert rt.blocker.for_response(EVERYTHING, "en") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="<>\"' =ab/\n", max_size=40), st.sampled_from(["<script", "<IFRAME"]))
+def test_start_tag_pattern_reads_tags_as_the_backtracking_one(rest: str, name: str) -> None:
+    from privguard.banner.inject import _START_TAG
+
+    plain = re.compile(rb"""<(?:script|iframe)(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+    data = (name + rest).encode()
+    want, got = plain.match(data), _START_TAG.match(data)
+    assert (want and want.group(0)) == (got and got.group(0))

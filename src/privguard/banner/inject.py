@@ -56,7 +56,8 @@ _META_CHARSET = re.compile(rb"\s*<meta\s[^>]*charset[^>]*>", re.IGNORECASE)
 _TEXT = 0
 _SCRIPT_END = b"</script"
 #: a start tag of interest: the name then quoted or plain attribute text up to ``>``
-_START_TAG = re.compile(rb"""<(?:script|iframe)(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+#: (possessive: each character has one way to be read, so nothing is ever given back)
+_START_TAG = re.compile(rb"""<(?:script|iframe)(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""", re.IGNORECASE)
 _NAME_END = frozenset(b" \t\n\r\f/>")
 _BODY_CLOSE = b"</body>"
 
