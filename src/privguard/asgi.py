@@ -71,35 +71,39 @@ class PrivacyMiddleware:
         self.runtime = Runtime(self.settings)
         # raw header name -> its str form, so a request decodes only the values it keeps
         self._wanted = {n.encode("latin-1"): n for n in consulted_names(self.runtime)}
+        self._wanted[b"host"] = "host"
 
     def view(self, scope: Scope) -> RequestView:
         """The request's facts, read from the scope's header list in one pass."""
         wanted = self._wanted
         headers: dict[str, str] = {}
-        host = ""
         for raw_name, raw_value in scope.get("headers", ()):
-            if raw_name == b"host":
-                host = raw_value.decode("latin-1")
-            elif (name := wanted.get(raw_name)) is not None:
-                value = raw_value.decode("latin-1")
+            name = wanted.get(raw_name)
+            if name is not None:
                 if name in headers:  # repeated fields joined in order (RFC 9110 §5.3)
-                    sep = "; " if name == "cookie" else ", "
-                    headers[name] = headers[name] + sep + value
+                    value = raw_value.decode("latin-1")
+                    if name == "host":
+                        headers[name] = value  # the last one, as before
+                    else:
+                        sep = "; " if name == "cookie" else ", "
+                        headers[name] = headers[name] + sep + value
                 else:
-                    headers[name] = value
+                    headers[name] = raw_value.decode("latin-1")
+        host = headers.pop("host", "")
         if not host:
             server = scope.get("server")
             if server:
                 host = f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else server[0]
         client = scope.get("client")
+        query = scope.get("query_string")
         return RequestView(
-            method=scope.get("method", "GET"),
-            path=scope.get("path", "/") or "/",
-            scheme=scope.get("scheme", "http"),
-            host=host,
-            peer=client[0] if client else None,
-            headers=headers,
-            query=(scope.get("query_string") or b"").decode("latin-1"),
+            scope.get("method", "GET"),
+            scope.get("path") or "/",
+            scope.get("scheme", "http"),
+            host,
+            client[0] if client else None,
+            headers,
+            query.decode("latin-1") if query else "",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +130,12 @@ class PrivacyMiddleware:
                 await self._answer(send, view, decision, answer, changed=False)
                 return
         ctx = PrivacyContext(
-            decision, rt, None, view.host, scope, accept_language=view.header("accept-language")
+            decision,
+            rt,
+            None,
+            view.host,
+            scope,
+            accept_language=view.headers.get("accept-language"),
         )
         scope[CONTEXT_KEY] = ctx
         if decision.age_gated:
@@ -233,14 +242,22 @@ class _Responder:
             signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
         )
 
-    async def send(self, message: Message) -> None:
-        mtype = message["type"]
-        if mtype == "http.response.start":
-            await self._start(message)
-            return
+    def send(self, message: Message) -> Awaitable[None]:
+        """The ``send`` the app sees.
+
+        A response privguard leaves unchanged costs one call: its start is
+        filtered here and the server's own awaitable is returned, and its
+        body messages go straight to the server's ``send``.
+        """
         if self.passthrough:
-            await self._send(message)
-            return
+            if message["type"] == "http.response.start":
+                return self._start(message)
+            return self._send(message)
+        return self._held(message)
+
+    async def _held(self, message: Message) -> None:
+        """A message of an HTML response whose start is held (or being injected into)."""
+        mtype = message["type"]
         if mtype == "http.response.body":
             await self._body(message)
             return
@@ -267,7 +284,7 @@ class _Responder:
             consulted=self.ctx.consulted,
         ).headers
 
-    async def _start(self, message: Message) -> None:
+    def _start(self, message: Message) -> Awaitable[None]:
         mw = self.mw
         rt = mw.runtime
         headers = message.get("headers", ())
@@ -276,14 +293,19 @@ class _Responder:
             headers,
             self.decision,
             mw.settings,
-            extra_cookies=self.own_cookies,
-            status=status,
-            consulted=self.ctx.consulted,
+            self.own_cookies,
+            False,
+            (),
+            status,
+            self.ctx.consulted,
         )
-        if result.dropped:
+        if result.dropped and result.undeclared:
             rt.report_dropped(result.dropped, self.view.path)
         if status == 200 and rt.analytics is not None:
             rt.page_view(self.view, self.decision, result.content_type)
+        if not result.document:  # not a page: nothing to inject, nothing varies by browser
+            message["headers"] = result.headers
+            return self._send(message)
         inject = should_inject(
             self.view.method, status, result, self.decision, bool(self.scope.get("privguard.skip"))
         )
@@ -301,8 +323,7 @@ class _Responder:
                 )
             note_compressed_html(rt, result)
             message["headers"] = result.headers
-            await self._send(message)
-            return
+            return self._send(message)
         self.passthrough = False
         self.raw_headers = headers
         self.status = status
@@ -317,6 +338,7 @@ class _Responder:
         self.start = message
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
             self.buffer = []  # known, bounded length: recompute Content-Length
+        return _held_back()
 
     async def _body(self, message: Message) -> None:
         chunk = message.get("body", b"")
@@ -347,6 +369,10 @@ class _Responder:
             headers.append((b"content-length", b"%d" % length))
         start["headers"] = headers
         await self._send(start)
+
+
+async def _held_back() -> None:
+    """What ``send`` returns for a start privguard holds until the body shows what it did."""
 
 
 async def _read_body(receive: Receive) -> bytes | None:

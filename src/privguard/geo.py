@@ -41,6 +41,7 @@ import stat as stat_module
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any
 
 import maxminddb
@@ -74,6 +75,18 @@ _DOWNLOAD_HINT = (
 )
 
 
+#: Every GeoIP instance reading a file: a forked child must reopen each one.
+_WATCHED: weakref.WeakSet[GeoIP] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for geo in list(_WATCHED):
+        geo._next_check = float("-inf")
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class GeoIP:
     """Country and subdivision lookups on one MaxMind database.
 
@@ -97,6 +110,8 @@ class GeoIP:
             _check_type(reader, repr(source))
         self._reader: Any = reader
         self._pid = os.getpid()
+        if self._path is not None:
+            _WATCHED.add(self)  # a forked child looks at the file on its first lookup
         self._cached = functools.lru_cache(maxsize=cache_size)(self._lookup)
 
     @property
@@ -127,16 +142,19 @@ class GeoIP:
         Runs the same cheap file check as :meth:`lookup`, so callers that memoise
         results derived from lookups (the decision cache) notice a new database.
         """
-        self._check_file()
+        if time.monotonic() >= self._next_check:  # _check_file, inlined: once per request
+            self._refresh()
         return self._generation
 
     # -- internals ---------------------------------------------------------------------
 
     def _check_file(self) -> None:
-        """Reopen after a fork, or when the file changed (looked at about once a second)."""
-        if self._path is not None and (
-            time.monotonic() >= self._next_check or os.getpid() != self._pid
-        ):
+        """Reopen after a fork, or when the file changed (looked at about once a second).
+
+        A fork sets ``_next_check`` back (see :func:`_after_fork`), so the
+        per-request check is one clock read, not a ``getpid`` system call.
+        """
+        if time.monotonic() >= self._next_check:
             self._refresh()
 
     def _lookup(self, ip: str) -> tuple[str | None, str | None]:

@@ -88,20 +88,20 @@ class DecisionCache:
 
     def key(self, view: RequestView) -> tuple[str | None, ...] | None:
         """The cache key of ``view``; ``None`` when it is too large to keep."""
-        h = view.headers
+        get = view.headers.get
         key = (
             view.peer,
             view.scheme,
             view.path if self._gated else None,
-            h.get("cookie"),
-            h.get("user-agent"),
-            h.get("x-forwarded-for"),
-            h.get("forwarded"),
-            h.get("sec-gpc"),
-            h.get("dnt"),
-            h.get(self._header) if self._header else None,
+            get("cookie"),
+            get("user-agent"),
+            get("x-forwarded-for"),
+            get("forwarded"),
+            get("sec-gpc"),
+            get("dnt"),
+            get(self._header) if self._header else None,
         )
-        if sum(len(part) for part in key if part) > self.MAX_KEY_CHARS:
+        if len("".join(filter(None, key))) > self.MAX_KEY_CHARS:
             return None
         return key
 
@@ -217,9 +217,9 @@ class Runtime:
             return decide(view, self.settings, self.lookups, now)
         geo_generation = self._geo_generation
         generation = geo_generation() if geo_generation is not None else 0
-        found = cache.get(key, now, generation)
-        if found is not None:
-            return found
+        entry = cache._cache.get(key)  # DecisionCache.get, inlined: once per request
+        if entry is not None and entry[1] > now and entry[2] == generation:
+            return entry[0]
         decision = decide(view, self.settings, self.lookups, now)
         cache.put(key, decision, now, generation)
         return decision

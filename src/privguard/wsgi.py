@@ -85,7 +85,12 @@ class PrivacyMiddleware:
                 start_response(_status_line(answer.status), result.headers)
                 return [] if view.method == "HEAD" else [answer.body]
         ctx = PrivacyContext(
-            decision, rt, None, view.host, environ, accept_language=view.header("accept-language")
+            decision,
+            rt,
+            None,
+            view.host,
+            environ,
+            accept_language=view.headers.get("accept-language"),
         )
         environ[CONTEXT_KEY] = ctx
         if decision.age_gated:
@@ -180,14 +185,19 @@ class _Responder:
         self.started = True
         self.status, self.headers, self.exc_info = status, headers, exc_info
         self.code = code = int(status[:3]) if status[:3].isdigit() else 0
-        result = self._filter()
-        inject = should_inject(
-            view.method, code, result, self.decision, bool(self.environ.get("privguard.skip"))
-        )
-        if result.dropped:
+        result = filter_headers(
+            headers, self.decision, self.mw.settings, self.own_cookies, False, (), code,
+            self.ctx.consulted,
+        )  # fmt: skip
+        if result.dropped and result.undeclared:
             rt.report_dropped(result.dropped, view.path)
         if code == 200 and rt.analytics is not None:
             rt.page_view(view, self.decision, result.content_type)
+        if not result.document:  # not a page: nothing to inject, nothing varies by browser
+            return self._start_response(status, result.headers, exc_info)
+        inject = should_inject(
+            view.method, code, result, self.decision, bool(self.environ.get("privguard.skip"))
+        )
         self.injecting = inject
         if inject:
             length = next((v for n, v in result.headers if n.lower() == "content-length"), None)

@@ -8,9 +8,9 @@ arguments, so a decision is reproducible in a test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from privguard.core.age import carry_age_status
 from privguard.core.categories import NON_ESSENTIAL, Category
@@ -97,6 +97,9 @@ class Decision:
     #: the stored choice was made under a regime whose grants are no opt-in here
     #: (DESIGN §13): ``choice`` is ``None``, its refusals still hold
     regime_reask: bool = False
+    #: what follows from this decision for its responses (``core.response.ResponsePlan``),
+    #: made on first use; not an input: :func:`dataclasses.replace` starts without it
+    plan: Any = field(default=None, init=False, repr=False, compare=False)
 
     def allows(self, category: Category | str) -> bool:
         """Is ``category`` allowed for this request?"""

@@ -7,12 +7,18 @@ twice): :func:`filter_headers` and :func:`filter_raw_headers` are the same
 function with a different vocabulary. ``Set-Cookie`` values are passed through
 untouched or dropped, never re-serialised; pairs privguard does not look at
 leave as the very objects that came in.
+
+Everything that follows from the decision alone -- each cookie name's verdict,
+the ``Vary`` value, privguard's constant pairs -- is worked out once per
+decision (:class:`ResponsePlan`, kept on the memoised decision), so a
+returning visitor's response costs one pass over the app's header list with
+dictionary lookups, in the adapter's own string type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, AnyStr, Generic
 
 from privguard.core.categories import Category
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FilterResult",
+    "ResponsePlan",
+    "plan_for",
     "filter_headers",
     "filter_raw_headers",
     "filter_raw_cookies",
@@ -40,38 +48,82 @@ __all__ = [
 SKIP_HEADER = "privguard-skip"
 
 
-@dataclass(slots=True)
 class FilterResult(Generic[AnyStr]):
     """The filtered headers and what the filter saw."""
 
-    headers: list[tuple[AnyStr, AnyStr]]
-    dropped: list[tuple[str, Category | None]] = field(default_factory=list)
-    skip: bool = False  # the app asked privguard not to inject anything
-    content_type: str = ""
-    content_encoding: str = ""
+    __slots__ = (
+        "headers",
+        "dropped",
+        "undeclared",
+        "skip",
+        "content_type",
+        "content_encoding",
+        "document",
+    )
+
+    def __init__(self, headers: list[tuple[AnyStr, AnyStr]]) -> None:
+        self.headers: list[tuple[AnyStr, AnyStr]] = headers
+        #: cookies dropped from the response, with their category (``None``: undeclared)
+        self.dropped: list[tuple[str, Category | None]] = _NONE_DROPPED
+        #: an undeclared cookie was dropped (one the shop should be told about)
+        self.undeclared = False
+        self.skip = False  # the app asked privguard not to inject anything
+        self.content_type = ""
+        self.content_encoding = ""
+        self.document = False  # HTML or XHTML, not a redirect (see :func:`is_document`)
+
+
+#: The shared empty ``dropped`` list of a result that dropped nothing (never appended to).
+_NONE_DROPPED: list[tuple[str, Category | None]] = []
+
+# What the filter does with a response header, by its (lower-case) name.
+_COOKIE, _SKIP, _PERMISSIONS, _VARY, _CACHE, _REFERRER, _CTYPE, _CENCODING = range(1, 9)
+_KINDS = {
+    "set-cookie": _COOKIE,
+    SKIP_HEADER: _SKIP,
+    "permissions-policy": _PERMISSIONS,
+    "vary": _VARY,
+    "cache-control": _CACHE,
+    "referrer-policy": _REFERRER,
+    "content-type": _CTYPE,
+    "content-encoding": _CENCODING,
+}
+
+
+#: Headers apps send often that the filter passes on as they are (kind 0), so they
+#: cost one lookup in the spellings apps use, not a lower-casing as well.
+_PLAIN = (
+    "content-length", "date", "server", "etag", "last-modified", "location", "x-frame-options",
+    "x-content-type-options", "strict-transport-security", "content-security-policy",
+    "content-language", "transfer-encoding", "connection", "expires", "access-control-allow-origin",
+)  # fmt: skip
+
+
+def _spellings(kinds: dict[str, int]) -> dict[str, int]:
+    """Each name in lower case and in the capitalisation WSGI apps send (``Set-Cookie``)."""
+    out = {name: 0 for name in _PLAIN} | kinds
+    for name, kind in list(out.items()):
+        out.setdefault("-".join(part.capitalize() for part in name.split("-")), kind)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Vocabulary(Generic[AnyStr]):
-    """Header names in one string type, and the two conversions."""
+    """Header names in one string type, the conversions, and privguard's constant pairs."""
 
     text: Callable[[AnyStr], str]  # a value as str
     raw: Callable[[str], AnyStr]  # a str in this type
-    set_cookie: AnyStr
-    skip: AnyStr
-    permissions: AnyStr
-    vary: AnyStr
-    cache_control: AnyStr
-    referrer: AnyStr
-    content_type: AnyStr
-    content_encoding: AnyStr
+    kinds: dict[AnyStr, int]  # lower-case name -> what the filter does with it
+    equals: AnyStr  # "=" (a Set-Cookie name ends at the first one)
     out_set_cookie: AnyStr
     out_permissions: AnyStr
-    out_referrer: AnyStr
     out_vary: AnyStr
     out_cache_control: AnyStr
     out_region: AnyStr
     out_regime: AnyStr
+    referrer: tuple[AnyStr, AnyStr]  # the default Referrer-Policy pair
+    private: tuple[AnyStr, AnyStr]  # Cache-Control: private
+    topics: tuple[AnyStr, AnyStr]  # Permissions-Policy denying ad targeting
 
 
 def _same(value: str) -> str:
@@ -87,16 +139,90 @@ def _to_latin1(value: str) -> bytes:
 
 
 _STR: _Vocabulary[str] = _Vocabulary(
-    _same, _same, "set-cookie", SKIP_HEADER, "permissions-policy", "vary", "cache-control",
-    "referrer-policy", "content-type", "content-encoding", "Set-Cookie", "Permissions-Policy",
-    "Referrer-Policy", "Vary", "Cache-Control", "Privguard-Region", "Privguard-Regime",
+    _same, _same, _spellings(_KINDS), "=", "Set-Cookie", "Permissions-Policy", "Vary",
+    "Cache-Control", "Privguard-Region", "Privguard-Regime",
+    ("Referrer-Policy", DEFAULT_REFERRER_POLICY), ("Cache-Control", "private"),
+    ("Permissions-Policy", merge_permissions_policy(None)),
 )  # fmt: skip
 _BYTES: _Vocabulary[bytes] = _Vocabulary(
-    _latin1, _to_latin1, b"set-cookie", SKIP_HEADER.encode(), b"permissions-policy", b"vary",
-    b"cache-control", b"referrer-policy", b"content-type", b"content-encoding", b"set-cookie",
-    b"permissions-policy", b"referrer-policy", b"vary", b"cache-control", b"privguard-region",
-    b"privguard-regime",
+    _latin1, _to_latin1, {n.encode(): k for n, k in _spellings(_KINDS).items() if n.islower()},
+    b"=", b"set-cookie", b"permissions-policy", b"vary", b"cache-control", b"privguard-region",
+    b"privguard-regime", (b"referrer-policy", DEFAULT_REFERRER_POLICY.encode()),
+    (b"cache-control", b"private"),
+    (b"permissions-policy", merge_permissions_policy(None).encode()),
 )  # fmt: skip
+
+
+class ResponsePlan:
+    """What follows from one decision for every response it filters, worked out once.
+
+    A returning visitor's decision is memoised, and so is its plan: the verdict
+    per ``Set-Cookie`` name and the ``Vary`` value privguard adds, in both
+    string types. Per response, what is left is one pass over the app's header
+    list with dictionary lookups. Bounded: at most :attr:`MAX_NAMES` cookie
+    names of at most :attr:`MAX_NAME` characters are remembered.
+    """
+
+    MAX_NAMES = 256
+    MAX_NAME = 128
+
+    __slots__ = ("settings", "decision", "verdicts", "vary", "debug")
+
+    def __init__(self, decision: Decision, settings: Settings) -> None:
+        self.settings = settings
+        self.decision = decision
+        #: name part of a Set-Cookie value (text before its first "=") -> verdict
+        self.verdicts: dict[object, tuple[str, Category | None, str]] = {}
+        self.vary: dict[tuple[object, tuple[str, ...]], object] = {}
+        self.debug = settings.debug_headers
+
+    def verdict(self, v: _Vocabulary[AnyStr], value: AnyStr) -> tuple[str, Category | None, str]:
+        """``(verdict, category, cookie name)`` of one ``Set-Cookie`` value."""
+        head, sep, _ = value.partition(v.equals)
+        memo = self.verdicts
+        found = memo.get(head) if sep else None
+        if found is not None:
+            return found
+        decision = self.decision
+        settings = self.settings
+        cname = set_cookie_name(v.text(value))
+        verdict, category = _judge(
+            cname,
+            decision.allowed,
+            settings.catalog.classify,
+            settings.unknown_cookies == "block",
+            decision.consent_cookie_name,
+        )
+        found = (verdict, category, cname)
+        if sep and len(head) <= self.MAX_NAME:
+            if len(memo) >= self.MAX_NAMES:
+                memo.clear()
+            memo[head] = found
+        return found
+
+    def vary_pair(
+        self, v: _Vocabulary[AnyStr], extra: tuple[str, ...]
+    ) -> tuple[AnyStr, AnyStr] | None:
+        """The ``Vary`` privguard sends when the app sent none (``None``: nothing to vary on)."""
+        key = (v.out_vary, extra)
+        found = self.vary.get(key, _MISSING)
+        if found is _MISSING:
+            merged = merge_vary((), self.decision.vary + extra)
+            found = None if merged is None else (v.out_vary, v.raw(merged))
+            self.vary[key] = found
+        return found  # type: ignore[return-value]
+
+
+_MISSING = object()
+
+
+def plan_for(decision: Decision, settings: Settings) -> ResponsePlan:
+    """The decision's plan for ``settings`` (made on first use, then kept on the decision)."""
+    plan = decision.plan
+    if plan is None or plan.settings is not settings:
+        plan = ResponsePlan(decision, settings)
+        decision.plan = plan
+    return plan  # type: ignore[no-any-return]
 
 
 def filter_headers(
@@ -179,20 +305,24 @@ def filter_raw_cookies(
     """
     kept: list[tuple[bytes, bytes]] = []
     dropped: list[tuple[str, Category | None]] = []
-    allowed = decision.allowed
-    classify = settings.catalog.classify
-    block_unknown = settings.unknown_cookies == "block"
+    plan = plan_for(decision, settings)
     for pair in headers:
         if pair[0].lower() == b"set-cookie":
-            cname = set_cookie_name(pair[1].decode("latin-1"))
-            verdict, category = _judge(
-                cname, allowed, classify, block_unknown, decision.consent_cookie_name
-            )
+            verdict, category, cname = plan.verdict(_BYTES, pair[1])
             if verdict is _DROP_ALWAYS or verdict is _DROP:
                 dropped.append((cname, category))
                 continue
         kept.append(pair)
     return kept, dropped
+
+
+#: Content-Type value (either string type) -> (its text, is it HTML/XHTML); bounded.
+_MEDIA: dict[object, tuple[str, bool]] = {}
+
+
+def _media(content_type: str) -> tuple[str, bool]:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    return content_type, ctype in ("text/html", "application/xhtml+xml")
 
 
 def is_document(content_type: str, status: int) -> bool:
@@ -217,84 +347,122 @@ def _filter(
     status: int,
     consulted: bool,
 ) -> FilterResult[AnyStr]:
+    plan = decision.plan
+    if plan is None or plan.settings is not settings:
+        plan = plan_for(decision, settings)
     out: list[tuple[AnyStr, AnyStr]] = []
-    result = FilterResult(out)
-    allowed = decision.allowed
-    classify = settings.catalog.classify
-    block_unknown = settings.unknown_cookies == "block"
-    consent_name = decision.consent_cookie_name
+    result: FilterResult[AnyStr] = FilterResult(out)
+    kinds = v.kinds
     text = v.text
+    equals = v.equals
+    memo = plan.verdicts
     # ``depends``: privguard's answer differs between visitors (consent, region,
     # signals), so Vary must say on what. ``changed`` (private): it differs now.
-    depends = consulted or changed or settings.debug_headers
+    depends = consulted or changed or plan.debug
     permissions: str | None = None
     referrer = False
-    vary: list[str] = []
+    vary: list[str] | None = None
     cache_control: str | None = None
+    dropped: list[tuple[str, Category | None]] | None = None
+    ctype: AnyStr | None = None
     for pair in headers:
-        lname = pair[0].lower()
-        if lname == v.set_cookie:
-            cname = set_cookie_name(text(pair[1]))
-            verdict, category = _judge(cname, allowed, classify, block_unknown, consent_name)
+        kind = kinds.get(pair[0])
+        if not kind:
+            if kind is None and not pair[0].islower():
+                kind = kinds.get(pair[0].lower())
+            if not kind:
+                out.append(pair)
+                continue
+        if kind == _COOKIE:
+            cookie = pair[1]
+            head, sep, _ = cookie.partition(equals)
+            found = memo.get(head) if sep else None
+            verdict, category, cname = found or plan.verdict(v, cookie)
             if verdict is not _KEEP_ALWAYS:
                 if verdict is _DROP_ALWAYS:
-                    result.dropped.append((cname, category))
+                    if dropped is None:
+                        dropped = result.dropped = []
+                    dropped.append((cname, category))
+                    if category is None:
+                        result.undeclared = True
                     continue
                 depends = True  # its fate depends on consent
                 if verdict is _DROP:
-                    result.dropped.append((cname, category))
+                    if dropped is None:
+                        dropped = result.dropped = []
+                    dropped.append((cname, category))
                     changed = True
                     continue
-            out.append(pair)
-        elif lname == v.skip:
-            result.skip = text(pair[1]).strip() not in ("", "0")
-        elif lname == v.permissions:
-            value = text(pair[1])
-            permissions = value if permissions is None else f"{permissions}, {value}"
-            out.append(pair)
-        elif lname == v.vary:
+        elif kind == _CTYPE:
+            ctype = pair[1]
+        elif kind == _VARY:
+            if vary is None:
+                vary = []
             vary.append(text(pair[1]))
-            out.append(pair)
-        elif lname == v.cache_control:
+        elif kind == _CACHE:
             value = text(pair[1])
             cache_control = value if cache_control is None else f"{cache_control}, {value}"
-            out.append(pair)
-        else:
-            if lname == v.referrer:
-                referrer = True
-            elif lname == v.content_type:
-                result.content_type = text(pair[1])
-            elif lname == v.content_encoding:
-                result.content_encoding = text(pair[1])
-            out.append(pair)
-    raw = v.raw
+        elif kind == _REFERRER:
+            referrer = True
+        elif kind == _PERMISSIONS:
+            value = text(pair[1])
+            permissions = value if permissions is None else f"{permissions}, {value}"
+        elif kind == _CENCODING:
+            result.content_encoding = text(pair[1])
+        elif kind == _SKIP:  # privguard's own instruction: never sent on
+            result.skip = text(pair[1]).strip() not in ("", "0")
+            continue
+        out.append(pair)
     if not referrer:
-        out.append((v.out_referrer, raw(DEFAULT_REFERRER_POLICY)))
-    document = is_document(result.content_type, status)
+        out.append(v.referrer)
+    if ctype is not None:
+        known = _MEDIA.get(ctype)
+        if known is None:
+            known = _media(text(ctype))
+            if len(_MEDIA) >= 256:
+                _MEDIA.clear()
+            _MEDIA[ctype] = known
+        result.content_type, html = known
+        document = result.document = html and not 300 <= status < 400
+    else:
+        document = False
     if decision.expire or extra_cookies:
         changed = True
     if not (depends or changed or document):
         return result  # alike for everyone: the app's headers as they came (+ Referrer-Policy)
-    # rebuild the merged headers at the end (rare path: documents and cookie responses)
-    rewritten = (v.vary, v.cache_control, v.permissions) if document else (v.vary, v.cache_control)
-    out[:] = [pair for pair in out if pair[0].lower() not in rewritten]
+    raw = v.raw
+    if vary is not None or cache_control is not None or (document and permissions is not None):
+        # merged anew below (rare: the app sent its own Vary / Cache-Control / policy)
+        rewritten = (_VARY, _CACHE, _PERMISSIONS) if document else (_VARY, _CACHE)
+        out[:] = [pair for pair in out if kinds.get(pair[0].lower(), 0) not in rewritten]
     if decision.expire:
         out.extend((v.out_set_cookie, raw(value)) for value in decision.expire)
     if extra_cookies:
         out.extend((v.out_set_cookie, raw(value)) for value in extra_cookies)
     if document:
-        if Category.MARKETING not in allowed:
-            out.append((v.out_permissions, raw(merge_permissions_policy(permissions))))
+        if Category.MARKETING not in decision.allowed:
+            if permissions is None:
+                out.append(v.topics)
+            else:
+                out.append((v.out_permissions, raw(merge_permissions_policy(permissions))))
         elif permissions is not None:
             out.append((v.out_permissions, raw(permissions)))
-    merged_vary = merge_vary(vary, decision.vary + vary_extra)
-    if merged_vary:
-        out.append((v.out_vary, raw(merged_vary)))
+    if vary is None:
+        pair = plan.vary_pair(v, vary_extra)
+        if pair is not None:
+            out.append(pair)
+    else:
+        merged_vary = merge_vary(vary, decision.vary + vary_extra)
+        if merged_vary:
+            out.append((v.out_vary, raw(merged_vary)))
     if changed:
-        out.append((v.out_cache_control, raw(make_private(cache_control))))
+        if cache_control is None:
+            out.append(v.private)
+        else:
+            out.append((v.out_cache_control, raw(make_private(cache_control))))
     elif cache_control is not None:
         out.append((v.out_cache_control, raw(cache_control)))
-    if settings.debug_headers:
+    if plan.debug:
         region = decision.subdivision or decision.country or "unknown"
         out.append((v.out_region, raw(region)))
         out.append((v.out_regime, raw(decision.regime.name)))
