@@ -86,8 +86,8 @@ class DecisionCache:
         self._chars = 0  # characters of keys and expiry lines held
         self._cache: dict[tuple[str | None, ...], tuple[Decision, float, int]] = {}
 
-    def key(self, view: RequestView) -> tuple[str | None, ...] | None:
-        """The cache key of ``view``; ``None`` when it is too large to keep."""
+    def key(self, view: RequestView) -> tuple[str | None, ...]:
+        """The cache key of ``view`` (its size is checked when it is stored: :meth:`put`)."""
         get = view.headers.get
         key = (
             view.peer,
@@ -101,8 +101,6 @@ class DecisionCache:
             get("dnt"),
             get(self._header) if self._header else None,
         )
-        if len("".join(filter(None, key))) > self.MAX_KEY_CHARS:
-            return None
         return key
 
     def get(self, key: tuple[str | None, ...], now: float, generation: int = 0) -> Decision | None:
@@ -120,8 +118,11 @@ class DecisionCache:
         state = decision.state
         if state is not None:
             until = min(until, state.timestamp + self._max_age)
+        key_chars = len("".join(filter(None, key)))
+        if key_chars > self.MAX_KEY_CHARS:
+            return  # too large to keep; a lookup of it simply misses
         cache = self._cache
-        chars = sum(len(part) for part in key if part) + sum(len(e) for e in decision.expire)
+        chars = key_chars + sum(len(e) for e in decision.expire)
         if len(cache) >= self._size or self._chars + chars > self.MAX_CHARS:
             cache.clear()  # cheap and bounded; a miss only costs one decide()
             self._chars = 0
@@ -213,8 +214,6 @@ class Runtime:
         now = self.clock()
         cache = self.decisions
         key = cache.key(view)
-        if key is None:
-            return decide(view, self.settings, self.lookups, now)
         geo_generation = self._geo_generation
         generation = geo_generation() if geo_generation is not None else 0
         entry = cache._cache.get(key)  # DecisionCache.get, inlined: once per request

@@ -127,6 +127,8 @@ class Visitor:
 
 
 TIMES: list[tuple[str, float]] = []
+#: requests resent once because a kept-alive connection was closed before any answer
+RESENT: list[str] = []
 
 
 class Nodes:
@@ -148,7 +150,13 @@ class Nodes:
             base_url=self.pick(), transport=self.transport, trust_env=False, timeout=30
         )
         t0 = time.monotonic()
-        resp = await client.request(method, path, headers={"Host": HOST, **headers}, **kw)
+        try:
+            resp = await client.request(method, path, headers={"Host": HOST, **headers}, **kw)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # a browser resends once when a reused connection closes before any answer
+            # byte (the server dropped it as idle); counted, and bounded by the test
+            RESENT.append(f"{method} {path}")
+            resp = await client.request(method, path, headers={"Host": HOST, **headers}, **kw)
         TIMES.append((method, time.monotonic() - t0))
         return resp
 
@@ -360,6 +368,8 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
     assert len(visitors) >= FLOOR, f"only {len(visitors)} visitors in {elapsed:.1f}s"
     assert not [s for s in statuses if s >= 500], statuses
     assert not problems, f"{len(problems)} problem(s), first: {problems[:10]}"
+    print(f"resent after a closed keep-alive connection: {len(RESENT)} of {served} requests")
+    assert len(RESENT) <= max(5, served // 50), RESENT[:10]  # rare, or the servers drop answers
     assert hammered[200] == RATE and hammered[429] == HAMMER_POSTS - RATE, hammered
     ids = [r.id for r in receipts]
     assert len(ids) == len(set(ids)) == len(choices)
