@@ -45,6 +45,11 @@ def page(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<html><body>shop</body></html>")
 
 
+def moved(request: HttpRequest) -> HttpResponse:
+    """A redirect with an HTML body, as Django's ``HttpResponseRedirect`` sends it."""
+    return HttpResponse("<html><body>moved</body></html>", status=302, headers={"Location": "/"})
+
+
 def placed(request: HttpRequest) -> HttpResponse:
     tpl = "<html><body>{% load privguard %}<main>{% privguard_banner %}</main></body></html>"
     return HttpResponse(engines["django"].from_string(tpl).render({}, request))
@@ -53,6 +58,7 @@ def placed(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("offers/", offers),
     path("stock/", stock),
+    path("moved/", moved),
     path("", page),
     path("placed/", placed),
     path("checkout/pay/", page),
@@ -96,6 +102,16 @@ def test_a_view_that_did_not_read_it_keeps_its_headers() -> None:
     response = Client().get("/stock/", **JSON)
     assert response.json() == {"stock": 3}
     assert "cookie" not in vary(response)
+
+
+def test_a_redirect_is_no_document() -> None:
+    """As under WSGI/ASGI: no banner and no document-only Permissions-Policy on a 3xx."""
+    page_response = Client().get("/", **HTML)
+    assert "Permissions-Policy" in page_response
+    response = Client().get("/moved/", **HTML)
+    assert response.status_code == 302
+    assert "Permissions-Policy" not in response
+    assert b"privguard" not in response.content
 
 
 @pytest.fixture

@@ -256,10 +256,10 @@ class PrivacyMiddleware:
             originals[line] = (key, morsel)
             pairs.append(("Set-Cookie", line))
         own = signal_withdrawal(rt, view, decision) if decision.signal_withdrawal else ()
-        result = filter_headers(
-            pairs, decision, self.settings, extra_cookies=own, consulted=consulted
-        )
         status = response.status_code
+        result = filter_headers(
+            pairs, decision, self.settings, extra_cookies=own, status=status, consulted=consulted
+        )
         if result.dropped:
             rt.report_dropped(result.dropped, view.path)
         if status == 200 and rt.analytics is not None:
@@ -278,6 +278,7 @@ class PrivacyMiddleware:
                 extra_cookies=own,
                 changed=inject,
                 vary_extra=vary_extra,
+                status=status,
                 consulted=consulted,
             )
         _write_headers(response, result, originals)
