@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -38,17 +38,11 @@ from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import filter_headers, filter_raw_cookies, filter_raw_headers
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
-from privguard.lifespan import run_lifespan
+from privguard.lifespan import ASGIApp, Message, Receive, Scope, Send, run_lifespan
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
 __all__ = ["PrivacyMiddleware"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("privguard")
 

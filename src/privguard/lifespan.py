@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["run_lifespan"]
 
+# the ASGI types (also the ASGI adapter's)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
