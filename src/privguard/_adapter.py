@@ -53,13 +53,10 @@ def should_inject(
     method: str, status: int, result: FilterResult[Any], decision: Decision, skip_flag: bool
 ) -> bool:
     """Does this response get the banner? HTML, uncompressed, not HEAD/1xx/204/3xx/bot/skip."""
-    if method == "HEAD" or status == 204 or not 200 <= status < 400 or skip_flag or result.skip:
+    # a redirect's body is never shown; ``document``: HTML/XHTML, not a redirect
+    if method == "HEAD" or status == 204 or not 200 <= status < 300 or skip_flag or result.skip:
         return False
-    if status >= 300:  # a redirect's body is never shown
-        return False
-    if decision.is_bot:
-        return False
-    if not _is_html(result.content_type):
+    if decision.is_bot or not result.document:
         return False
     encoding = result.content_encoding.strip().lower()
     return encoding in ("", "identity")
@@ -78,7 +75,7 @@ def html_vary(
     """
     if inject:
         return ("Accept-Language", "User-Agent")
-    if decision.is_bot and _is_html(result.content_type):
+    if decision.is_bot and result.document:
         return ("User-Agent",)
     return None
 
@@ -86,11 +83,6 @@ def html_vary(
 def body_changed(injector: Any) -> bool:
     """Did ``injector`` change anything in the body so far (snippet or tracker tag)?"""
     return bool(injector.injected or injector.head_injected or injector.rewritten)
-
-
-def _is_html(content_type: str) -> bool:
-    ctype = content_type.split(";", 1)[0].strip().lower()
-    return ctype in ("text/html", "application/xhtml+xml")
 
 
 def note_compressed_html(runtime: Runtime, result: FilterResult[Any]) -> None:
@@ -102,7 +94,7 @@ def note_compressed_html(runtime: Runtime, result: FilterResult[Any]) -> None:
     encoding = result.content_encoding.strip().lower()
     if encoding in ("", "identity") or runtime.compressed_html_noted:
         return
-    if not _is_html(result.content_type):
+    if not result.document:
         return
     runtime.compressed_html_noted = True
     log.warning(

@@ -134,6 +134,7 @@ class _Responder:
         "code",
         "exc_info",
         "length",
+        "content_type",
     )
 
     def __init__(
@@ -161,6 +162,7 @@ class _Responder:
         self.code = 0
         self.exc_info: Any = None
         self.length: int | None = None
+        self.content_type = "text/html"  # what the filter read, for the injector
 
     def _filter(self, changed: bool = False, vary_extra: tuple[str, ...] = ()) -> Any:
         return filter_headers(
@@ -200,6 +202,7 @@ class _Responder:
         )
         self.injecting = inject
         if inject:
+            self.content_type = result.content_type
             length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
             if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
                 self.length = int(length)
@@ -223,8 +226,9 @@ class _Responder:
     def _injector(self) -> Any:
         rt = self.mw.runtime
         nonce = csp_nonce(rt, self.environ)
-        ctype = next((v for n, v in self.headers if n.lower() == "content-type"), "text/html")
-        return rt.injector(self.decision, rt.negotiate(self.view), self.view, nonce, ctype)
+        return rt.injector(
+            self.decision, rt.negotiate(self.view), self.view, nonce, self.content_type
+        )
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
         """The response body: handed on, or through the injector."""

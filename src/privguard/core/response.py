@@ -42,6 +42,7 @@ __all__ = [
     "filter_raw_headers",
     "filter_raw_cookies",
     "is_document",
+    "is_html",
     "SKIP_HEADER",
 ]
 
@@ -321,19 +322,22 @@ _MEDIA: dict[object, tuple[str, bool]] = {}
 
 
 def _media(content_type: str) -> tuple[str, bool]:
+    return content_type, is_html(content_type)
+
+
+def is_html(content_type: str) -> bool:
+    """Is ``content_type`` an HTML or XHTML page (parameters and case ignored)?"""
     ctype = content_type.split(";", 1)[0].strip().lower()
-    return content_type, ctype in ("text/html", "application/xhtml+xml")
+    return ctype in ("text/html", "application/xhtml+xml")
 
 
 def is_document(content_type: str, status: int) -> bool:
     """Is this response a page a browser renders (HTML or XHTML, not a redirect)?
 
-    Document-only headers (Permissions-Policy) and the banner concern these alone.
+    Document-only headers (Permissions-Policy) and the banner concern these alone;
+    :attr:`FilterResult.document` is this answer for a filtered response.
     """
-    if 300 <= status < 400:
-        return False
-    ctype = content_type.split(";", 1)[0].strip().lower()
-    return ctype in ("text/html", "application/xhtml+xml")
+    return not 300 <= status < 400 and is_html(content_type)
 
 
 def _filter(

@@ -260,7 +260,7 @@ class PrivacyMiddleware:
         result = filter_headers(
             pairs, decision, self.settings, extra_cookies=own, status=status, consulted=consulted
         )
-        if result.dropped:
+        if result.undeclared:
             rt.report_dropped(result.dropped, view.path)
         if status == 200 and rt.analytics is not None:
             rt.page_view(view, decision, result.content_type)
