@@ -164,7 +164,7 @@ def budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if not group.endswith("no trackers"):
             continue
         same = _rows(report, group)
-        row, plain, bare = same.get("privguard/first"), same.get("no-autoblock/first"), None
+        row, plain = same.get("privguard/first"), same.get("no-autoblock/first")
         bare = _base(same, "bare")
         if row is None or plain is None or bare is None:
             continue

@@ -525,19 +525,17 @@ class BannerRenderer:
         filled_key = (key, xhtml, path, query, ticked)
         filled = self._filled.get(filled_key)
         if filled is None:
-            filled = self._fill_body(key, decision, path, query, ticked, xhtml)
+            filled = self._fill_body(filled_key, decision)
         return filled.render(_attr_value(csrf_token), _nonce_attr(nonce))
 
     def _fill_body(
         self,
-        key: tuple[str, str, bool, bool, bool],
+        filled_key: tuple[tuple[str, str, bool, bool, bool], bool, str, str, tuple[bool, ...]],
         decision: Decision,
-        path: str,
-        query: str,
-        ticked: tuple[bool, ...],
-        xhtml: bool,
     ) -> _Filled:
-        """The banner for ``key`` on the page ``path``, all but its token and nonce."""
+        """The banner for ``(template key, xhtml, path, query, ticked boxes)``, less its
+        token and nonce (kept for the next view of the page while the cache has room)."""
+        key, xhtml, path, query, ticked = filled_key
         cache = self._body_xhtml if xhtml else self._body
         template = cache.get(key)
         known = self._regimes.get(decision.regime.name) == decision.regime
@@ -564,8 +562,8 @@ class BannerRenderer:
                 if self._filled_bytes + size > _FILLED_MAX_BYTES:
                     self._filled.clear()
                     self._filled_bytes = 0
-                if (key, xhtml, path, query, ticked) not in self._filled:
-                    self._filled[(key, xhtml, path, query, ticked)] = filled
+                if filled_key not in self._filled:
+                    self._filled[filled_key] = filled
                     self._filled_bytes += size
         return filled
 

@@ -68,6 +68,7 @@ __all__ = [
     "draft_to_json",
     "derive_ledger_keys",
     "hash_receipt",
+    "head_columns",
     "head_mac",
     "parse_checkpoints",
     "make_receipt",
@@ -599,6 +600,16 @@ def parse_checkpoints(text: str) -> list[Checkpoint]:
     return [
         Checkpoint(int(m.group(1)), m.group(2), m.group(3)) for m in _CHECKPOINT_LINE.finditer(text)
     ]
+
+
+#: Columns of the chain head row: five in schema 1, eight since keying (schema 2).
+_HEAD_V1 = ("seq", "hash", "anchor_seq", "anchor_hash", "purged")
+_HEAD_V2 = (*_HEAD_V1, "keyed_from", "key_id", "mac")
+
+
+def head_columns(schema: int) -> tuple[str, ...]:
+    """The chain head's stored columns under ``schema`` (the order :func:`read_head` reads)."""
+    return _HEAD_V2 if schema >= 2 else _HEAD_V1
 
 
 def read_head(row: Sequence[Any] | None) -> ChainHead:

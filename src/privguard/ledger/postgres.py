@@ -39,6 +39,7 @@ from privguard.ledger.base import (
     ReceiptDraft,
     VerifyResult,
     check_cutoff,
+    head_columns,
     make_receipt,
     read_head,
     receipt_from_row,
@@ -52,8 +53,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresLedger", "check_postgres_url"]
 
 #: Version stored in ``privguard_schema``.
 SCHEMA_VERSION = 2
-_HEAD_V1 = ("seq", "hash", "anchor_seq", "anchor_hash", "purged")
-_HEAD_V2 = (*_HEAD_V1, "keyed_from", "key_id", "mac")
 _UPGRADE_1 = (
     "ALTER TABLE privguard_ledger_head ADD COLUMN keyed_from BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE privguard_ledger_head ADD COLUMN key_id TEXT",
@@ -217,12 +216,12 @@ class PostgresLedger(ChainLedger):
         return max(1, min(version, SCHEMA_VERSION)) if version else SCHEMA_VERSION
 
     def _head(self, conn: psycopg.Connection[Any], *, lock: bool = False) -> ChainHead:
-        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        columns = head_columns(self._schema)
         sql = f"SELECT {', '.join(columns)} FROM privguard_ledger_head WHERE id = 1"
         return read_head(conn.execute(sql + (" FOR UPDATE" if lock else "")).fetchone())
 
     def _write_head(self, conn: psycopg.Connection[Any], head: ChainHead) -> None:
-        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        columns = head_columns(self._schema)
         conn.execute(
             f"UPDATE privguard_ledger_head SET {', '.join(f'{c} = %s' for c in columns)} "
             "WHERE id = 1",

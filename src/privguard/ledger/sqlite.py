@@ -44,6 +44,7 @@ from privguard.ledger.base import (
     VerifyResult,
     check_cutoff,
     format_ts,
+    head_columns,
     make_receipt,
     read_head,
     receipt_from_row,
@@ -57,8 +58,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "parse_sqlite_url"]
 
 #: Version written to ``PRAGMA user_version``.
 SCHEMA_VERSION = 2
-_HEAD_V1 = ("seq", "hash", "anchor_seq", "anchor_hash", "purged")
-_HEAD_V2 = (*_HEAD_V1, "keyed_from", "key_id", "mac")
 #: version 1 -> 2: the head learns its key and signature
 _UPGRADE_1 = (
     "ALTER TABLE privguard_ledger_head ADD COLUMN keyed_from INTEGER NOT NULL DEFAULT 0",
@@ -284,13 +283,13 @@ class SQLiteLedger(ChainLedger):
     # -- chain -------------------------------------------------------------------------
 
     def _head(self, conn: sqlite3.Connection) -> ChainHead:
-        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        columns = head_columns(self._schema)
         return read_head(
             conn.execute(f"SELECT {', '.join(columns)} FROM privguard_ledger_head").fetchone()
         )
 
     def _write_head(self, conn: sqlite3.Connection, head: ChainHead) -> None:
-        columns = _HEAD_V2 if self._schema >= 2 else _HEAD_V1
+        columns = head_columns(self._schema)
         conn.execute(
             f"UPDATE privguard_ledger_head SET {', '.join(f'{c} = ?' for c in columns)} "
             "WHERE id = 1",
