@@ -29,13 +29,16 @@ unfinished ``<head ...`` tag).
 
 Every byte is looked at a bounded number of times: the held text after a ``</body>``
 is kept as a list of chunks and only each new chunk (with the last 6 held bytes) is
-searched, so the cost stays linear in the body size whatever the chunking.
+searched, so the cost stays linear in the body size whatever the chunking. A chunk
+whose bytes equal one seen a moment ago (the same page served again) is not searched
+again: what was found in it, and what the tag stage made of it under the same
+rewriter, is kept by its exact bytes in a small bounded memo.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from privguard.banner.autoblock import HOLD, SKIP
 
@@ -89,6 +92,70 @@ _SCRIPT_END_FOLDED = _SCRIPT_END.translate(_FOLD)
 assert _WORD == b"<iframe".translate(_FOLD) == _BODY_CLOSE.translate(_FOLD)
 
 
+class _Seen:
+    """What the scan learnt about recently seen chunks, by their exact bytes.
+
+    The same page is served again and again, and finding the candidates of a chunk
+    (a case fold and a search of every byte) is most of the cost of streaming it. A
+    chunk whose bytes equal one seen before (one ``memcmp``) reuses what was found in
+    it. Looked up by the length and both ends of the chunk, so a page that differs
+    from the last one costs a failed comparison; bounded in entries and bytes kept
+    (then it starts afresh, like the tag memo of :mod:`privguard.banner.autoblock`).
+    """
+
+    __slots__ = ("_items", "_size")
+
+    #: chunks shorter than this fold in about a microsecond: not worth an entry
+    MIN = 512
+    #: longest chunk kept, most entries, most bytes kept (chunks and their folds)
+    MAX = 128 * 1024
+    ENTRIES = 64
+    BYTES = 4 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[object, int, bytes, bytes], tuple[bytes, object]] = {}
+        self._size = 0
+
+    def get(self, kind: object, buf: bytes) -> object:
+        """What was kept for ``kind`` about a chunk equal to ``buf``, else None."""
+        n = len(buf)
+        if n < self.MIN or n > self.MAX:
+            return None
+        entry = self._items.get((kind, n, buf[:32], buf[-32:]))
+        if entry is not None and entry[0] == buf:
+            return entry[1]
+        return None
+
+    def put(self, kind: object, buf: bytes, value: object, size: int) -> None:
+        """Keep ``value`` for ``kind`` about ``buf`` (``size``: bytes it holds besides ``buf``)."""
+        n = len(buf)
+        if n < self.MIN or n > self.MAX:
+            return
+        items = self._items
+        if len(items) >= self.ENTRIES or self._size + n + size > self.BYTES:
+            items.clear()  # cheap and bounded; a miss only costs the scan it saves
+            self._size = 0
+        items[(kind, n, buf[:32], buf[-32:])] = (buf, value)
+        self._size += n + size
+
+
+_SEEN = _Seen()
+#: kinds of :class:`_Seen` entries
+_FOLDED = 0  # (the folded chunk, its candidates)
+_CLOSE = 1  # where its last ``</body>`` starts, or -1
+
+
+def _folded(buf: bytes) -> tuple[bytes, list[int]]:
+    """The chunk folded by ``_FOLD`` and every start of ``_WORD`` in it, in order."""
+    seen = _SEEN.get(_FOLDED, buf)
+    if seen is not None:
+        return seen  # type: ignore[return-value]
+    fold = buf.translate(_FOLD)
+    found = (fold, _candidates(fold, 0))
+    _SEEN.put(_FOLDED, buf, found, len(fold) + 8 * len(found[1]))
+    return found
+
+
 def _find_script_end(fold: bytes, buf: bytes, pos: int) -> int:
     """The first ``</script`` (any case) at or after ``pos``, or -1."""
     while True:
@@ -139,12 +206,18 @@ def _last_close(data: bytes) -> int:
     """The last ``</body>`` (any case) in ``data``, or -1.
 
     A page's own ``</body>`` is near its end and usually lower case: looked for
-    there first, so only the bytes after it are case-folded.
+    there first, so only the bytes after it are case-folded. A chunk without one
+    there is folded whole, unless its bytes were seen before.
     """
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
     if at < 0:
-        return data.lower().rfind(_BODY_CLOSE)
+        seen = _SEEN.get(_CLOSE, data)
+        if seen is not None:
+            return seen  # type: ignore[return-value]
+        at = data.lower().rfind(_BODY_CLOSE)
+        _SEEN.put(_CLOSE, data, at, 0)
+        return at
     later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
     return at if later < 0 else at + 7 + later
 
@@ -281,11 +354,31 @@ class HtmlInjector:
         if self._tag_buf:
             data = self._tag_buf + data
             self._tag_buf = b""
-        return self._scan(data, 0)
+        # the same chunk scanned in the same mode by the same rewriter comes out the same
+        kind = (self._rewriter, self._mode)
+        seen: Any = _SEEN.get(kind, data)
+        if seen is not None:
+            upto, new, self._mode, count, close = seen
+            n = len(data)
+            self._tag_buf = data[upto:] if upto < n else b""
+            text = new if new is not None else data if upto == n else data[:upto]
+            self.rewritten += count
+            self._close = (text, close)
+            return text
+        before = self.rewritten
+        text = self._scan(data, 0)
+        if self._mode != HOLD and self._close is not None:  # a held script is not kept
+            count = self.rewritten - before
+            outcome = (len(data) - len(self._tag_buf), text if count else None)
+            _SEEN.put(
+                kind, data, (*outcome, self._mode, count, self._close[1]), len(text) if count else 0
+            )
+        return text
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
-        # One folded copy of the chunk, and one backward walk of it for every candidate
-        # of ``<script``, ``<iframe`` and ``</body>`` (``rfind`` is the faster search);
+        # One folded copy of the chunk (kept for bytes seen again), and one backward walk
+        # of it for every candidate of ``<script``, ``<iframe`` and ``</body>`` (``rfind``
+        # is the faster search);
         # then the candidates are taken in order. Only changed tags cut the chunk:
         # ``out`` holds the text up to ``flushed`` with the rewritten tags in it (each
         # also in ``rewrites``), and a chunk without any change is returned as it is.
@@ -294,9 +387,8 @@ class HtmlInjector:
         out: list[bytes] = []
         rewrites: list[tuple[int, int, bytes]] = []
         flushed = 0
-        fold = buf.translate(_FOLD)
+        fold, cands = _folded(buf)
         n = len(buf)
-        cands = _candidates(fold, pos)
         k = 0
         while True:
             if self._mode == SKIP:
