@@ -247,6 +247,8 @@ class _Responder:
             if message["type"] == "http.response.start":
                 return self._start(message)
             return self._send(message)
+        if message["type"] == "http.response.body":
+            return self._body(message)
         return self._held(message)
 
     async def _held(self, message: Message) -> None:

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import hmac
 import logging
-import secrets
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +38,8 @@ VIEW_TOKEN_SALT = b"privguard.view.v1|"
 _NONCE_BYTES = 11  # + 4 bytes of time + 12 bytes of MAC = 27 bytes, 36 characters
 _MAC_BYTES = 12
 _TOKEN_BYTES = _NONCE_BYTES + 4 + _MAC_BYTES
+#: standard base64 to its URL-safe alphabet (what ``base64.urlsafe_b64encode`` does)
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _host_digest(host: str) -> bytes:
@@ -154,7 +156,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         from privguard.analytics import make_sink
-        from privguard.banner import BannerRenderer
+        from privguard.banner import BannerRenderer, HtmlInjector
         from privguard.banner.autoblock import AutoBlocker
         from privguard.geo import open_geo
         from privguard.useragent import UserAgents
@@ -180,6 +182,7 @@ class Runtime:
         # GeoIP answers change when the database is replaced: cached decisions follow
         self._geo_generation = getattr(self.lookups.geo, "generation", None)
         self.banner = BannerRenderer(settings)
+        self._html_injector = HtmlInjector
         self.blocker = AutoBlocker(settings, self.banner.placeholder)
         self.analytics = make_sink(settings.analytics)
         self.rate_limiter: RateLimiter | None = None
@@ -193,6 +196,7 @@ class Runtime:
         self._view_keys = tuple(
             hashlib.sha256(VIEW_TOKEN_SALT + key).digest() for key in settings.secret_keys
         )
+        self._view_mac_first = hashlib.blake2b(key=self._view_keys[0], digest_size=_MAC_BYTES)
         self._host_digests: dict[str, bytes] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
         self._report_lock = threading.Lock()
@@ -301,11 +305,11 @@ class Runtime:
         An XHTML page (``application/xhtml+xml``) gets the same markup as well-formed
         XML, so it still parses after injection.
         """
-        from privguard.banner import HtmlInjector
-
         banner = self.banner
-        x = content_type.split(";", 1)[0].strip().lower() == "application/xhtml+xml"
-        return HtmlInjector(
+        x = not content_type.startswith("text/html") and (
+            content_type.split(";", 1)[0].strip().lower() == "application/xhtml+xml"
+        )
+        return self._html_injector(
             body=banner.body_snippet(
                 lang, decision, self.csrf_token(view.host), nonce, view.path, view.query, x
             ),
@@ -373,9 +377,13 @@ class Runtime:
         under (visitors behind one address each get their own). 11 random
         bytes, the second it was made, and a 96-bit keyed BLAKE2b MAC of both and the host.
         """
-        raw = secrets.token_bytes(_NONCE_BYTES) + int(self.clock()).to_bytes(4, "big")
-        mac = self._view_mac(self._view_keys[0], self._host_digest(host), raw)
-        return base64.urlsafe_b64encode(raw + mac).decode("ascii")
+        raw = os.urandom(_NONCE_BYTES) + int(self.clock()).to_bytes(4, "big")
+        # the keyed state of the first key, copied: the MAC of ``_view_mac`` without
+        # setting up the key again
+        mac = self._view_mac_first.copy()
+        mac.update(self._host_digest(host) + b"|" + raw)
+        token = binascii.b2a_base64(raw + mac.digest(), newline=False)
+        return token.translate(_URLSAFE).decode("ascii")
 
     @staticmethod
     def _view_mac(key: bytes, host_digest: bytes, raw: bytes) -> bytes:

@@ -569,7 +569,8 @@ class HtmlInjector:
             return data
         if self._held:
             return self._body_held(data)
-        pos = self._find_close(data)
+        hint, self._close = self._close, None
+        pos = hint[1] if hint is not None and hint[0] is data else _last_close(data)
         pending = self._pending
         if pending:
             buf = pending + data
@@ -580,9 +581,14 @@ class HtmlInjector:
         else:
             buf = data
         if pos < 0:
-            keep = _partial_body_close(buf)
-            self._pending = buf[len(buf) - keep :]
-            return buf[: len(buf) - keep] if keep else buf
+            # what may begin a ``</body>`` is held (``_partial_body_close``, inlined)
+            n = len(buf)
+            at = buf.rfind(b"<", n - _BODY_CLOSE_LEN + 1 if n >= _BODY_CLOSE_LEN else 0)
+            if at < 0 or not _BODY_CLOSE.startswith(buf[at:].lower()):
+                self._pending = b""
+                return buf
+            self._pending = buf[at:]
+            return buf[:at]
         self._pending = b""
         self._seen_close = True
         self._hold(buf[pos:])
@@ -630,7 +636,11 @@ class HtmlInjector:
         """Take the next body chunk; return the bytes that are safe to send now."""
         if not chunk:
             return b""
-        return self._body_stage(self._head_stage(self._tag_stage(chunk)))
+        if self._rewriter is not None:
+            chunk = self._tag_stage(chunk)
+        if not self._head_done:
+            chunk = self._head_stage(chunk)
+        return self._body_stage(chunk)
 
     def finish(self) -> bytes:
         """End of body: return the rest, with the body snippet when a ``</body>`` was seen."""
