@@ -339,6 +339,13 @@ class _Responder:
     async def _body(self, message: Message) -> None:
         chunk = message.get("body", b"")
         more = message.get("more_body", False)
+        if not more and self.start is not None and not self.buffer:  # the body in one message
+            body = self.injector.whole(chunk)
+            length = None if self.buffer is None else len(body)  # Content-Length as it came
+            self.buffer = None
+            await self._send_start(body_changed(self.injector), length)
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         out = self.injector.feed(chunk)
         if not more:
             out += self.injector.finish()

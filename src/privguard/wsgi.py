@@ -244,12 +244,14 @@ class _Responder:
                     yield chunk
                     yield from chunks
                     return
+                if self.length is not None:  # buffered: judged once the body is complete
+                    if chunk:
+                        held.append(chunk)
+                    continue
                 if injector is None:
                     injector = self._injector()
                 out = injector.feed(chunk)
-                if self.length is not None:  # buffered: judged once the body is complete
-                    held.append(out)
-                elif out:
+                if out:
                     if not sent:  # a stream that may still change: private from here on
                         self._send_start(True, None)
                         sent = True
@@ -260,12 +262,15 @@ class _Responder:
                 return
             if injector is None:
                 injector = self._injector()
-            tail = injector.finish()
-            if self.length is not None:
-                body = b"".join([*held, tail])
+            if self.length is not None:  # the body in one piece (the usual case), or the parts
+                if len(held) == 1:
+                    body = injector.whole(held[0])
+                else:
+                    body = b"".join([*[injector.feed(c) for c in held], injector.finish()])
                 self._send_start(body_changed(injector), len(body))
                 yield body
                 return
+            tail = injector.finish()
             if not sent:
                 self._send_start(body_changed(injector), None)
             if tail:

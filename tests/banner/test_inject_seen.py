@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from privguard.banner import HtmlInjector
@@ -149,3 +149,56 @@ def test_the_same_chunk_inside_a_script_is_script_text(seen: _Seen) -> None:
         assert count == 1 and b'<script type="text/plain"' in out
         out, count, _ = feed([script, chunk])
         assert count == 0 and b"text/plain" not in out
+
+
+# --- a body in one piece: HtmlInjector.whole is feed + finish with one copy ---------------
+
+_WHOLE_PARTS = [
+    *_MIXED,
+    "<head>",
+    "<HEAD lang=x>",
+    "<head\n>",
+    "</head>",
+    "<Body class=a>",
+    "<meta charset='utf-8'>",
+    "<header>",
+    "<hea",
+    "<script>var a=1;",
+    "<iframe",
+    "x" * 40,
+]
+
+
+@settings(max_examples=500, deadline=None)
+@example(["<p>", "</body>", "<head>", "x" * 40], True, None, 64 * 1024, 0)  # head after it
+@example(["<head>", "</body>", "x" * 40], True, NOTHING, 8, 0)  # too much after </body>
+@example(["<body>", "<script>var a=1;"], True, NOTHING, 64 * 1024, 0)  # ends in a script
+@given(
+    parts=st.lists(st.sampled_from(_WHOLE_PARTS), max_size=30),
+    with_head=st.booleans(),
+    allowed=st.sampled_from([None, NOTHING, EVERYTHING]),
+    max_hold=st.sampled_from([0, 8, 30, 64 * 1024]),
+    before=st.integers(min_value=0, max_value=3),
+)
+def test_whole_is_feed_and_finish(
+    parts: list[str],
+    with_head: bool,
+    allowed: frozenset[Category] | None,
+    max_hold: int,
+    before: int,
+) -> None:
+    doc = "".join(parts).encode()
+    head = HEAD if with_head else None
+
+    def injector() -> HtmlInjector:
+        rewriter = None if allowed is None else RT.blocker.for_response(allowed, "en")
+        return HtmlInjector(body=BODY, head=head, max_hold=max_hold, rewriter=rewriter)
+
+    # ``before`` bytes fed first: whole() then takes the rest of a started body
+    streamed, whole = injector(), injector()
+    want = streamed.feed(doc[:before]) + streamed.feed(doc[before:]) + streamed.finish()
+    got = whole.feed(doc[:before]) + whole.whole(doc[before:])
+    assert got == want
+    assert whole.finish() == b""
+    for flag in ("injected", "head_injected", "rewritten"):
+        assert getattr(whole, flag) == getattr(streamed, flag), flag

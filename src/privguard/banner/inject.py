@@ -273,6 +273,18 @@ def _partial_head_tag(buf: bytes) -> int:
     return 0
 
 
+def _head_at(buf: bytes) -> int:
+    """Where the head snippet goes in ``buf``, or -1 when no tag ``_HEAD`` matches is in it."""
+    match = _HEAD.search(buf)
+    if match is None:
+        return -1
+    if match.group(0)[:5].lower() != b"<head":
+        return match.start()
+    pos = match.end()
+    charset = _META_CHARSET.match(buf, pos)
+    return pos if charset is None else charset.end()
+
+
 class HtmlInjector:
     """Streams one HTML response body, inserting ``head`` and ``body`` snippets.
 
@@ -524,14 +536,8 @@ class HtmlInjector:
         if self._head_done or not chunk:
             return chunk
         buf = self._head_buf + chunk
-        match = _HEAD.search(buf)
-        if match is not None:
-            opening = match.group(0)[:5].lower() == b"<head"
-            pos = match.end() if opening else match.start()
-            if opening:
-                charset = _META_CHARSET.match(buf, pos)
-                if charset is not None:
-                    pos = charset.end()
+        pos = _head_at(buf)
+        if pos >= 0:
             self._head_done = True
             self.head_injected = True
             self._head_buf = b""
@@ -641,6 +647,53 @@ class HtmlInjector:
         if not self._head_done:
             chunk = self._head_stage(chunk)
         return self._body_stage(chunk)
+
+    def whole(self, body: bytes) -> bytes:
+        """``feed(body) + finish()`` for a body that comes in one piece (the common case).
+
+        The same bytes, with one copy of the page instead of one per stage: the
+        snippets' places are found first, then the page is joined around them once.
+        Only on a fresh injector; a body whose end leaves a tag, an inline script or a
+        possible ``<head`` open, or that has no place for the head snippet, takes the
+        streaming path.
+        """
+        if not body:
+            return self.finish()
+        text = self._tag_stage(body) if self._rewriter is not None else body
+        head = self._head
+        hpos = -1
+        fresh = not (self._tag_buf or self._mode == HOLD or self._head_buf or self._pending)
+        if fresh and not (self._held or self._seen_close or self._done):
+            hpos = _head_at(text) if not self._head_done else 0
+        if hpos < 0:  # the general path
+            if not self._head_done:
+                text = self._head_stage(text)
+            return self._body_stage(text) + self.finish()
+        hint, self._close = self._close, None
+        close = hint[1] if hint is not None and hint[0] is text else _last_close(text)
+        self._done = True
+        view = memoryview(text)
+        if head is not None and not self._head_done:
+            self._head_done = self.head_injected = True
+        else:
+            head = None
+        if close < 0:  # a fragment: no body snippet
+            return text if head is None else b"".join((view[:hpos], head, view[hpos:]))
+        self.injected = True
+        self._seen_close = True
+        body_snippet = self._body
+        after = len(text) - close + (len(head) if head is not None and hpos > close else 0)
+        if after - _BODY_CLOSE_LEN > self._max_hold:  # too much after it: at the very end
+            if head is None:
+                return b"".join((view, body_snippet))
+            return b"".join((view[:hpos], head, view[hpos:], body_snippet))
+        if head is None:
+            return b"".join((view[:close], body_snippet, view[close:]))
+        if hpos <= close:
+            parts = (view[:hpos], head, view[hpos:close], body_snippet, view[close:])
+        else:
+            parts = (view[:close], body_snippet, view[close:hpos], head, view[hpos:])
+        return b"".join(parts)
 
     def finish(self) -> bytes:
         """End of body: return the rest, with the body snippet when a ``</body>`` was seen."""

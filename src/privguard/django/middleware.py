@@ -287,7 +287,7 @@ class PrivacyMiddleware:
             injector = rt.injector(
                 decision, rt.negotiate(view), view, csp_nonce(rt, request.META), result.content_type
             )
-            body = injector.feed(dj_response.content) + injector.finish()
+            body = injector.whole(dj_response.content)
             dj_response.content = body
             if dj_response.has_header("Content-Length"):
                 dj_response.headers["Content-Length"] = str(len(body))
