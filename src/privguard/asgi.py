@@ -66,6 +66,9 @@ class PrivacyMiddleware:
         # raw header name -> its str form, so a request decodes only the values it keeps
         self._wanted = {n.encode("latin-1"): n for n in consulted_names(self.runtime)}
         self._wanted[b"host"] = "host"
+        # the decision memo's header inputs, in the scope's own (latin-1 bytes) form
+        self._key_headers = tuple(n.encode("latin-1") for n in self.runtime.decisions.headers)
+        self._gated = self.runtime.decisions.gated
 
     def view(self, scope: Scope) -> RequestView:
         """The request's facts, read from the scope's header list in one pass."""
@@ -83,11 +86,7 @@ class PrivacyMiddleware:
                         headers[name] = headers[name] + sep + value
                 else:
                     headers[name] = raw_value.decode("latin-1")
-        host = headers.pop("host", "")
-        if not host:
-            server = scope.get("server")
-            if server:
-                host = f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else server[0]
+        host = headers.pop("host", "") or _server_host(scope)
         client = scope.get("client")
         query = scope.get("query_string")
         return RequestView(
@@ -104,9 +103,9 @@ class PrivacyMiddleware:
         stype = scope["type"]
         if stype != "http":
             if stype == "websocket":  # the handshake's Set-Cookie goes through the same rule
-                view = self.view(scope)
-                decision = self.runtime.decide(view)
-                ws_send = functools.partial(self._ws_send, send, decision, view.path)
+                ws_view = self.view(scope)
+                ws_decision = self.runtime.decide(ws_view)
+                ws_send = functools.partial(self._ws_send, send, ws_decision, ws_view.path)
                 await self.app(scope, receive, ws_send)
                 return
             if stype == "lifespan":  # privguard.lifespan: passed through, ledger flushed
@@ -115,24 +114,58 @@ class PrivacyMiddleware:
             await self.app(scope, receive, send)
             return
         rt = self.runtime
-        view = self.view(scope)
-        decision = rt.decide(view)
-        if rt.is_endpoint(view.path):
+        # A returning visitor's decision is memoised: its key is read straight from the
+        # header list, and the request's view is only built when something needs it.
+        headers = scope.get("headers", ())
+        if type(headers) is not list:
+            headers = list(headers)  # an iterable is read once
+            scope["headers"] = headers
+        fields = {name: value for name, value in headers}  # faster than dict(headers)
+        view: RequestView | None = None
+        if len(fields) == len(headers):  # no repeated field (those are joined: the view)
+            client = scope.get("client")
+            key = (
+                client[0] if client else None,
+                scope.get("scheme", "http"),
+                scope.get("path") if self._gated else None,
+                tuple(map(fields.get, self._key_headers)),
+            )
+            found = rt.cached(key)
+            if found is None:
+                view = self.view(scope)
+                found = rt.decide(view, key)
+            decision = found
+            host = fields.get(b"host")
+            language = fields.get(b"accept-language")
+            ctx = PrivacyContext(
+                decision,
+                rt,
+                None,
+                host.decode("latin-1") if host else _server_host(scope),
+                scope,
+                accept_language=None if language is None else language.decode("latin-1"),
+            )
+        else:
+            view = self.view(scope)
+            decision = rt.decide(view)
+            ctx = PrivacyContext(
+                decision,
+                rt,
+                None,
+                view.host,
+                scope,
+                accept_language=view.headers.get("accept-language"),
+            )
+        if rt.is_endpoint(scope.get("path") or "/"):
+            view = view or self.view(scope)
             body = await _read_body(receive) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)
             if answer is not None:
                 await self._answer(send, view, decision, answer, changed=False)
                 return
-        ctx = PrivacyContext(
-            decision,
-            rt,
-            None,
-            view.host,
-            scope,
-            accept_language=view.headers.get("accept-language"),
-        )
         scope[CONTEXT_KEY] = ctx
         if decision.age_gated:
+            view = view or self.view(scope)
             lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, scope))
             await self._answer(send, view, decision, answer, changed=True)
@@ -198,7 +231,7 @@ class _Responder:
     __slots__ = (
         "mw",
         "_send",
-        "view",
+        "_view",
         "decision",
         "ctx",
         "scope",
@@ -215,14 +248,14 @@ class _Responder:
         self,
         mw: PrivacyMiddleware,
         send: Send,
-        view: RequestView,
+        view: RequestView | None,
         decision: Decision,
         ctx: PrivacyContext,
         scope: Scope,
     ) -> None:
         self.mw = mw
         self._send = send
-        self.view = view
+        self._view = view  # built on first use (see :meth:`view`)
         self.decision = decision
         self.ctx = ctx
         self.scope = scope
@@ -233,8 +266,17 @@ class _Responder:
         self.buffer: list[bytes] | None = None
         self.passthrough = True
         self.own_cookies: tuple[str, ...] = (
-            signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
+            signal_withdrawal(mw.runtime, self.view(), decision)
+            if decision.signal_withdrawal
+            else ()
         )
+
+    def view(self) -> RequestView:
+        """The request's view (a memo hit answers without one)."""
+        view = self._view
+        if view is None:
+            view = self._view = self.mw.view(self.scope)
+        return view
 
     def send(self, message: Message) -> Awaitable[None]:
         """The ``send`` the app sees.
@@ -296,14 +338,18 @@ class _Responder:
             self.ctx.consulted,
         )
         if result.dropped and result.undeclared:
-            rt.report_dropped(result.dropped, self.view.path)
+            rt.report_dropped(result.dropped, self.view().path)
         if status == 200 and rt.analytics is not None:
-            rt.page_view(self.view, self.decision, result.content_type)
+            rt.page_view(self.view(), self.decision, result.content_type)
         if not result.document:  # not a page: nothing to inject, nothing varies by browser
             message["headers"] = result.headers
             return self._send(message)
         inject = should_inject(
-            self.view.method, status, result, self.decision, bool(self.scope.get("privguard.skip"))
+            self.scope.get("method", "GET"),
+            status,
+            result,
+            self.decision,
+            bool(self.scope.get("privguard.skip")),
         )
         if not inject:
             vary_extra = html_vary(False, result, self.decision)
@@ -325,8 +371,8 @@ class _Responder:
         self.status = status
         self.injector = rt.injector(
             self.decision,
-            rt.negotiate(self.view),
-            self.view,
+            rt.negotiate(self.view()),
+            self.view(),
             csp_nonce(mw.runtime, self.scope),
             result.content_type,
         )
@@ -376,6 +422,14 @@ class _Responder:
 
 async def _held_back() -> None:
     """What ``send`` returns for a start privguard holds until the body shows what it did."""
+
+
+def _server_host(scope: Scope) -> str:
+    """The host from the scope's ``server`` when the request sent no ``Host``."""
+    server = scope.get("server")
+    if not server:
+        return ""
+    return f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else server[0]
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -62,6 +62,10 @@ def build_settings(settings: Settings | None, options: dict[str, Any]) -> Settin
     return Settings(**options)
 
 
+#: ``(peer, scheme, path or None, header values)``: see :meth:`DecisionCache.key`
+DecisionKey = tuple[Any, ...]
+
+
 class DecisionCache:
     """Bounded memo of decisions, keyed on exactly the inputs :func:`decide` reads.
 
@@ -83,44 +87,48 @@ class DecisionCache:
         self._size = size
         self._ttl = ttl
         self._max_age = settings.consent_max_age
-        self._header = settings.country_header
-        self._gated = settings.age_gate_regex is not None
+        #: whether the path is an input (an age gate on some paths)
+        self.gated = settings.age_gate_regex is not None
+        #: the request headers a decision reads, in key order (lower case)
+        self.headers: tuple[str, ...] = (
+            "cookie", "user-agent", "x-forwarded-for", "forwarded", "sec-gpc", "dnt",
+        ) + ((settings.country_header,) if settings.country_header else ())  # fmt: skip
         self._chars = 0  # characters of keys and expiry lines held
-        self._cache: dict[tuple[str | None, ...], tuple[Decision, float, int]] = {}
+        self._cache: dict[DecisionKey, tuple[Decision, float, int]] = {}
 
-    def key(self, view: RequestView) -> tuple[str | None, ...]:
-        """The cache key of ``view`` (its size is checked when it is stored: :meth:`put`)."""
-        get = view.headers.get
-        key = (
+    def key(self, view: RequestView) -> DecisionKey:
+        """The cache key of ``view`` (its size is checked when it is stored: :meth:`put`).
+
+        ``(peer, scheme, path or None, header values)``, the header values a tuple
+        in the order of :attr:`headers`. An adapter may build the same tuple from its own request
+        form (latin-1 bytes under ASGI, the environ's strings under WSGI) without a
+        view: any tuple of exactly these inputs is a valid key, since equal inputs
+        give equal decisions.
+        """
+        return (
             view.peer,
             view.scheme,
-            view.path if self._gated else None,
-            get("cookie"),
-            get("user-agent"),
-            get("x-forwarded-for"),
-            get("forwarded"),
-            get("sec-gpc"),
-            get("dnt"),
-            get(self._header) if self._header else None,
+            view.path if self.gated else None,
+            tuple(map(view.headers.get, self.headers)),
         )
-        return key
 
-    def get(self, key: tuple[str | None, ...], now: float, generation: int = 0) -> Decision | None:
+    def get(self, key: DecisionKey, now: float, generation: int = 0) -> Decision | None:
         """A still-valid decision for ``key`` (same GeoIP ``generation``), or ``None``."""
         entry = self._cache.get(key)
         if entry is None or entry[1] <= now or entry[2] != generation:
             return None
         return entry[0]
 
-    def put(
-        self, key: tuple[str | None, ...], decision: Decision, now: float, generation: int = 0
-    ) -> None:
+    def put(self, key: DecisionKey, decision: Decision, now: float, generation: int = 0) -> None:
         """Keep ``decision`` until the TTL or its consent cookie expires."""
         until = now + self._ttl
         state = decision.state
         if state is not None:
             until = min(until, state.timestamp + self._max_age)
-        key_chars = len("".join(filter(None, key)))
+        peer, scheme, path, values = key
+        key_chars = sum(len(v) for v in (peer, scheme, path) if v) + sum(
+            len(v) for v in values if v
+        )
         if key_chars > self.MAX_KEY_CHARS:
             return  # too large to keep; a lookup of it simply misses
         cache = self._cache
@@ -213,16 +221,30 @@ class Runtime:
 
     # -- per request ------------------------------------------------------------------
 
-    def decide(self, view: RequestView) -> Decision:
-        """The decision for one request, now (memoised; see :class:`DecisionCache`)."""
-        now = self.clock()
+    def cached(self, key: DecisionKey) -> Decision | None:
+        """The memoised decision for ``key`` (see :meth:`DecisionCache.key`), or ``None``."""
+        entry = self.decisions._cache.get(key)  # DecisionCache.get, inlined: once per request
+        if entry is None or entry[1] <= self.clock():
+            return None
+        geo_generation = self._geo_generation
+        if entry[2] != (geo_generation() if geo_generation is not None else 0):
+            return None
+        return entry[0]
+
+    def decide(self, view: RequestView, key: DecisionKey | None = None) -> Decision:
+        """The decision for one request, now (memoised; see :class:`DecisionCache`).
+
+        ``key``: the request's cache key when the adapter built it already.
+        """
         cache = self.decisions
-        key = cache.key(view)
+        if key is None:
+            key = cache.key(view)
+            found = self.cached(key)
+            if found is not None:
+                return found
+        now = self.clock()
         geo_generation = self._geo_generation
         generation = geo_generation() if geo_generation is not None else 0
-        entry = cache._cache.get(key)  # DecisionCache.get, inlined: once per request
-        if entry is not None and entry[1] > now and entry[2] == generation:
-            return entry[0]
         decision = decide(view, self.settings, self.lookups, now)
         cache.put(key, decision, now, generation)
         return decision

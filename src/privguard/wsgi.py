@@ -58,6 +58,11 @@ class PrivacyMiddleware:
         self.settings = build_settings(settings, options)
         self.runtime = Runtime(self.settings)
         self._environ_keys = environ_keys(self.runtime)
+        # the decision memo's header inputs, as environ keys
+        self._key_keys = tuple(
+            "HTTP_" + n.upper().replace("-", "_") for n in self.runtime.decisions.headers
+        )
+        self._gated = self.runtime.decisions.gated
 
     def view(self, environ: WSGIEnvironment) -> RequestView:
         """The request's facts, read from the environ in one pass."""
@@ -65,13 +70,25 @@ class PrivacyMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         rt = self.runtime
-        view = self.view(environ)
-        try:
-            decision = rt.decide(view)
-        except Exception:  # pragma: no cover - decide() is total; never let it 500 the shop
-            log.exception("privguard could not decide; passing the request through")
-            return self.app(environ, start_response)
-        if rt.is_endpoint(view.path):
+        # A returning visitor's decision is memoised: its key is read straight from the
+        # environ, and the request's view is only built when something needs it.
+        key = (
+            environ.get("REMOTE_ADDR"),
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("PATH_INFO") if self._gated else None,
+            tuple(map(environ.get, self._key_keys)),
+        )
+        view: RequestView | None = None
+        decision = rt.cached(key)
+        if decision is None:
+            view = self.view(environ)
+            try:
+                decision = rt.decide(view, key)
+            except Exception:  # pragma: no cover - decide() is total; never 500 the shop
+                log.exception("privguard could not decide; passing the request through")
+                return self.app(environ, start_response)
+        if rt.is_endpoint(environ.get("PATH_INFO", "") or "/"):
+            view = view or self.view(environ)
             body = _read_body(environ) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)
             if answer is not None:
@@ -88,12 +105,13 @@ class PrivacyMiddleware:
             decision,
             rt,
             None,
-            view.host,
+            environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
             environ,
-            accept_language=view.headers.get("accept-language"),
+            accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
         )
         environ[CONTEXT_KEY] = ctx
         if decision.age_gated:
+            view = view or self.view(environ)
             lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, environ))
             result = filter_headers(
@@ -122,7 +140,7 @@ class _Responder:
     __slots__ = (
         "mw",
         "_start_response",
-        "view",
+        "_view",
         "decision",
         "ctx",
         "environ",
@@ -141,19 +159,21 @@ class _Responder:
         self,
         mw: PrivacyMiddleware,
         start_response: StartResponse,
-        view: RequestView,
+        view: RequestView | None,
         decision: Decision,
         ctx: PrivacyContext,
         environ: WSGIEnvironment,
     ) -> None:
         self.mw = mw
         self._start_response = start_response
-        self.view = view
+        self._view = view  # built on first use (see :meth:`view`)
         self.decision = decision
         self.ctx = ctx
         self.environ = environ
         self.own_cookies = (
-            signal_withdrawal(mw.runtime, view, decision) if decision.signal_withdrawal else ()
+            signal_withdrawal(mw.runtime, self.view(), decision)
+            if decision.signal_withdrawal
+            else ()
         )
         self.started = False
         self.injecting = False
@@ -163,6 +183,13 @@ class _Responder:
         self.exc_info: Any = None
         self.length: int | None = None
         self.content_type = "text/html"  # what the filter read, for the injector
+
+    def view(self) -> RequestView:
+        """The request's view (a memo hit answers without one)."""
+        view = self._view
+        if view is None:
+            view = self._view = self.mw.view(self.environ)
+        return view
 
     def _filter(self, changed: bool = False, vary_extra: tuple[str, ...] = ()) -> Any:
         return filter_headers(
@@ -183,7 +210,6 @@ class _Responder:
         if self.started and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         rt = self.mw.runtime
-        view = self.view
         self.started = True
         self.status, self.headers, self.exc_info = status, headers, exc_info
         self.code = code = int(status[:3]) if status[:3].isdigit() else 0
@@ -192,13 +218,17 @@ class _Responder:
             self.ctx.consulted,
         )  # fmt: skip
         if result.dropped and result.undeclared:
-            rt.report_dropped(result.dropped, view.path)
+            rt.report_dropped(result.dropped, self.view().path)
         if code == 200 and rt.analytics is not None:
-            rt.page_view(view, self.decision, result.content_type)
+            rt.page_view(self.view(), self.decision, result.content_type)
         if not result.document:  # not a page: nothing to inject, nothing varies by browser
             return self._start_response(status, result.headers, exc_info)
         inject = should_inject(
-            view.method, code, result, self.decision, bool(self.environ.get("privguard.skip"))
+            self.environ.get("REQUEST_METHOD", "GET"),
+            code,
+            result,
+            self.decision,
+            bool(self.environ.get("privguard.skip")),
         )
         self.injecting = inject
         if inject:
@@ -227,7 +257,7 @@ class _Responder:
         rt = self.mw.runtime
         nonce = csp_nonce(rt, self.environ)
         return rt.injector(
-            self.decision, rt.negotiate(self.view), self.view, nonce, self.content_type
+            self.decision, rt.negotiate(self.view()), self.view(), nonce, self.content_type
         )
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
