@@ -1,0 +1,73 @@
+"""The decision memo's key built from the raw ASGI header list (no request view on a hit)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from privguard.asgi import PrivacyMiddleware
+from privguard.core.categories import Category
+from privguard.core.consent import ConsentCodec, ConsentState
+from privguard.settings import Settings
+
+SECRET = "decision-key-test-secret-0123456789abcdef"
+
+
+def _consent(settings: Settings) -> bytes:
+    codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
+    state = ConsentState(
+        version=settings.policy_version,
+        granted=frozenset({Category.NECESSARY, Category.PERFORMANCE}),
+        receipt_id=None,
+        regime="gdpr",
+    )
+    return f"{settings.consent_cookie_name(True)}={codec.dump(state)}".encode()
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"set-cookie", b"_ga=1; Path=/")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _set_cookies(mw: PrivacyMiddleware, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "scheme": "https",
+        "headers": headers,
+        "client": ("203.0.113.7", 1234),
+        "server": ("shop.example", 443),
+        "query_string": b"",
+    }
+    asyncio.run(mw(scope, None, send))
+    return [v for n, v in sent[0]["headers"] if n == b"set-cookie"]
+
+
+def test_split_cookie_headers_are_joined_and_memo_keys_stay_apart() -> None:
+    settings = Settings(secret_key=SECRET, country_header="cf-ipcountry")
+    mw = PrivacyMiddleware(_app, settings=settings)
+    consent = _consent(settings)
+    base = [(b"host", b"shop.example"), (b"cf-ipcountry", b"DE")]
+    # HTTP/2 may split the Cookie field: the consent in the second one still counts
+    assert _set_cookies(mw, [*base, (b"cookie", b"sid=1"), (b"cookie", consent)]) == [
+        b"_ga=1; Path=/"
+    ]
+    # one field: decided once, then a memo hit on the raw key, the same answer
+    joined = [*base, (b"cookie", b"sid=1; " + consent)]
+    assert _set_cookies(mw, joined) == [b"_ga=1; Path=/"]
+    assert _set_cookies(mw, joined) == [b"_ga=1; Path=/"]
+    # without the consent the key differs: the consenting visitor's answer is not reused
+    assert _set_cookies(mw, [*base, (b"cookie", b"sid=1")]) == []
+    assert _set_cookies(mw, [*base, (b"cookie", b"sid=1"), (b"cookie", b"x=2")]) == []
