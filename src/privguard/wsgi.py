@@ -59,9 +59,7 @@ class PrivacyMiddleware:
         self.runtime = Runtime(self.settings)
         self._environ_keys = environ_keys(self.runtime)
         # the decision memo's header inputs, as environ keys
-        self._key_keys = tuple(
-            "HTTP_" + n.upper().replace("-", "_") for n in self.runtime.decisions.headers
-        )
+        self._key_keys = tuple(map(environ_key, self.runtime.decisions.headers))
         self._gated = self.runtime.decisions.gated
 
     def view(self, environ: WSGIEnvironment) -> RequestView:
@@ -313,11 +311,12 @@ class _Responder:
 
 def environ_keys(runtime: Runtime) -> tuple[tuple[str, str], ...]:
     """``(environ key, header name)`` for every header privguard consults."""
-    return tuple(
-        ("HTTP_" + n.upper().replace("-", "_"), n)
-        for n in consulted_names(runtime)
-        if n != "content-type"
-    )
+    return tuple((environ_key(n), n) for n in consulted_names(runtime) if n != "content-type")
+
+
+def environ_key(header: str) -> str:
+    """The environ key of a (lower-case) request header: ``user-agent`` -> ``HTTP_USER_AGENT``."""
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> RequestView:
