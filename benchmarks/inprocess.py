@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import apps
+import report as reporting
 
 # -- request templates ----------------------------------------------------------------
 
@@ -256,12 +257,18 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
 
 
 def measure(cases: list[Case], repeats: int, progress: Callable[[str], None] = print) -> None:
-    """Warm each case up, then time ``repeats`` rounds, cases interleaved in each round."""
+    """Warm each case up, then time ``repeats`` rounds, cases interleaved in each round.
+
+    The cases of a group (an app and its bases) run next to each other, and every
+    other round runs them in reverse order, so a round's sample of privguard and the
+    same round's sample of its base form a pair that saw the same machine: the report
+    compares them pair by pair (median of the per-round differences).
+    """
     for case in cases:
         case.timer(max(case.n // 10, 50))
     for r in range(repeats):
         started = time.perf_counter()
-        for case in cases:
+        for case in cases if r % 2 == 0 else cases[::-1]:
             gc.collect()
             cpu, wall = case.timer(case.n)
             case.samples_us.append(cpu / case.n * 1e6)
@@ -292,7 +299,7 @@ def results(cases: list[Case]) -> list[dict[str, Any]]:
                 "wall_median_us": round(statistics.median(case.wall_us), 2),
                 "wall_samples_us": [round(s, 2) for s in case.wall_us],
                 "ratio_to_bare": round(case.median_us / bare.median_us, 3),
-                "over_floor_us": round(case.median_us - floor.median_us, 2),
+                "over_floor_us": reporting.paired_over(case.samples_us, floor.samples_us),
                 "floor": floor.variant,
                 "answer": case.answer,
             }

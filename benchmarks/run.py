@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-visitors", type=int, help="distinct visitors (default 1,000,000, quick 10,000)"
     )
     parser.add_argument("--served-duration", type=float, help="wrk -d seconds (default 5)")
-    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 3)")
+    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 5)")
     parser.add_argument("--profile-n", type=int, help="profiled requests (default 5000)")
     parser.add_argument(
         "--out",
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     n_html = max(n // 5, 50)
     visitors = args.memory_visitors or (10_000 if quick else reporting.MEMORY_VISITORS)
     duration = args.served_duration or (2.0 if quick else 5.0)
-    rounds = args.served_rounds or (1 if quick else 3)
+    rounds = args.served_rounds or (1 if quick else 5)
     profile_n = args.profile_n or (500 if quick else 5000)
     if args.only:
         args.skip_served = args.skip_memory = True
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             report["memory"] = run_memory(geo_db, visitors, quick)
     finally:
         shutil.rmtree(bench_dir, ignore_errors=True)
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
     report["budgets"] = reporting.budgets(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
     text = reporting.format_report(report)

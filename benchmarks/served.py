@@ -239,16 +239,22 @@ def run_served(
     for server in servers:
         bare_rps = _median([x["rps"] for x in runs[(server, variants[0])]])
         bare_cpu = _median([x["server_cpu_us"] or 0.0 for x in runs[(server, variants[0])]])
+        bare_runs = runs[(server, variants[0])]
         for variant in variants:
             samples = runs[(server, variant)]
             rps = _median([x["rps"] for x in samples])
+            # the variants of a round ran back to back: their ratio is taken per round
+            paired = [
+                x["rps"] / b["rps"] for x, b in zip(samples, bare_runs, strict=True) if b["rps"]
+            ]
             cpu = _median([x["server_cpu_us"] or 0.0 for x in samples])
             rows.append(
                 {
                     "server": server,
                     "variant": variant,
                     "rps": round(rps, 1),
-                    "ratio_to_bare": round(rps / bare_rps, 3) if bare_rps else None,
+                    "ratio_to_bare": round(_median(paired), 3) if paired else None,
+                    "ratio_of_medians": round(rps / bare_rps, 3) if bare_rps else None,
                     "server_cpu_us": round(cpu, 1),
                     "cpu_ratio_to_bare": round(bare_cpu / cpu, 3) if cpu else None,
                     "p50_ms": _median([x.get("p50_ms", 0.0) for x in samples]),
