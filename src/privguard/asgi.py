@@ -142,7 +142,6 @@ class PrivacyMiddleware:
                 rt,
                 None,
                 host.decode("latin-1") if host else _server_host(scope),
-                scope,
                 accept_language=None if language is None else language.decode("latin-1"),
             )
         else:
@@ -153,7 +152,6 @@ class PrivacyMiddleware:
                 rt,
                 None,
                 view.host,
-                scope,
                 accept_language=view.headers.get("accept-language"),
             )
         if rt.is_endpoint(scope.get("path") or "/"):
@@ -259,12 +257,14 @@ class _Responder:
         self.decision = decision
         self.ctx = ctx
         self.scope = scope
-        self.start: Message | None = None
-        self.raw_headers: Any = ()
-        self.status = 200
-        self.injector: Any = None
-        self.buffer: list[bytes] | None = None
         self.passthrough = True
+        # start, raw_headers, status, injector and buffer: set in _start for a page
+        # the injector works on (a JSON answer sets none of them)
+        self.start: Message | None
+        self.raw_headers: Any
+        self.status: int
+        self.injector: Any
+        self.buffer: list[bytes] | None
         self.own_cookies: tuple[str, ...] = (
             signal_withdrawal(mw.runtime, self.view(), decision)
             if decision.signal_withdrawal
@@ -349,7 +349,7 @@ class _Responder:
             status,
             result,
             self.decision,
-            bool(self.scope.get("privguard.skip")),
+            bool(self.scope.get("privguard.skip")) or self.ctx.placed,
         )
         if not inject:
             vary_extra = html_vary(False, result, self.decision)
@@ -367,6 +367,7 @@ class _Responder:
             message["headers"] = result.headers
             return self._send(message)
         self.passthrough = False
+        self.start = self.buffer = None
         self.raw_headers = headers
         self.status = status
         self.injector = rt.injector(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from privguard.core.categories import Category
@@ -43,7 +42,7 @@ class PrivacyContext:
     choice (for the current policy version) has been made.
     """
 
-    __slots__ = ("decision", "_runtime", "_lang", "_host", "_holder", "_accept", "consulted")
+    __slots__ = ("decision", "_runtime", "_lang", "_host", "_accept", "consulted", "placed")
 
     def __init__(
         self,
@@ -51,7 +50,6 @@ class PrivacyContext:
         runtime: _Runtime,
         lang: str | None = None,
         host: str = "",
-        holder: MutableMapping[str, Any] | None = None,
         *,
         accept_language: str | None = None,
     ) -> None:
@@ -60,10 +58,13 @@ class PrivacyContext:
         self._runtime = runtime
         self._lang = lang
         self._host = host
-        self._holder = holder  # the environ/scope: banner() marks it so nothing is injected
         #: True once the app read a consent, region or signal fact: its response may
         #: then differ between visitors, and the middleware lists ``Vary`` for it.
         self.consulted = False
+        #: True once banner() placed the markup: the middleware injects no second one.
+        #: (A flag on the context, not a mark in the environ/scope: the context is
+        #: stored there, and holding it back would make a reference cycle per request.)
+        self.placed = False
 
     country = _fact("country")
     subdivision = _fact("subdivision")
@@ -108,8 +109,7 @@ class PrivacyContext:
 
         rt = self._runtime
         self.consulted = True
-        if self._holder is not None:
-            self._holder["privguard.skip"] = True
+        self.placed = True
         body = rt.banner.body_snippet(
             lang or self._lang or rt.banner.negotiate(self._accept),
             self.decision,

@@ -104,7 +104,6 @@ class PrivacyMiddleware:
             rt,
             None,
             environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
-            environ,
             accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
         )
         environ[CONTEXT_KEY] = ctx
@@ -175,12 +174,14 @@ class _Responder:
         )
         self.started = False
         self.injecting = False
-        self.status = ""
-        self.headers: list[tuple[str, str]] = []
-        self.code = 0
-        self.exc_info: Any = None
-        self.length: int | None = None
-        self.content_type = "text/html"  # what the filter read, for the injector
+        # status, headers, exc_info and code are set by start_response; length and
+        # content_type only for a page the injector works on (a JSON answer sets none)
+        self.status: str
+        self.headers: list[tuple[str, str]]
+        self.code: int
+        self.exc_info: Any
+        self.length: int | None
+        self.content_type: str  # what the filter read, for the injector
 
     def view(self) -> RequestView:
         """The request's view (a memo hit answers without one)."""
@@ -226,11 +227,12 @@ class _Responder:
             code,
             result,
             self.decision,
-            bool(self.environ.get("privguard.skip")),
+            bool(self.environ.get("privguard.skip")) or self.ctx.placed,
         )
         self.injecting = inject
         if inject:
             self.content_type = result.content_type
+            self.length = None
             length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
             if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
                 self.length = int(length)

@@ -43,6 +43,11 @@ def placed(request: HttpRequest) -> HttpResponse:
     return HttpResponse(engines["django"].from_string(PLACED).render({}, request))
 
 
+def placed_by_context(request: HttpRequest) -> HttpResponse:
+    banner = request.privguard.banner()  # type: ignore[attr-defined]
+    return HttpResponse(f"<html><body><main>{banner}</main></body></html>")
+
+
 def state(request: HttpRequest) -> JsonResponse:
     ctx = get_context(request)
     assert ctx is request.privguard is request.META["privguard"]  # type: ignore[attr-defined]
@@ -66,6 +71,7 @@ def skipped(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", page),
     path("placed/", placed),
+    path("placed-by-context/", placed_by_context),
     path("state/", state),
     path("checkout/pay/", checkout),
     path("stream/", stream),
@@ -210,6 +216,13 @@ def test_template_tag_places_the_banner_once() -> None:
     html = Client().get("/placed/", **EEA).content.decode()
     assert html.count('id="privguard-banner"') == 1
     assert re.search(r"<main><!-- privguard consent banner -->|<main><[^>]*privguard", html)
+
+
+def test_context_banner_call_places_the_banner_once() -> None:
+    # request.privguard.banner() without the template tag: the context remembers it
+    html = Client().get("/placed-by-context/", **EEA).content.decode()
+    assert html.count('id="privguard-banner"') == 1
+    assert html.index('id="privguard-banner"') < html.index("</main>")
 
 
 def test_streaming_and_skipped_responses_are_not_injected() -> None:

@@ -237,7 +237,7 @@ class PrivacyMiddleware:
             return
         if self._referrer_policy is not None and not response.has_header("Referrer-Policy"):
             response.headers["Referrer-Policy"] = self._referrer_policy
-        self._filter(request, response, view, decision, ctx.consulted)
+        self._filter(request, response, view, decision, ctx.consulted, ctx.placed)
 
     def _filter(
         self,
@@ -246,8 +246,10 @@ class PrivacyMiddleware:
         view: RequestView,
         decision: Decision,
         consulted: bool,
+        placed: bool = False,
     ) -> None:
-        """Filter ``response`` in place; ``consulted``: the view read the visitor's consent."""
+        """Filter ``response`` in place; ``consulted``: the view read the visitor's consent;
+        ``placed``: the template placed the banner itself (``ctx.banner()``)."""
         rt = self.runtime
         pairs = list(response.items())
         originals: dict[str, tuple[str, Morsel[str]]] = {}
@@ -265,7 +267,11 @@ class PrivacyMiddleware:
         if status == 200 and rt.analytics is not None:
             rt.page_view(view, decision, result.content_type)
         inject = not response.streaming and should_inject(
-            view.method, status, result, decision, bool(request.META.get(_SKIP_KEY))
+            view.method,
+            status,
+            result,
+            decision,
+            bool(request.META.get(_SKIP_KEY)) or placed,
         )
         if not inject:
             note_compressed_html(rt, result)
