@@ -9,12 +9,17 @@ Profiles privguard (ASGI and WSGI) answering the returning visitor of ``inproces
 (the small JSON endpoint, a valid consent cookie) and prints, per adapter, the
 functions by own time and by cumulative time. cProfile adds a fixed cost to every call,
 so read the shares and call counts, not the absolute times (those are in ``run.py``).
+
+Each adapter's section starts with the bytecodes privguard executes per request, by
+function (counted with ``sys.settrace`` opcode events): a number that does not depend on
+how busy the machine is, so two versions compare exactly where timings cannot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import io
 import pstats
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import apps
@@ -30,14 +36,45 @@ import inprocess
 HERE = Path(__file__).resolve().parent
 
 
+def bytecodes(run: inprocess.Timer, n: int) -> str:
+    """privguard's bytecodes per request, by function, over ``n`` (warm) requests."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    def call(frame: FrameType, event: str, arg: Any) -> Any:
+        code = frame.f_code
+        if "privguard" not in Path(code.co_filename).parts:
+            return None
+        frame.f_trace_opcodes = True
+        where = f"{Path(code.co_filename).name}:{code.co_firstlineno}({code.co_name})"
+
+        def opcode(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "opcode":
+                counts[where] += 1
+            return opcode
+
+        return opcode
+
+    sys.settrace(call)
+    try:
+        run(n)
+    finally:
+        sys.settrace(None)
+    total = sum(counts.values()) / n
+    lines = [f"--- privguard's bytecodes per request: {total:.0f} (exact; by function) ---"]
+    lines += [f"{count / n:8.1f}  {where}" for where, count in counts.most_common()]
+    return "\n".join(lines) + "\n"
+
+
 def profile(label: str, run: inprocess.Timer, n: int, top: int) -> str:
     run(max(n // 10, 100))  # warm-up: caches, first-call imports
+    ops = bytecodes(run, min(n, 500))
     prof = cProfile.Profile()
     prof.enable()
     run(n)
     prof.disable()
     out = io.StringIO()
     out.write(f"=== {label}: {n} requests ===\n")
+    out.write(ops)
     stats = pstats.Stats(prof, stream=out)
     out.write("--- everything (app and framework included), by own time ---\n")
     stats.sort_stats("tottime").print_stats(top)
