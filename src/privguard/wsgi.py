@@ -31,7 +31,7 @@ from privguard._adapter import (
 )
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
-from privguard.core.request import RequestView
+from privguard.core.request import RequestView, environ_key
 from privguard.core.response import filter_headers
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
@@ -314,11 +314,6 @@ class _Responder:
 def environ_keys(runtime: Runtime) -> tuple[tuple[str, str], ...]:
     """``(environ key, header name)`` for every header privguard consults."""
     return tuple((environ_key(n), n) for n in consulted_names(runtime) if n != "content-type")
-
-
-def environ_key(header: str) -> str:
-    """The environ key of a (lower-case) request header: ``user-agent`` -> ``HTTP_USER_AGENT``."""
-    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> RequestView:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["RequestView"]
+__all__ = ["RequestView", "environ_key"]
 
 
 @dataclass(slots=True, eq=False)
@@ -36,3 +36,11 @@ class RequestView:
     def is_https(self) -> bool:
         """True for ``https`` requests."""
         return self.scheme == "https"
+
+
+def environ_key(header: str) -> str:
+    """The WSGI environ key of a (lower-case) request header (PEP 3333, CGI naming).
+
+    ``user-agent`` -> ``HTTP_USER_AGENT``.
+    """
+    return "HTTP_" + header.upper().replace("-", "_")

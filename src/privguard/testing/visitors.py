@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from privguard.core.categories import NON_ESSENTIAL, Category, parse_category
 from privguard.core.consent import ConsentCodec, ConsentState
+from privguard.core.request import environ_key
 from privguard.errors import ConfigError
 from privguard.testing.responses import SENT_COOKIES_KEY, VISITOR_HEADER
 
@@ -137,7 +138,7 @@ class Visitor:
         It also records the cookies sent (``privguard.test_visitor_cookies``), so that
         the assertions notice a client that replaced the ``Cookie`` header.
         """
-        out = {"HTTP_" + n.upper().replace("-", "_"): v for n, v in self.all_headers.items()}
+        out = {environ_key(n): v for n, v in self.all_headers.items()}
         out["REMOTE_ADDR"] = self.peer
         if self.cookies:
             out[SENT_COOKIES_KEY] = self.cookie_header
