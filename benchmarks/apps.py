@@ -13,7 +13,10 @@ performance, ``_fbp`` marketing). It is wrapped by
   add ``Permissions-Policy``) written as a Starlette ``BaseHTTPMiddleware``
   (``basehttp``), and flask-talisman for the header part on Flask (``talisman``).
 
-The HTML apps serve a 50 KB page as one body or as 8 streamed chunks.
+The HTML apps serve a 50 KB page as one body or as 8 streamed chunks; the
+``html-token`` pages carry a per-request token (a CSRF token in a meta tag and in
+every add-to-cart form, as a shop's template writes it), so their bytes differ on
+every request, as a real page's do.
 
 Served benchmarks import this module from uvicorn/gunicorn (``apps:asgi_privguard``);
 the module-level names are built on first access from ``PRIVGUARD_BENCH_DIR``, the
@@ -22,6 +25,7 @@ directory holding the generated ``.mmdb``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -195,6 +199,50 @@ def html_chunks(scripts: tuple[bytes, ...] = ()) -> list[bytes]:
     return [page[i : i + size] for i in range(0, len(page), size)]
 
 
+#: Stands for the per-request token in the ``html-token`` pages (as long as a token).
+TOKEN_SLOT = b"{{csrf-token-of-this-request.}}}"
+assert len(TOKEN_SLOT) == 32
+#: One add-to-cart form per this many product rows, each with the token.
+TOKEN_EVERY = 20
+
+
+def token_page() -> bytes:
+    """A 50 KB page as a template renders it with a CSRF token: :data:`TOKEN_SLOT` in a
+    ``<meta>`` of the head and in an add-to-cart form every :data:`TOKEN_EVERY` product
+    rows (every chunk of :func:`html_chunks` holds at least one), no script."""
+    head = b"<!doctype html><html lang='de'><head><meta charset='utf-8'><title>Shop</title>"
+    head += b'<meta name="csrf-token" content="' + TOKEN_SLOT + b'"></head><body><main>'
+    tail = b"</main></body></html>"
+    row = b"<div class='product'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
+    form = (
+        b"<form method='post' action='/cart'><input type='hidden' name='csrf' value='"
+        + TOKEN_SLOT
+        + b"'><button>Add</button></form>\n"
+    )
+    group = form + row * TOKEN_EVERY
+    body = head + group * ((HTML_SIZE - len(head) - len(tail)) // len(group))
+    body += row * ((HTML_SIZE - len(body) - len(tail)) // len(row))
+    return body + b" " * (HTML_SIZE - len(body) - len(tail)) + tail
+
+
+def token_templates(kind: str) -> list[list[bytes]]:
+    """The ``html-token`` (one body) or ``html-token-stream`` (8 chunks) page, each
+    chunk split at its token slots: ``token.join(parts)`` renders it."""
+    page = token_page()
+    if kind == "html-token":
+        return [page.split(TOKEN_SLOT)]
+    size = -(-len(page) // HTML_CHUNKS)
+    chunks = [page[i : i + size] for i in range(0, len(page), size)]
+    assert all(TOKEN_SLOT in c for c in chunks), "a chunk without a token, or one cut"
+    return [c.split(TOKEN_SLOT) for c in chunks]
+
+
+def token_source() -> Callable[[], bytes]:
+    """A new 32-byte token on every call (a counter: cheap, and never the same twice)."""
+    count = itertools.count(1)
+    return lambda: b"%032x" % next(count)
+
+
 def page_chunks(kind: str) -> list[bytes]:
     """The streamed chunks of ``html-stream``, ``html-trackers`` or ``html-scripts``."""
     scripts = {"html-trackers": TRACKER_SCRIPTS, "html-scripts": PLAIN_SCRIPTS}.get(kind, ())
@@ -216,13 +264,16 @@ PRIVGUARD_HEADERS = (
 
 
 def starlette_app(kind: str = "json") -> Any:
-    """The Starlette endpoint: ``json`` (3 cookies), ``html`` or ``html-stream``."""
+    """The Starlette endpoint: ``json`` (3 cookies), ``html``, ``html-stream``, ``html-token``
+    or ``html-token-stream`` (page kinds, see :func:`page_chunks` and :func:`token_templates`)."""
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.routing import Route
 
     page = html_page()
     chunks = page_chunks(kind)
+    templates = token_templates(kind) if kind.startswith("html-token") else []
+    token = token_source()
 
     async def shop(request: Any) -> Any:
         response = JSONResponse({"ok": True, "items": [1, 2, 3]})
@@ -240,7 +291,24 @@ def starlette_app(kind: str = "json") -> Any:
 
         return StreamingResponse(gen(), media_type="text/html; charset=utf-8")
 
-    endpoint = {"json": shop, "html": page_single}.get(kind, page_stream)
+    async def token_single(request: Any) -> Any:
+        return HTMLResponse(token().join(templates[0]))
+
+    async def token_stream(request: Any) -> Any:
+        value = token()
+
+        async def gen() -> Any:
+            for parts in templates:
+                yield value.join(parts)
+
+        return StreamingResponse(gen(), media_type="text/html; charset=utf-8")
+
+    endpoint = {
+        "json": shop,
+        "html": page_single,
+        "html-token": token_single,
+        "html-token-stream": token_stream,
+    }.get(kind, page_stream)
     return Starlette(routes=[Route("/", endpoint)])
 
 
@@ -341,11 +409,13 @@ def asgi_app(variant: str, settings: Any = None, kind: str = "json") -> Any:
 
 
 def flask_app(kind: str = "json", talisman: bool = False) -> Any:
-    """The Flask endpoint: ``json`` (3 cookies), ``html`` or ``html-stream``."""
+    """The Flask endpoint: the same kinds as :func:`starlette_app`."""
     from flask import Flask, Response, jsonify
 
     page = html_page()
     chunks = page_chunks(kind)
+    templates = token_templates(kind) if kind.startswith("html-token") else []
+    token = token_source()
     app = Flask("privguard_bench")
 
     if kind == "json":
@@ -362,6 +432,19 @@ def flask_app(kind: str = "json", talisman: bool = False) -> Any:
         @app.get("/")
         def page_single() -> Any:
             return Response(page, mimetype="text/html")
+
+    elif kind == "html-token":
+
+        @app.get("/")
+        def token_single() -> Any:
+            return Response(token().join(templates[0]), mimetype="text/html")
+
+    elif kind == "html-token-stream":
+
+        @app.get("/")
+        def token_stream() -> Any:
+            value = token()
+            return Response((value.join(parts) for parts in templates), mimetype="text/html")
 
     else:
 

@@ -246,6 +246,14 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
         for kind, label in pages:
             for variant, visitor in visits:
                 add(f"{side} html {label}", variant, visitor, kind, n_html)
+    # the same page with a per-request token in it (a CSRF token, as a template writes
+    # it): its bytes differ on every request, so nothing about them was seen before
+    pages = (("html-token", "50KB"), ("html-token-stream", "50KB/8 chunks"))
+    visits = (("bare", "first"), ("no-autoblock", "first"), *visits[1:])
+    for add, side in ((add_asgi, "ASGI"), (add_wsgi, "WSGI")):
+        for kind, label in pages:
+            for variant, visitor in visits:
+                add(f"{side} html {label}, per-request token", variant, visitor, kind, n_html)
     # auto-blocking: 10 script tags, 8 of them catalogued, streamed in 8 chunks; the same
     # page with 10 uncatalogued tags shows what a tracker-free page pays
     for add, side in ((add_asgi, "ASGI"), (add_wsgi, "WSGI")):
