@@ -1,6 +1,6 @@
 """Chunks seen before: what the scan kept about their bytes gives the same output as a scan.
 
-The injector remembers, by a chunk's exact bytes, its folded copy and candidates, where
+The injector remembers, by a chunk's exact bytes, where
 its last ``</body>`` is, and what the tag scan of one rewriter made of it. A page served
 again must come out byte for byte as a fresh scan makes it, whatever the chunking, the
 consent, the mode the chunk starts in; a page that differs anywhere must be scanned.

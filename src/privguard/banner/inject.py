@@ -65,38 +65,39 @@ _NAME_END = frozenset(b" \t\n\r\f/>")
 _BODY_CLOSE = b"</body>"
 
 
-def _fold_table() -> bytes:
-    """A byte map under which ``<script``, ``<iframe`` and ``</body>`` look the same.
+_SCRIPT = b"<script"
+_IFRAME = b"<iframe"
 
-    ASCII letters are case-folded and the letters of the three words merged into five
-    classes, so one ``bytes.find`` over the folded chunk finds every candidate of all
-    three words in any case (each candidate is then checked on the real bytes). A
-    scan of a 50 KB chunk is one ``translate`` and one ``find`` instead of a
-    ``lower`` and a ``find`` per word.
+
+def _openers(low: bytes) -> list[int]:
+    """Every start of ``<script`` and ``<iframe`` in the lower-cased chunk ``low``, in order.
+
+    Backward ``rfind`` walks: in a page, where ``<`` is frequent, they are several times
+    faster than forward ``find`` (and than a regular expression or a case-folding
+    ``translate``); ``<iframe`` costs one search when there is none.
     """
-    table = bytearray(range(256))
-    for c in range(0x41, 0x5B):
-        table[c] = c + 0x20
-    for group in (b"siad/", b"cfb", b"ro", b"pmy", b"te>"):
-        for c in group:
-            table[c] = group[0]
-            if 0x61 <= c <= 0x7A:
-                table[c - 0x20] = group[0]
-    return bytes(table)
-
-
-_FOLD = _fold_table()
-#: ``<script``, ``<iframe`` and ``</body>`` folded (the same 7 bytes)
-_WORD = b"<script".translate(_FOLD)
-_SCRIPT_END_FOLDED = _SCRIPT_END.translate(_FOLD)
-assert _WORD == b"<iframe".translate(_FOLD) == _BODY_CLOSE.translate(_FOLD)
+    rfind = low.rfind
+    found: list[int] = []
+    i = rfind(_SCRIPT)
+    while i >= 0:
+        found.append(i)
+        i = rfind(_SCRIPT, 0, i)
+    i = rfind(_IFRAME)
+    if i < 0:
+        found.reverse()
+        return found
+    while i >= 0:
+        found.append(i)
+        i = rfind(_IFRAME, 0, i)
+    found.sort()
+    return found
 
 
 class _Seen:
     """What the scan learnt about recently seen chunks, by their exact bytes.
 
     The same page is served again and again, and finding the candidates of a chunk
-    (a case fold and a search of every byte) is most of the cost of streaming it. A
+    (a lower-cased copy and a search of every byte) is most of the cost of streaming it. A
     chunk whose bytes equal one seen before (one ``memcmp``) reuses what was found in
     it. Looked up by the length and both ends of the chunk, so a page that differs
     from the last one costs a failed comparison; bounded in entries and bytes kept
@@ -105,9 +106,9 @@ class _Seen:
 
     __slots__ = ("_items", "_size")
 
-    #: chunks shorter than this fold in about a microsecond: not worth an entry
+    #: chunks shorter than this are scanned in about a microsecond: not worth an entry
     MIN = 512
-    #: longest chunk kept, most entries, most bytes kept (chunks and their folds)
+    #: longest chunk kept, most entries, most bytes kept (chunks and what they became)
     MAX = 128 * 1024
     ENTRIES = 64
     BYTES = 4 * 1024 * 1024
@@ -140,55 +141,23 @@ class _Seen:
 
 
 _SEEN = _Seen()
-#: kinds of :class:`_Seen` entries
-_FOLDED = 0  # (the folded chunk, its candidates)
-_CLOSE = 1  # where its last ``</body>`` starts, or -1
+#: kind of the :class:`_Seen` entries of the body stage alone: where a chunk's last
+#: ``</body>`` starts, or -1
+_CLOSE = 1
 
 
-def _folded(buf: bytes) -> tuple[bytes, list[int]]:
-    """The chunk folded by ``_FOLD`` and every start of ``_WORD`` in it, in order."""
-    seen = _SEEN.get(_FOLDED, buf)
-    if seen is not None:
-        return seen  # type: ignore[return-value]
-    fold = buf.translate(_FOLD)
-    found = (fold, _candidates(fold, 0))
-    _SEEN.put(_FOLDED, buf, found, len(fold) + 8 * len(found[1]))
-    return found
+def _last_in_output(low: bytes, rewrites: list[tuple[int, int, bytes]], upto: int) -> int:
+    """Where the last ``</body>`` of ``low[:upto]`` with ``rewrites`` made starts, or -1.
 
-
-def _find_script_end(fold: bytes, buf: bytes, pos: int) -> int:
-    """The first ``</script`` (any case) at or after ``pos``, or -1."""
-    while True:
-        i = fold.find(_SCRIPT_END_FOLDED, pos)
-        if i < 0 or buf[i : i + 8].lower() == _SCRIPT_END:
-            return i
-        pos = i + 1
-
-
-def _candidates(fold: bytes, start: int) -> list[int]:
-    """Every start of ``_WORD`` in ``fold[start:]``, in order."""
-    found: list[int] = []
-    stop = len(fold)
-    while True:
-        i = fold.rfind(_WORD, start, stop)
-        if i < 0:
-            found.reverse()
-            return found
-        found.append(i)
-        stop = i + 6
-
-
-def _last_in_output(
-    buf: bytes, cands: list[int], rewrites: list[tuple[int, int, bytes]], upto: int
-) -> int:
-    """Where the last ``</body>`` of ``buf[:upto]`` with ``rewrites`` made starts, or -1."""
-    for c in reversed(cands):
-        if c >= upto or buf[c : c + 7].lower() != _BODY_CLOSE:
-            continue
+    ``low`` is the chunk lower-cased; a ``</body>`` inside a rewritten tag is looked for
+    in the new tag (an attribute value the rewrite escaped may have lost it).
+    """
+    c = low.rfind(_BODY_CLOSE, 0, upto)
+    while c >= 0:
         shift = 0
         for i, end, new in rewrites:
             if c < i:
-                break
+                return c + shift
             if c < end:  # inside a rewritten tag: where is it in the new one?
                 inner = new.lower().rfind(_BODY_CLOSE)
                 if inner >= 0:
@@ -197,8 +166,7 @@ def _last_in_output(
             shift += len(new) - (end - i)
         else:
             return c + shift
-        if c < i:
-            return c + shift
+        c = low.rfind(_BODY_CLOSE, 0, c)
     return -1
 
 
@@ -206,8 +174,8 @@ def _last_close(data: bytes) -> int:
     """The last ``</body>`` (any case) in ``data``, or -1.
 
     A page's own ``</body>`` is near its end and usually lower case: looked for
-    there first, so only the bytes after it are case-folded. A chunk without one
-    there is folded whole, unless its bytes were seen before.
+    there first, so only the bytes after it are lower-cased. A chunk without one
+    there is lower-cased whole, unless its bytes were seen before.
     """
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
@@ -220,26 +188,6 @@ def _last_close(data: bytes) -> int:
         return at
     later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
     return at if later < 0 else at + 7 + later
-
-
-def _partial(low: bytes, word: bytes) -> int:
-    """Length of the longest suffix of ``low`` that is a proper prefix of ``word``.
-
-    Every word looked for starts with its only ``<``, so that suffix can only begin at
-    the last ``<`` among the final ``len(word) - 1`` bytes.
-    """
-    at = low.rfind(b"<", max(0, len(low) - len(word) + 1))
-    if at < 0:
-        return 0
-    return len(low) - at if word.startswith(low[at:]) else 0
-
-
-def _partial_opener(low: bytes) -> int:
-    at = low.rfind(b"<", max(0, len(low) - 6))
-    if at < 0:
-        return 0
-    tail = low[at:]
-    return len(tail) if b"<script".startswith(tail) or b"<iframe".startswith(tail) else 0
 
 
 def _partial_body_close(buf: bytes) -> int:
@@ -388,69 +336,69 @@ class HtmlInjector:
         return text
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
-        # One folded copy of the chunk (kept for bytes seen again), and one backward walk
-        # of it for every candidate of ``<script``, ``<iframe`` and ``</body>`` (``rfind``
-        # is the faster search);
-        # then the candidates are taken in order. Only changed tags cut the chunk:
-        # ``out`` holds the text up to ``flushed`` with the rewritten tags in it (each
-        # also in ``rewrites``), and a chunk without any change is returned as it is.
+        # One lower-cased copy of the chunk and one backward walk of it per word for
+        # every ``<script`` and ``<iframe`` (exact candidates: ``lower`` folds ASCII
+        # only), then the candidates are taken in order. Only changed tags cut the
+        # chunk: ``out`` holds the text up to ``flushed`` with the rewritten tags in it
+        # (each also in ``rewrites``), and a chunk without any change is returned as it is.
         rewriter = self._rewriter
         assert rewriter is not None
         out: list[bytes] = []
         rewrites: list[tuple[int, int, bytes]] = []
         flushed = 0
-        fold, cands = _folded(buf)
+        low = buf.lower()
+        cands = _openers(low)
         n = len(buf)
         k = 0
+        upto = n
         while True:
             if self._mode == SKIP:
-                end = _find_script_end(fold, buf, pos)
-                if end < 0:
-                    keep = _partial(buf[-8:].lower(), _SCRIPT_END) if n - pos >= 1 else 0
-                    return self._emit(buf, cands, rewrites, out, flushed, n - min(keep, n - pos))
+                end = low.find(_SCRIPT_END, pos)
+                if end < 0:  # a ``</script`` begun at the end is held
+                    at = low.rfind(b"<", max(pos, n - 7))
+                    if at >= 0 and _SCRIPT_END.startswith(low[at:]):
+                        upto = at
+                    break
                 pos = end + 8
                 self._mode = _TEXT
                 continue
-            i = -1
-            while k < len(cands):
-                c = cands[k]
-                if c >= pos:
-                    word = buf[c : c + 7].lower()
-                    if word == b"<script" or word == b"<iframe":
-                        i = c
-                        break
+            while k < len(cands) and cands[k] < pos:
                 k += 1
-            if i < 0:
-                at = buf.rfind(b"<", max(pos, n - 6))
-                if at >= 0 and _partial_opener(buf[at:].lower()):
-                    return self._emit(buf, cands, rewrites, out, flushed, at)
-                return self._emit(buf, cands, rewrites, out, flushed, n)
+            if k == len(cands):  # a ``<script`` or ``<iframe`` begun at the end is held
+                at = low.rfind(b"<", max(pos, n - 6))
+                if at >= 0 and (_SCRIPT.startswith(low[at:]) or _IFRAME.startswith(low[at:])):
+                    upto = at
+                break
+            i = cands[k]
+            k += 1
             if i + 7 >= n:  # the name may go on in the next chunk
-                return self._emit(buf, cands, rewrites, out, flushed, i)
+                upto = i
+                break
             if buf[i + 7] not in _NAME_END:  # ``<scripts``, ``<iframely``: not ours
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
-                    return self._emit(buf, cands, rewrites, out, flushed, i)
+                    upto = i
+                    break
                 pos = i + 1  # too long to be a tag we can judge
                 continue
             tag = m.group(0)
             pos = m.end()
-            if buf[i + 1] | 0x20 == 0x69:  # "i": iframe
+            if low[i + 1] == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
             else:
                 mode, new = rewriter.script(tag)
                 if mode == HOLD:
-                    end = _find_script_end(fold, buf, pos)
+                    end = low.find(_SCRIPT_END, pos)
                     if end < 0:
                         self._mode = HOLD
                         self._script_tag = tag
                         self._script_parts = [buf[pos:]]
                         self._script_len = n - pos
-                        self._script_tail = buf[max(pos, n - 7) :].lower()
-                        text = self._emit(buf, cands, rewrites, out, flushed, i)
+                        self._script_tail = low[max(pos, n - 7) :]
+                        text = self._emit(buf, low, rewrites, out, flushed, i)
                         self._tag_buf = b""  # the tag and its content are held above
                         return text
                     # the whole inline script is here: decide now
@@ -463,11 +411,12 @@ class HtmlInjector:
                 out.append(new)
                 flushed = m.end()
                 rewrites.append((i, flushed, new))
+        return self._emit(buf, low, rewrites, out, flushed, upto)
 
     def _emit(
         self,
         buf: bytes,
-        cands: list[int],
+        low: bytes,
         rewrites: list[tuple[int, int, bytes]],
         out: list[bytes],
         flushed: int,
@@ -479,15 +428,16 @@ class HtmlInjector:
         so it need not search the chunk again (a held tail begins with its only ``<``:
         no ``</body>`` is cut).
         """
-        self._tag_buf = buf[upto:] if upto < len(buf) else b""
+        n = len(buf)
+        self._tag_buf = buf[upto:] if upto < n else b""
         if out:
             out.append(buf[flushed:upto])
             text = b"".join(out)
-        elif upto == len(buf):
+        elif upto == n:
             text = buf
         else:
             text = buf[:upto]
-        self._close = (text, _last_in_output(buf, cands, rewrites, upto))
+        self._close = (text, _last_in_output(low, rewrites, upto))
         return text
 
     def _inline(self, tag: bytes, content: bytes) -> bytes:
