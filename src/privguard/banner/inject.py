@@ -117,26 +117,27 @@ class _Seen:
         self._items: dict[tuple[object, int, bytes, bytes], tuple[bytes, object]] = {}
         self._size = 0
 
-    def get(self, kind: object, buf: bytes) -> object:
-        """What was kept for ``kind`` about a chunk equal to ``buf``, else None."""
+    def get(self, kind: object, buf: bytes) -> tuple[object, Any]:
+        """``(key, what was kept)`` for ``kind`` about a chunk equal to ``buf``: the key
+        is None for a chunk not worth keeping, the value None when nothing was kept."""
         n = len(buf)
         if n < self.MIN or n > self.MAX:
-            return None
-        entry = self._items.get((kind, n, buf[:32], buf[-32:]))
+            return None, None
+        key = (kind, n, buf[:32], buf[-32:])
+        entry = self._items.get(key)
         if entry is not None and entry[0] == buf:
-            return entry[1]
-        return None
+            return key, entry[1]
+        return key, None
 
-    def put(self, kind: object, buf: bytes, value: object, size: int) -> None:
-        """Keep ``value`` for ``kind`` about ``buf`` (``size``: bytes it holds besides ``buf``)."""
-        n = len(buf)
-        if n < self.MIN or n > self.MAX:
-            return
+    def put(self, key: object, buf: bytes, value: object, size: int) -> None:
+        """Keep ``value`` under ``key`` (from :meth:`get`) about ``buf`` (``size``: bytes
+        it holds besides ``buf``)."""
         items = self._items
+        n = len(buf)
         if len(items) >= self.ENTRIES or self._size + n + size > self.BYTES:
             items.clear()  # cheap and bounded; a miss only costs the scan it saves
             self._size = 0
-        items[(kind, n, buf[:32], buf[-32:])] = (buf, value)
+        items[key] = (buf, value)  # type: ignore[index]
         self._size += n + size
 
 
@@ -180,11 +181,12 @@ def _last_close(data: bytes) -> int:
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
     if at < 0:
-        seen = _SEEN.get(_CLOSE, data)
+        key, seen = _SEEN.get(_CLOSE, data)
         if seen is not None:
-            return seen  # type: ignore[return-value]
+            return seen  # type: ignore[no-any-return]
         at = data.lower().rfind(_BODY_CLOSE)
-        _SEEN.put(_CLOSE, data, at, 0)
+        if key is not None:
+            _SEEN.put(key, data, at, 0)
         return at
     later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
     return at if later < 0 else at + 7 + later
@@ -307,32 +309,37 @@ class HtmlInjector:
     # --- tag stage (auto-blocking) --------------------------------------------------
 
     def _tag_stage(self, data: bytes) -> bytes:
-        if self._rewriter is None:
-            return data
-        if self._mode == HOLD:
+        mode = self._mode
+        if mode == HOLD:
             return self._hold_more(data)
         if self._tag_buf:
             data = self._tag_buf + data
             self._tag_buf = b""
         # the same chunk scanned in the same mode by the same rewriter comes out the same
-        kind = (self._rewriter, self._mode)
-        seen: Any = _SEEN.get(kind, data)
+        key, seen = _SEEN.get((self._rewriter, mode), data)
         if seen is not None:
             upto, new, self._mode, count, close = seen
-            n = len(data)
-            self._tag_buf = data[upto:] if upto < n else b""
-            text = new if new is not None else data if upto == n else data[:upto]
-            self.rewritten += count
+            if upto < len(data):
+                self._tag_buf = data[upto:]
+                text = new if new is not None else data[:upto]
+            else:
+                text = new if new is not None else data
+            if count:
+                self.rewritten += count
             self._close = (text, close)
             return text
+        if key is None:
+            return self._scan(data, 0)
         before = self.rewritten
         text = self._scan(data, 0)
-        if self._mode != HOLD and self._close is not None:  # a held script is not kept
+        if self._mode != HOLD:  # a held script is not kept
             count = self.rewritten - before
-            outcome = (len(data) - len(self._tag_buf), text if count else None)
-            _SEEN.put(
-                kind, data, (*outcome, self._mode, count, self._close[1]), len(text) if count else 0
-            )
+            upto = len(data) - len(self._tag_buf)
+            close = self._close[1] if self._close is not None else -1
+            if count:
+                _SEEN.put(key, data, (upto, text, self._mode, count, close), len(text))
+            else:
+                _SEEN.put(key, data, (upto, None, self._mode, 0, close), 0)
         return text
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
@@ -348,6 +355,15 @@ class HtmlInjector:
         flushed = 0
         low = buf.lower()
         cands = _openers(low)
+        if not cands and self._mode == _TEXT:  # most chunks: no tag here, nothing to change
+            at = low.rfind(b"<", -6)  # unless a ``<script`` or ``<iframe`` begins at the end
+            if at >= 0 and (_SCRIPT.startswith(low[at:]) or _IFRAME.startswith(low[at:])):
+                self._tag_buf = buf[at:]
+                buf = buf[:at]
+                self._close = (buf, low.rfind(_BODY_CLOSE, 0, at))
+            else:
+                self._close = (buf, low.rfind(_BODY_CLOSE))
+            return buf
         n = len(buf)
         k = 0
         upto = n
@@ -538,10 +554,10 @@ class HtmlInjector:
             buf = data
         if pos < 0:
             # what may begin a ``</body>`` is held (``_partial_body_close``, inlined)
-            n = len(buf)
-            at = buf.rfind(b"<", n - _BODY_CLOSE_LEN + 1 if n >= _BODY_CLOSE_LEN else 0)
+            at = buf.rfind(b"<", 1 - _BODY_CLOSE_LEN)
             if at < 0 or not _BODY_CLOSE.startswith(buf[at:].lower()):
-                self._pending = b""
+                if pending:
+                    self._pending = b""
                 return buf
             self._pending = buf[at:]
             return buf[:at]
