@@ -15,9 +15,9 @@ import hashlib
 import html
 import importlib.resources
 import json
+import operator
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -214,15 +214,28 @@ class _Snippet:
 class _Filled:
     """A snippet whose only slots left are the CSRF token (0) and the nonce (1)."""
 
-    __slots__ = ("parts", "size")
+    __slots__ = ("parts", "size", "_static", "_pick")
 
     def __init__(self, parts: tuple[bytes | int, ...]) -> None:
         self.parts = parts
         self.size = sum(len(p) for p in parts if isinstance(p, bytes))
+        # rendered by one C-level pick from (token, nonce, *static parts), then a join
+        static: list[bytes] = []
+        order: list[int] = []
+        for p in parts:
+            if isinstance(p, bytes):
+                order.append(2 + len(static))
+                static.append(p)
+            else:
+                order.append(p)
+        self._static = tuple(static)
+        self._pick = operator.itemgetter(*order) if len(order) > 1 else None
 
     def render(self, csrf_token: bytes, nonce_attr: bytes) -> bytes:
-        values = (csrf_token, nonce_attr)
-        return b"".join([p if isinstance(p, bytes) else values[p] for p in self.parts])
+        values = (csrf_token, nonce_attr, *self._static)
+        if self._pick is None:  # one part or none
+            return b"".join(values[p if isinstance(p, int) else 2] for p in self.parts)
+        return b"".join(self._pick(values))
 
 
 #: slots that stand where attributes go (the others are inside attribute values)
@@ -426,7 +439,7 @@ class BannerRenderer:
         self._filled_bytes = 0
         self._head: dict[tuple[frozenset[Category], bool, bool], _Snippet] = {}
         self._head_lock = threading.Lock()
-        self._negotiated: OrderedDict[str, str] = OrderedDict()
+        self._negotiated: dict[str, str] = {}
         self._negotiate_lock = threading.Lock()
         self._placeholders: dict[tuple[str, Tracker, bool], bytes] = {}
         self._guard: dict[tuple[frozenset[Category], bool], _Snippet] = {}
@@ -475,16 +488,14 @@ class BannerRenderer:
             elif len(accept_language) > _ACCEPT_LANGUAGE_MAX and len(parts) > 1:
                 parts.pop()  # the last one was cut short
             accept_language = ",".join(parts)[:_ACCEPT_LANGUAGE_MAX]
-        with self._negotiate_lock:
-            found = self._negotiated.get(accept_language)
-            if found is not None:
-                self._negotiated.move_to_end(accept_language)
-                return found
+        found = self._negotiated.get(accept_language)  # one dict read: safe without the lock
+        if found is not None:
+            return found
         found = self._negotiate(accept_language)
         with self._negotiate_lock:
+            if len(self._negotiated) >= _NEGOTIATION_CACHE_SIZE:
+                self._negotiated.clear()  # bounded; a miss costs one parse
             self._negotiated[accept_language] = found
-            while len(self._negotiated) > _NEGOTIATION_CACHE_SIZE:
-                self._negotiated.popitem(last=False)
         return found
 
     def _negotiate(self, accept_language: str) -> str:
