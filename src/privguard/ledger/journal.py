@@ -13,6 +13,10 @@ not stored by then would be gone.
   power cut). The process holds an exclusive ``flock`` on it while it lives.
 * :meth:`Journal.clear` empties it once everything recorded is stored or
   spooled; :meth:`Journal.remove` deletes it at a clean close.
+* :meth:`Journal.compact` bounds it under sustained load, when the writer never
+  finds its queue empty: the drafts still waiting are written to a new journal,
+  and only then is the old one deleted (a crash in between leaves both, and a
+  receipt in both is stored once).
 * :meth:`Journal.recover` (at start-up) moves the lines of every journal whose
   process is gone -- its ``flock`` is free -- into the spool, which the writer
   then replays (a torn line goes to ``<spool>.rejected``, as in a replay).
@@ -87,6 +91,45 @@ class Journal:
             if self._dirty and self._fd is not None and self._pid == os.getpid():
                 os.ftruncate(self._fd, 0)
                 self._dirty = False
+
+    def size(self) -> int:
+        """Bytes in this process's journal now (0 when none is open)."""
+        with self._lock:
+            if self._fd is None or self._pid != os.getpid():
+                return 0
+            return os.fstat(self._fd).st_size
+
+    def compact(self, drafts: list[ReceiptDraft]) -> None:
+        """Replace the journal by one holding just ``drafts`` (the ones not yet stored).
+
+        The caller guarantees that every other draft recorded so far is stored or
+        spooled, and that none is recorded meanwhile. The new file is written and
+        locked before the old one is deleted, so a crash loses nothing.
+        """
+        if self.spool.path is None:
+            return
+        data = "".join(draft_to_json(d) + "\n" for d in drafts).encode("utf-8")
+        with self._lock:
+            if self._fd is None or self._pid != os.getpid():
+                return
+            old_fd, old_path = self._fd, self._path
+            self._fd = None
+            try:
+                fd = self._open()
+                while data:
+                    data = data[os.write(fd, data) :]
+                self._dirty = bool(drafts)
+            except BaseException:
+                if self._fd is None:  # the new file could not be opened: keep the old one
+                    self._fd, self._path = old_fd, old_path
+                    raise
+                os.close(old_fd)  # partly written new file: keep both, both are recovered
+                raise
+            try:
+                if old_path is not None:
+                    old_path.unlink(missing_ok=True)
+            finally:
+                os.close(old_fd)
 
     def remove(self) -> None:
         """A clean close: delete this process's journal."""

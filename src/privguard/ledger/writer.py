@@ -58,6 +58,9 @@ DEFAULT_RETRY_INTERVAL = 5.0
 DEFAULT_BATCH_SIZE = 256
 #: Seconds a shutdown waits for the database before spooling what is left.
 SHUTDOWN_TIMEOUT = 5.0
+#: Under sustained load the queue is never empty, so the journal is never emptied:
+#: past this size it is rewritten with the drafts still waiting (``Journal.compact``).
+JOURNAL_COMPACT_BYTES = 1 << 20
 
 #: Every writer of this process that is open (for :func:`close_all`).
 _OPEN: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
@@ -327,6 +330,8 @@ class LedgerWriter:
                     with self._journal_lock:
                         if q.empty():
                             self._clear_journal()
+                        elif self.journal.size() > JOURNAL_COMPACT_BYTES:
+                            self._compact_journal(q)
                 for flush in flushes:
                     flush.done.set()
                 if stop:
@@ -338,6 +343,26 @@ class LedgerWriter:
                     ledger.close()
                 except Exception:
                     _log.exception("privguard ledger: error while closing")
+
+    def _compact_journal(self, q: queue.SimpleQueue[_QueueItem]) -> None:
+        """The journal := the drafts still queued (caller holds ``_journal_lock``).
+
+        Everything taken from the queue before is stored or spooled, and no submit
+        can record or queue meanwhile; the queue is emptied and refilled in order.
+        """
+        items: list[_QueueItem] = []
+        while True:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            self.journal.compact([i for i in items if isinstance(i, ReceiptDraft)])
+        except OSError:
+            _log.exception("privguard ledger: could not compact the journal")
+        finally:
+            for item in items:
+                q.put(item)
 
     def _clear_journal(self) -> None:
         try:
