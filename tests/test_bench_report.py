@@ -187,3 +187,25 @@ def test_a_smoke_run_drives_the_current_code_and_leaves_the_readmes_alone(
     assert [v["budget"] for v in run["budgets"]] == ["over_floor_us"]
     assert "=== ASGI: 50 requests ===" in (tmp_path / "profile-returning.txt").read_text()
     assert {path: path.read_text(encoding="utf-8") for path, _ in report.SECTIONS} == before
+
+
+def test_per_request_token_pages_get_their_own_html_budget_rows() -> None:
+    """The never-seen pages (``..., per-request token``) are judged like the others."""
+    data = copy.deepcopy(SYNTHETIC)
+    data["inprocess"] += [
+        _row("ASGI html 50KB, per-request token", "bare", "first", 8.0, 7.5),
+        _row("ASGI html 50KB, per-request token", "no-autoblock", "first", 30.0, 28.0),
+        _row("ASGI html 50KB, per-request token", "privguard", "first", 70.0, 60.0),
+        _row("WSGI html 50KB/8 chunks, per-request token", "bare", "first", 40.0, 39.0),
+        _row("WSGI html 50KB/8 chunks, per-request token", "privguard", "first", 95.0, 90.0),
+    ]
+    verdicts = _verdicts(data)
+    one = verdicts["Starlette 50 KB page, one body, per-request token, first visitor"]
+    assert one["budget"] == "html_one_body_us" and not one["met"] and one["value"] == 62.0
+    assert "auto-blocking alone +40.0 µs over block_scripts=False" in one["text"]
+    chunked = verdicts["Flask 50 KB page in 8 chunks, per-request token, first visitor"]
+    assert chunked["budget"] == "html_chunked_us" and chunked["met"]  # +55 <= 60
+    # a page without the no-tracker suffix is not judged against banner injection alone
+    assert [v for v in report.budgets(data) if v["budget"] == "no_tracker_us"] == [
+        v for v in report.budgets(SYNTHETIC) if v["budget"] == "no_tracker_us"
+    ]
