@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
 from privguard.asgi import PrivacyMiddleware
 from privguard.core.categories import Category
 from privguard.core.consent import ConsentCodec, ConsentState
@@ -71,3 +75,29 @@ def test_split_cookie_headers_are_joined_and_memo_keys_stay_apart() -> None:
     # without the consent the key differs: the consenting visitor's answer is not reused
     assert _set_cookies(mw, [*base, (b"cookie", b"sid=1")]) == []
     assert _set_cookies(mw, [*base, (b"cookie", b"sid=1"), (b"cookie", b"x=2")]) == []
+
+
+_NAMES = [b"host", b"cookie", b"user-agent", b"accept-language", b"x-forwarded-for", b"sec-gpc",
+          b"dnt", b"forwarded", b"content-type", b"x-other", b"accept"]  # fmt: skip
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    picked=st.lists(st.sampled_from(_NAMES), unique=True, max_size=len(_NAMES)),
+    values=st.lists(st.binary(max_size=40), min_size=len(_NAMES), max_size=len(_NAMES)),
+)
+def test_the_view_from_the_header_dict_is_the_view_from_the_list(
+    picked: list[bytes], values: list[bytes]
+) -> None:
+    """With no repeated field, the fast lane's dict gives the same view as the list walk."""
+    mw = PrivacyMiddleware(_app, secret_key=SECRET, ledger=None)
+    headers = list(zip(picked, values, strict=False))
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers,
+             "client": ("198.51.100.7", 1), "server": ("shop.example", 80)}  # fmt: skip
+    slow, fast = mw.view(scope), mw.view(scope, dict(headers))
+    assert (fast.host, fast.peer, fast.path, dict(fast.headers)) == (
+        slow.host,
+        slow.peer,
+        slow.path,
+        dict(slow.headers),
+    )

@@ -70,10 +70,21 @@ class PrivacyMiddleware:
         self._key_headers = tuple(n.encode("latin-1") for n in self.runtime.decisions.headers)
         self._gated = self.runtime.decisions.gated
 
-    def view(self, scope: Scope) -> RequestView:
-        """The request's facts, read from the scope's header list in one pass."""
+    def view(self, scope: Scope, fields: dict[bytes, bytes] | None = None) -> RequestView:
+        """The request's facts, read from the scope's header list in one pass.
+
+        ``fields``: the header list as a dict, when it has no repeated field (the
+        fast lane made it already): then only the consulted names are looked up.
+        """
         wanted = self._wanted
         headers: dict[str, str] = {}
+        if fields is not None:
+            headers = {
+                name: value.decode("latin-1")
+                for raw, value in fields.items()
+                if (name := wanted.get(raw)) is not None
+            }
+            return self._view(scope, headers)
         for raw_name, raw_value in scope.get("headers", ()):
             name = wanted.get(raw_name)
             if name is not None:
@@ -86,6 +97,10 @@ class PrivacyMiddleware:
                         headers[name] = headers[name] + sep + value
                 else:
                     headers[name] = raw_value.decode("latin-1")
+        return self._view(scope, headers)
+
+    @staticmethod
+    def _view(scope: Scope, headers: dict[str, str]) -> RequestView:
         host = headers.pop("host", "") or _server_host(scope)
         client = scope.get("client")
         query = scope.get("query_string")
@@ -120,8 +135,9 @@ class PrivacyMiddleware:
         if type(headers) is not list:
             headers = list(headers)  # an iterable is read once
             scope["headers"] = headers
-        fields = {name: value for name, value in headers}  # faster than dict(headers)
+        fields = dict(headers)  # cheaper than a comprehension (cachegrind: -2k instructions)
         view: RequestView | None = None
+        known: dict[bytes, bytes] | None = fields  # for a view: no repeated field in it
         if len(fields) == len(headers):  # no repeated field (those are joined: the view)
             client = scope.get("client")
             key = (
@@ -132,7 +148,7 @@ class PrivacyMiddleware:
             )
             found = rt.cached(key)
             if found is None:
-                view = self.view(scope)
+                view = self.view(scope, known)
                 found = rt.decide(view, key)
             decision = found
             host = fields.get(b"host")
@@ -145,6 +161,7 @@ class PrivacyMiddleware:
                 accept_language=None if language is None else language.decode("latin-1"),
             )
         else:
+            known = None  # repeated fields: the view joins them
             view = self.view(scope)
             decision = rt.decide(view)
             ctx = PrivacyContext(
@@ -155,7 +172,7 @@ class PrivacyMiddleware:
                 accept_language=view.headers.get("accept-language"),
             )
         if rt.is_endpoint(scope.get("path") or "/"):
-            view = view or self.view(scope)
+            view = view or self.view(scope, known)
             body = await _read_body(receive) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)
             if answer is not None:
@@ -163,12 +180,12 @@ class PrivacyMiddleware:
                 return
         scope[CONTEXT_KEY] = ctx
         if decision.age_gated:
-            view = view or self.view(scope)
+            view = view or self.view(scope, known)
             lang = rt.negotiate(view)
             answer = rt.age_gate_response(view, decision, lang, csp_nonce(self.runtime, scope))
             await self._answer(send, view, decision, answer, changed=True)
             return
-        responder = _Responder(self, send, view, decision, ctx, scope)
+        responder = _Responder(self, send, view, decision, ctx, scope, known)
         await self.app(scope, receive, responder.send)
 
     async def _ws_send(self, send: Send, decision: Decision, path: str, message: Message) -> None:
@@ -240,6 +257,8 @@ class _Responder:
         "buffer",
         "passthrough",
         "own_cookies",
+        "fields",
+        "sized",
     )
 
     def __init__(
@@ -250,10 +269,12 @@ class _Responder:
         decision: Decision,
         ctx: PrivacyContext,
         scope: Scope,
+        fields: dict[bytes, bytes] | None = None,
     ) -> None:
         self.mw = mw
         self._send = send
         self._view = view  # built on first use (see :meth:`view`)
+        self.fields = fields  # the header list as a dict (no repeated field), if made
         self.decision = decision
         self.ctx = ctx
         self.scope = scope
@@ -275,7 +296,7 @@ class _Responder:
         """The request's view (a memo hit answers without one)."""
         view = self._view
         if view is None:
-            view = self._view = self.mw.view(self.scope)
+            view = self._view = self.mw.view(self.scope, self.fields)
         return view
 
     def send(self, message: Message) -> Awaitable[None]:
@@ -378,6 +399,7 @@ class _Responder:
             result.content_type,
         )
         length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
+        self.sized = length is not None  # the app's Content-Length is replaced or dropped
         self.start = message
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
             self.buffer = []  # known, bounded length: recompute Content-Length
@@ -408,13 +430,16 @@ class _Responder:
         if self.start is not None:  # streaming: send the held start with the first chunk
             # judged exactly when the body ends here; a longer stream may still change
             await self._send_start(body_changed(self.injector) or more, None)
-        await self._send({"type": "http.response.body", "body": out, "more_body": more})
+        message["body"] = out  # the app's message, passed on with the new body
+        await self._send(message)
 
     async def _send_start(self, changed: bool, length: int | None) -> None:
         start = self.start
         assert start is not None
         self.start = None
-        headers = [(n, v) for n, v in self._headers(changed) if n.lower() != b"content-length"]
+        headers = self._headers(changed)
+        if self.sized:
+            headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
         if length is not None:
             headers.append((b"content-length", b"%d" % length))
         start["headers"] = headers
