@@ -103,7 +103,7 @@ class PrivacyMiddleware:
             decision,
             rt,
             None,
-            environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+            environ_host(environ),
             accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
         )
         environ[CONTEXT_KEY] = ctx
@@ -316,6 +316,11 @@ def environ_keys(runtime: Runtime) -> tuple[tuple[str, str], ...]:
     return tuple((environ_key(n), n) for n in consulted_names(runtime) if n != "content-type")
 
 
+def environ_host(environ: Any) -> str:
+    """The request's host: ``Host``, else the server name (PEP 3333)."""
+    return environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")  # type: ignore[no-any-return]
+
+
 def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> RequestView:
     """The request's facts from a WSGI environ (or Django's ``request.META``)."""
     headers = {n: environ[k] for k, n in keys if k in environ}
@@ -326,7 +331,7 @@ def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> Reques
         method=environ.get("REQUEST_METHOD", "GET"),
         path=environ.get("PATH_INFO", "") or "/",
         scheme=environ.get("wsgi.url_scheme", "http"),
-        host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+        host=environ_host(environ),
         peer=environ.get("REMOTE_ADDR"),
         headers=headers,
         query=environ.get("QUERY_STRING", ""),

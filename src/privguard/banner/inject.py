@@ -147,6 +147,15 @@ _SEEN = _Seen()
 _CLOSE = 1
 
 
+def _opener_at_end(low: bytes, pos: int) -> int:
+    """Where a ``<script`` or ``<iframe`` begun in the last bytes of ``low[pos:]`` starts
+    (it may go on in the next chunk, so it is held), or -1."""
+    at = low.rfind(b"<", max(pos, len(low) - 6))
+    if at >= 0 and (_SCRIPT.startswith(low[at:]) or _IFRAME.startswith(low[at:])):
+        return at
+    return -1
+
+
 def _last_in_output(low: bytes, rewrites: list[tuple[int, int, bytes]], upto: int) -> int:
     """Where the last ``</body>`` of ``low[:upto]`` with ``rewrites`` made starts, or -1.
 
@@ -356,8 +365,8 @@ class HtmlInjector:
         low = buf.lower()
         cands = _openers(low)
         if not cands and self._mode == _TEXT:  # most chunks: no tag here, nothing to change
-            at = low.rfind(b"<", -6)  # unless a ``<script`` or ``<iframe`` begins at the end
-            if at >= 0 and (_SCRIPT.startswith(low[at:]) or _IFRAME.startswith(low[at:])):
+            at = _opener_at_end(low, pos)  # unless a ``<script``/``<iframe`` begins at the end
+            if at >= 0:
                 self._tag_buf = buf[at:]
                 buf = buf[:at]
                 self._close = (buf, low.rfind(_BODY_CLOSE, 0, at))
@@ -381,8 +390,8 @@ class HtmlInjector:
             while k < len(cands) and cands[k] < pos:
                 k += 1
             if k == len(cands):  # a ``<script`` or ``<iframe`` begun at the end is held
-                at = low.rfind(b"<", max(pos, n - 6))
-                if at >= 0 and (_SCRIPT.startswith(low[at:]) or _IFRAME.startswith(low[at:])):
+                at = _opener_at_end(low, pos)
+                if at >= 0:
                     upto = at
                 break
             i = cands[k]

@@ -246,7 +246,7 @@ class PrivacyMiddleware:
         view: RequestView,
         decision: Decision,
         consulted: bool,
-        placed: bool = False,
+        placed: bool,
     ) -> None:
         """Filter ``response`` in place; ``consulted``: the view read the visitor's consent;
         ``placed``: the template placed the banner itself (``ctx.banner()``)."""

@@ -78,11 +78,9 @@ class Journal:
         """Append ``draft`` (``OSError`` when the disk refuses it)."""
         if self.spool.path is None:
             return
-        data = (draft_to_json(draft) + "\n").encode("utf-8")
+        data = _lines([draft])
         with self._lock:
-            fd = self._open()
-            while data:
-                data = data[os.write(fd, data) :]
+            _write_all(self._open(), data)
             self._dirty = True
 
     def clear(self) -> None:
@@ -108,16 +106,14 @@ class Journal:
         """
         if self.spool.path is None:
             return
-        data = "".join(draft_to_json(d) + "\n" for d in drafts).encode("utf-8")
+        data = _lines(drafts)
         with self._lock:
             if self._fd is None or self._pid != os.getpid():
                 return
             old_fd, old_path = self._fd, self._path
             self._fd = None
             try:
-                fd = self._open()
-                while data:
-                    data = data[os.write(fd, data) :]
+                _write_all(self._open(), data)
                 self._dirty = bool(drafts)
             except BaseException:
                 if self._fd is None:  # the new file could not be opened: keep the old one
@@ -213,6 +209,16 @@ class Journal:
             )
         os.ftruncate(fd, 0)
         return moved
+
+
+def _lines(drafts: list[ReceiptDraft]) -> bytes:
+    """``drafts`` as journal lines (one JSON object each)."""
+    return "".join(draft_to_json(d) + "\n" for d in drafts).encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _is_at(fd: int, path: Path) -> bool:
