@@ -264,23 +264,48 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
     return cases
 
 
-def measure(cases: list[Case], repeats: int, progress: Callable[[str], None] = print) -> None:
+#: Each round times a group's cases in this many interleaved blocks (``n / BLOCKS``
+#: requests each, the order reversed every other block): a burst of load on this shared
+#: host then falls on privguard and its base alike instead of on one of them.
+BLOCKS = 10
+
+
+def measure(
+    cases: list[Case],
+    repeats: int,
+    progress: Callable[[str], None] = print,
+    blocks: int = BLOCKS,
+) -> None:
     """Warm each case up, then time ``repeats`` rounds, cases interleaved in each round.
 
-    The cases of a group (an app and its bases) run next to each other, and every
-    other round runs them in reverse order, so a round's sample of privguard and the
-    same round's sample of its base form a pair that saw the same machine: the report
-    compares them pair by pair (median of the per-round differences).
+    The cases of a group (an app and its bases) are timed together: in every round,
+    ``blocks`` times ``n / blocks`` requests each, one case after the other and in
+    reverse order every other time, so a round's sample of privguard and the same
+    round's sample of its base saw the same machine, block by block; the report
+    compares them pair by pair (median of the per-round differences). Every other
+    round also runs the groups in reverse order.
     """
     for case in cases:
         case.timer(max(case.n // 10, 50))
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(case.group, []).append(case)
     for r in range(repeats):
         started = time.perf_counter()
-        for case in cases if r % 2 == 0 else cases[::-1]:
+        order = list(groups.values())
+        for group in order if r % 2 == 0 else order[::-1]:
             gc.collect()
-            cpu, wall = case.timer(case.n)
-            case.samples_us.append(cpu / case.n * 1e6)
-            case.wall_us.append(wall / case.n * 1e6)
+            cpu = dict.fromkeys(map(id, group), 0.0)
+            wall = dict.fromkeys(map(id, group), 0.0)
+            for b in range(blocks):
+                for case in group if (b + r) % 2 == 0 else group[::-1]:
+                    c, w = case.timer(max(case.n // blocks, 1))
+                    cpu[id(case)] += c
+                    wall[id(case)] += w
+            for case in group:
+                count = max(case.n // blocks, 1) * blocks
+                case.samples_us.append(cpu[id(case)] / count * 1e6)
+                case.wall_us.append(wall[id(case)] / count * 1e6)
         progress(f"  in-process round {r + 1}/{repeats}: {time.perf_counter() - started:.1f}s")
 
 

@@ -11,6 +11,7 @@ from privguard.runtime import Runtime
 
 __all__ = [
     "CONSULTED",
+    "HTML_VARY",
     "should_inject",
     "html_vary",
     "body_changed",
@@ -39,6 +40,8 @@ CONSULTED = frozenset(
         "sec-fetch-site",
     }
 )
+#: What a body privguard changed (the banner) depends on besides the decision's inputs.
+HTML_VARY = ("Accept-Language", "User-Agent")
 #: Largest body with a Content-Length that is buffered to recompute it when injecting.
 MAX_BUFFER = 4 * 1024 * 1024
 
@@ -74,7 +77,7 @@ def html_vary(
     banner-less copy to a browser.
     """
     if inject:
-        return ("Accept-Language", "User-Agent")
+        return HTML_VARY
     if decision.is_bot and result.document:
         return ("User-Agent",)
     return None

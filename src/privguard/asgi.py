@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from privguard._adapter import (
+    HTML_VARY,
     MAX_BUFFER,
     body_changed,
     consulted_names,
@@ -36,7 +37,13 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
-from privguard.core.response import filter_headers, filter_raw_cookies, filter_raw_headers
+from privguard.core.response import (
+    FilterResult,
+    changed_headers,
+    filter_headers,
+    filter_raw_cookies,
+    filter_raw_headers,
+)
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.lifespan import ASGIApp, Message, Receive, Scope, Send, run_lifespan
 from privguard.runtime import Runtime, build_settings
@@ -252,6 +259,7 @@ class _Responder:
         "scope",
         "start",
         "raw_headers",
+        "result",
         "status",
         "injector",
         "buffer",
@@ -283,6 +291,7 @@ class _Responder:
         # the injector works on (a JSON answer sets none of them)
         self.start: Message | None
         self.raw_headers: Any
+        self.result: FilterResult[bytes]
         self.status: int
         self.injector: Any
         self.buffer: list[bytes] | None
@@ -330,18 +339,32 @@ class _Responder:
             await self._send(start)
         await self._send(message)
 
-    def _headers(self, changed: bool) -> list[tuple[bytes, bytes]]:
-        """The start's headers once it is known whether the body was changed."""
-        return filter_raw_headers(
-            self.raw_headers,
-            self.decision,
-            self.mw.settings,
-            changed=changed,
-            extra_cookies=self.own_cookies,
-            vary_extra=("Accept-Language", "User-Agent") if changed else (),
-            status=self.status,
-            consulted=self.ctx.consulted,
-        ).headers
+    def _headers(self, changed: bool, drop_length: bool = False) -> list[tuple[bytes, bytes]]:
+        """The start's headers once it is known whether the body was changed.
+
+        The filter's first answer, adjusted (see :func:`changed_headers`); the app's
+        headers are filtered again only when it sent its own ``Vary``/``Cache-Control``.
+        """
+        result = self.result
+        if not changed:
+            headers = result.headers
+        else:
+            found = changed_headers(result, self.decision, self.mw.settings, HTML_VARY, drop_length)
+            if found is not None:
+                return found
+            headers = filter_raw_headers(
+                self.raw_headers,
+                self.decision,
+                self.mw.settings,
+                changed=True,
+                extra_cookies=self.own_cookies,
+                vary_extra=HTML_VARY,
+                status=self.status,
+                consulted=self.ctx.consulted,
+            ).headers
+        if drop_length:
+            return [(n, v) for n, v in headers if n.lower() != b"content-length"]
+        return headers
 
     def _start(self, message: Message) -> Awaitable[None]:
         mw = self.mw
@@ -390,12 +413,15 @@ class _Responder:
         self.passthrough = False
         self.start = self.buffer = None
         self.raw_headers = headers
+        self.result = result
         self.status = status
+        scope = self.scope
+        query = scope.get("query_string")
         self.injector = rt.injector(
-            self.decision,
-            rt.negotiate(self.view()),
-            self.view(),
-            csp_nonce(mw.runtime, self.scope),
+            self.ctx,
+            scope.get("path") or "/",
+            query.decode("latin-1") if query else "",
+            csp_nonce(rt, scope),
             result.content_type,
         )
         length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
@@ -437,9 +463,7 @@ class _Responder:
         start = self.start
         assert start is not None
         self.start = None
-        headers = self._headers(changed)
-        if self.sized:
-            headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+        headers = self._headers(changed, self.sized)
         if length is not None:
             headers.append((b"content-length", b"%d" % length))
         start["headers"] = headers

@@ -100,6 +100,19 @@ class PrivacyContext:
         self.consulted = True
         return category in self.decision.allowed
 
+    @property
+    def host(self) -> str:
+        """The request's host (``Host``, else the server's name)."""
+        return self._host
+
+    @property
+    def language(self) -> str:
+        """The banner's language for this request (negotiated from ``Accept-Language``)."""
+        lang = self._lang
+        if lang is None:
+            lang = self._lang = self._runtime.banner.negotiate(self._accept)
+        return lang
+
     def banner(self, lang: str | None = None) -> str:
         """The banner markup, for templates that place it themselves.
 
@@ -111,7 +124,7 @@ class PrivacyContext:
         self.consulted = True
         self.placed = True
         body = rt.banner.body_snippet(
-            lang or self._lang or rt.banner.negotiate(self._accept),
+            lang or self.language,
             self.decision,
             rt.csrf_token(self._host),
             None,

@@ -20,13 +20,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privguard.core.consent import ConsentCodec
 from privguard.core.decision import Decision, Lookups, decide
 from privguard.core.request import RequestView
 from privguard.ratelimit import Rate, RateLimiter, parse_rate
 from privguard.settings import Settings
+
+if TYPE_CHECKING:
+    from privguard.context import PrivacyContext
 
 __all__ = ["Runtime", "build_settings", "no_receipts"]
 
@@ -319,24 +322,27 @@ class Runtime:
 
     def injector(
         self,
-        decision: Decision,
-        lang: str,
-        view: RequestView,
+        ctx: PrivacyContext,
+        path: str,
+        query: str,
         nonce: str | None,
         content_type: str = "text/html",
     ) -> Any:
-        """A fresh banner injector for one HTML response.
+        """A fresh banner injector for one HTML response (``ctx``: the request's context;
+        ``path`` and ``query``: where the banner's no-JS forms return to).
 
         An XHTML page (``application/xhtml+xml``) gets the same markup as well-formed
         XML, so it still parses after injection.
         """
         banner = self.banner
+        decision = ctx.decision
+        lang = ctx.language
         x = not content_type.startswith("text/html") and (
             content_type.split(";", 1)[0].strip().lower() == "application/xhtml+xml"
         )
         return self._html_injector(
             body=banner.body_snippet(
-                lang, decision, self.csrf_token(view.host), nonce, view.path, view.query, x
+                lang, decision, self.csrf_token(ctx.host), nonce, path, query, x
             ),
             head=banner.head_snippets(decision, nonce, x),
             rewriter=self.blocker.for_response(decision.allowed, lang, x),

@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from privguard._adapter import (
+    HTML_VARY,
     MAX_BUFFER,
     body_changed,
     consulted_names,
@@ -32,7 +33,7 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView, environ_key
-from privguard.core.response import filter_headers
+from privguard.core.response import FilterResult, changed_headers, filter_headers
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
@@ -150,6 +151,7 @@ class _Responder:
         "exc_info",
         "length",
         "content_type",
+        "result",
     )
 
     def __init__(
@@ -182,6 +184,7 @@ class _Responder:
         self.exc_info: Any
         self.length: int | None
         self.content_type: str  # what the filter read, for the injector
+        self.result: FilterResult[str]  # the filter's first answer, for a page
 
     def view(self) -> RequestView:
         """The request's view (a memo hit answers without one)."""
@@ -231,6 +234,7 @@ class _Responder:
         )
         self.injecting = inject
         if inject:
+            self.result = result
             self.content_type = result.content_type
             self.length = None
             length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
@@ -244,11 +248,18 @@ class _Responder:
         return self._start_response(status, result.headers, exc_info)
 
     def _send_start(self, changed: bool, length: int | None) -> None:
-        """Call the server's start_response for an HTML response, changed or not."""
-        extra = ("Accept-Language", "User-Agent") if changed else ()
-        headers = [
-            (n, v) for n, v in self._filter(changed, extra).headers if n.lower() != "content-length"
-        ]
+        """Call the server's start_response for an HTML response, changed or not.
+
+        The filter's first answer, adjusted (see :func:`changed_headers`); the app's
+        headers are filtered again only when it sent its own ``Vary``/``Cache-Control``.
+        """
+        headers = None
+        if changed:
+            settings = self.mw.settings
+            headers = changed_headers(self.result, self.decision, settings, HTML_VARY, True)
+        if headers is None:
+            filtered = self._filter(changed, HTML_VARY).headers if changed else self.result.headers
+            headers = [(n, v) for n, v in filtered if n.lower() != "content-length"]
         if length is not None:
             headers.append(("Content-Length", str(length)))
         self._start_response(self.status, headers, self.exc_info)
@@ -256,8 +267,13 @@ class _Responder:
     def _injector(self) -> Any:
         rt = self.mw.runtime
         nonce = csp_nonce(rt, self.environ)
+        environ = self.environ
         return rt.injector(
-            self.decision, rt.negotiate(self.view()), self.view(), nonce, self.content_type
+            self.ctx,
+            environ.get("PATH_INFO", "") or "/",
+            environ.get("QUERY_STRING", ""),
+            nonce,
+            self.content_type,
         )
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:

@@ -41,6 +41,7 @@ __all__ = [
     "filter_headers",
     "filter_raw_headers",
     "filter_raw_cookies",
+    "changed_headers",
     "is_document",
     "is_html",
     "SKIP_HEADER",
@@ -60,6 +61,8 @@ class FilterResult(Generic[AnyStr]):
         "content_type",
         "content_encoding",
         "document",
+        "tail",
+        "_vocabulary",
     )
 
     def __init__(self, headers: list[tuple[AnyStr, AnyStr]]) -> None:
@@ -72,6 +75,10 @@ class FilterResult(Generic[AnyStr]):
         self.content_type = ""
         self.content_encoding = ""
         self.document = False  # HTML or XHTML, not a redirect (see :func:`is_document`)
+        #: a document whose app sent no ``Vary``/``Cache-Control``: how many leading
+        #: pairs stay the same once privguard changes its body (see :func:`changed_headers`)
+        self.tail = -1
+        self._vocabulary: _Vocabulary[AnyStr]
 
 
 #: The shared empty ``dropped`` list of a result that dropped nothing (never appended to).
@@ -452,6 +459,9 @@ def _filter(
         elif permissions is not None:
             out.append((v.out_permissions, raw(permissions)))
     if vary is None:
+        if document and cache_control is None:  # what changed_headers() keeps
+            result.tail = len(out)
+            result._vocabulary = v
         pair = plan.vary_pair(v, vary_extra)
         if pair is not None:
             out.append(pair)
@@ -467,7 +477,44 @@ def _filter(
     elif cache_control is not None:
         out.append((v.out_cache_control, raw(cache_control)))
     if plan.debug:
-        region = decision.subdivision or decision.country or "unknown"
-        out.append((v.out_region, raw(region)))
-        out.append((v.out_regime, raw(decision.regime.name)))
+        out.extend(_debug_pairs(v, decision))
     return result
+
+
+def _debug_pairs(v: _Vocabulary[AnyStr], decision: Decision) -> list[tuple[AnyStr, AnyStr]]:
+    """``Privguard-Region`` and ``Privguard-Regime`` (the ``debug_headers`` option)."""
+    region = decision.subdivision or decision.country or "unknown"
+    return [(v.out_region, v.raw(region)), (v.out_regime, v.raw(decision.regime.name))]
+
+
+def changed_headers(
+    result: FilterResult[AnyStr],
+    decision: Decision,
+    settings: Settings,
+    vary_extra: tuple[str, ...],
+    drop_length: bool = False,
+) -> list[tuple[AnyStr, AnyStr]] | None:
+    """The headers of a filtered document once privguard changed its body (the banner).
+
+    The same as filtering the app's headers again with ``changed=True`` and
+    ``vary_extra``, without a second pass over them: only the ``Vary`` and
+    ``Cache-Control`` privguard adds at the end differ. ``drop_length`` leaves out
+    ``Content-Length`` (the body's length changed). ``None`` when ``result`` cannot be
+    reused that way (the app sent its own ``Vary`` or ``Cache-Control``): filter again.
+    """
+    tail = result.tail
+    if tail < 0:
+        return None
+    v = result._vocabulary
+    out = result.headers[:tail]
+    if drop_length:
+        length = v.raw("content-length")
+        out = [pair for pair in out if pair[0].lower() != length]
+    plan = plan_for(decision, settings)
+    pair = plan.vary_pair(v, vary_extra)
+    if pair is not None:
+        out.append(pair)
+    out.append(v.private)
+    if plan.debug:
+        out.extend(_debug_pairs(v, decision))
+    return out

@@ -237,7 +237,7 @@ class PrivacyMiddleware:
             return
         if self._referrer_policy is not None and not response.has_header("Referrer-Policy"):
             response.headers["Referrer-Policy"] = self._referrer_policy
-        self._filter(request, response, view, decision, ctx.consulted, ctx.placed)
+        self._filter(request, response, view, decision, ctx)
 
     def _filter(
         self,
@@ -245,12 +245,12 @@ class PrivacyMiddleware:
         response: HttpResponseBase,
         view: RequestView,
         decision: Decision,
-        consulted: bool,
-        placed: bool,
+        ctx: PrivacyContext,
     ) -> None:
-        """Filter ``response`` in place; ``consulted``: the view read the visitor's consent;
-        ``placed``: the template placed the banner itself (``ctx.banner()``)."""
+        """Filter ``response`` in place; ``ctx.consulted``: the view read the visitor's
+        consent; ``ctx.placed``: the template placed the banner itself (``ctx.banner()``)."""
         rt = self.runtime
+        consulted = ctx.consulted
         pairs = list(response.items())
         originals: dict[str, tuple[str, Morsel[str]]] = {}
         for key, morsel in response.cookies.items():
@@ -271,7 +271,7 @@ class PrivacyMiddleware:
             status,
             result,
             decision,
-            bool(request.META.get(_SKIP_KEY)) or placed,
+            bool(request.META.get(_SKIP_KEY)) or ctx.placed,
         )
         if not inject:
             note_compressed_html(rt, result)
@@ -290,9 +290,8 @@ class PrivacyMiddleware:
         _write_headers(response, result, originals)
         if inject:
             dj_response: HttpResponse = response
-            injector = rt.injector(
-                decision, rt.negotiate(view), view, csp_nonce(rt, request.META), result.content_type
-            )
+            nonce = csp_nonce(rt, request.META)
+            injector = rt.injector(ctx, view.path, view.query, nonce, result.content_type)
             body = injector.whole(dj_response.content)
             dj_response.content = body
             if dj_response.has_header("Content-Length"):
