@@ -320,6 +320,11 @@ class _Responder:
                 return self._start(message)
             return self._send(message)
         if message["type"] == "http.response.body":
+            if self.start is None and self.buffer is None and message.get("more_body", False):
+                # a stream whose start went out: the chunk through the injector, and the
+                # server's own awaitable back (no coroutine of privguard's per chunk)
+                message["body"] = self.injector.feed(message.get("body", b""))
+                return self._send(message)
             return self._body(message)
         return self._held(message)
 

@@ -298,10 +298,17 @@ class _Responder:
                     injector = self._injector()
                 out = injector.feed(chunk)
                 if out:
-                    if not sent:  # a stream that may still change: private from here on
-                        self._send_start(True, None)
-                        sent = True
+                    # a stream that may still change: private from here on
+                    self._send_start(True, None)
+                    sent = True
                     yield out
+                    break
+            if sent:  # the rest of the stream: each chunk through the injector
+                feed = injector.feed
+                for chunk in chunks:
+                    out = feed(chunk)
+                    if out:
+                        yield out
             if not self.injecting:
                 if not self.started:
                     raise RuntimeError("the WSGI app returned without calling start_response")

@@ -617,7 +617,22 @@ class HtmlInjector:
         """Take the next body chunk; return the bytes that are safe to send now."""
         if not chunk:
             return b""
-        if self._rewriter is not None:
+        rewriter = self._rewriter
+        if (
+            rewriter is not None
+            and self._mode == _TEXT
+            and self._head_done
+            and not (self._tag_buf or self._held or self._pending or self._done)
+        ):
+            # the common chunk of a page streamed again: seen before, no tag to change
+            # and no ``</body>`` in it; only a ``</body>`` begun at its very end is held
+            seen = _SEEN.get((rewriter, _TEXT), chunk)[1]
+            if seen is not None and seen[1] is None and seen[4] < 0 and seen[0] == len(chunk):
+                if seen[2] == _TEXT:
+                    at = chunk.rfind(b"<", 1 - _BODY_CLOSE_LEN)
+                    if at < 0 or not _BODY_CLOSE.startswith(chunk[at:].lower()):
+                        return chunk
+        if rewriter is not None:
             chunk = self._tag_stage(chunk)
         if not self._head_done:
             chunk = self._head_stage(chunk)
