@@ -202,3 +202,16 @@ def test_whole_is_feed_and_finish(
     assert whole.finish() == b""
     for flag in ("injected", "head_injected", "rewritten"):
         assert getattr(whole, flag) == getattr(streamed, flag), flag
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5, 6])
+def test_a_seen_chunk_ending_in_part_of_body_close_is_held(seen: _Seen, cut: int) -> None:
+    """A chunk served again whose last bytes begin a ``</body>`` keeps them back, so the
+    banner still goes before the ``</body>`` the next chunk completes."""
+    page = b"<html><head></head><body><main>" + PAD.encode() * 10 + b"</main></body></html>"
+    at = page.index(b"</body>") + cut
+    chunks = [page[:at], page[at:]]
+    want = fresh(chunks, NOTHING, None)
+    assert want[2] and want[0].index(BODY) < want[0].index(b"</body>")
+    for _ in range(3):  # first seen, then remembered
+        assert feed(chunks, NOTHING, None) == want
