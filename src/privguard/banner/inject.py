@@ -626,9 +626,12 @@ class HtmlInjector:
         ):
             # the common chunk of a page streamed again: seen before, no tag to change
             # and no ``</body>`` in it; only a ``</body>`` begun at its very end is held
-            seen = _SEEN.get((rewriter, _TEXT), chunk)[1]
-            if seen is not None and seen[1] is None and seen[4] < 0 and seen[0] == len(chunk):
-                if seen[2] == _TEXT:
+            # (_SEEN.get inlined: a chunk it would not keep is never found)
+            n = len(chunk)
+            entry = _SEEN._items.get(((rewriter, _TEXT), n, chunk[:32], chunk[-32:]))
+            if entry is not None and entry[0] == chunk:
+                seen = entry[1]
+                if seen[1] is None and seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
                     at = chunk.rfind(b"<", 1 - _BODY_CLOSE_LEN)
                     if at < 0 or not _BODY_CLOSE.startswith(chunk[at:].lower()):
                         return chunk
