@@ -630,7 +630,7 @@ class HtmlInjector:
             n = len(chunk)
             entry = _SEEN._items.get(((rewriter, _TEXT), n, chunk[:32], chunk[-32:]))
             if entry is not None and entry[0] == chunk:
-                seen = entry[1]
+                seen: Any = entry[1]
                 if seen[1] is None and seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
                     at = chunk.rfind(b"<", 1 - _BODY_CLOSE_LEN)
                     if at < 0 or not _BODY_CLOSE.startswith(chunk[at:].lower()):
