@@ -624,17 +624,21 @@ class HtmlInjector:
             and self._head_done
             and not (self._tag_buf or self._held or self._pending or self._done)
         ):
-            # the common chunk of a page streamed again: seen before, no tag to change
-            # and no ``</body>`` in it; only a ``</body>`` begun at its very end is held
+            # the common chunk of a page streamed again: seen before (its tags as they
+            # came out then) and no ``</body>`` in it; only a ``</body>`` begun at its very
+            # end is held
             # (_SEEN.get inlined: a chunk it would not keep is never found)
             n = len(chunk)
             entry = _SEEN._items.get(((rewriter, _TEXT), n, chunk[:32], chunk[-32:]))
             if entry is not None and entry[0] == chunk:
-                seen: Any = entry[1]
-                if seen[1] is None and seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
-                    at = chunk.rfind(b"<", 1 - _BODY_CLOSE_LEN)
-                    if at < 0 or not _BODY_CLOSE.startswith(chunk[at:].lower()):
-                        return chunk
+                seen: Any = entry[1]  # (upto, new text or None, mode, rewritten, close)
+                if seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
+                    text = chunk if seen[1] is None else seen[1]
+                    at = text.rfind(b"<", 1 - _BODY_CLOSE_LEN)
+                    if at < 0 or not _BODY_CLOSE.startswith(text[at:].lower()):
+                        if seen[3]:
+                            self.rewritten += seen[3]
+                        return text
         if rewriter is not None:
             chunk = self._tag_stage(chunk)
         if not self._head_done:
