@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": quick,
             "complete": complete,
             "repeats": repeats,
+            "blocks": inprocess.BLOCKS,
             "n": n,
             "n_html": n_html,
             "served_duration": duration,
