@@ -43,6 +43,7 @@ from privguard.core.response import (
     filter_headers,
     filter_raw_cookies,
     filter_raw_headers,
+    without_length,
 )
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.lifespan import ASGIApp, Message, Receive, Scope, Send, run_lifespan
@@ -367,9 +368,7 @@ class _Responder:
                 status=self.status,
                 consulted=self.ctx.consulted,
             ).headers
-        if drop_length:
-            return [(n, v) for n, v in headers if n.lower() != b"content-length"]
-        return headers
+        return without_length(headers) if drop_length else headers
 
     def _start(self, message: Message) -> Awaitable[None]:
         mw = self.mw

@@ -33,7 +33,7 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView, environ_key
-from privguard.core.response import FilterResult, changed_headers, filter_headers
+from privguard.core.response import FilterResult, changed_headers, filter_headers, without_length
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
@@ -150,7 +150,6 @@ class _Responder:
         "code",
         "exc_info",
         "length",
-        "content_type",
         "result",
     )
 
@@ -177,14 +176,13 @@ class _Responder:
         self.started = False
         self.injecting = False
         # status, headers, exc_info and code are set by start_response; length and
-        # content_type only for a page the injector works on (a JSON answer sets none)
+        # result only for a page the injector works on (a JSON answer sets none)
         self.status: str
         self.headers: list[tuple[str, str]]
         self.code: int
         self.exc_info: Any
         self.length: int | None
-        self.content_type: str  # what the filter read, for the injector
-        self.result: FilterResult[str]  # the filter's first answer, for a page
+        self.result: FilterResult[str]  # the filter's first answer (and content type)
 
     def view(self) -> RequestView:
         """The request's view (a memo hit answers without one)."""
@@ -235,7 +233,6 @@ class _Responder:
         self.injecting = inject
         if inject:
             self.result = result
-            self.content_type = result.content_type
             self.length = None
             length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
             if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
@@ -259,21 +256,20 @@ class _Responder:
             headers = changed_headers(self.result, self.decision, settings, HTML_VARY, True)
         if headers is None:
             filtered = self._filter(changed, HTML_VARY).headers if changed else self.result.headers
-            headers = [(n, v) for n, v in filtered if n.lower() != "content-length"]
+            headers = without_length(filtered)
         if length is not None:
             headers.append(("Content-Length", str(length)))
         self._start_response(self.status, headers, self.exc_info)
 
     def _injector(self) -> Any:
         rt = self.mw.runtime
-        nonce = csp_nonce(rt, self.environ)
         environ = self.environ
         return rt.injector(
             self.ctx,
             environ.get("PATH_INFO", "") or "/",
             environ.get("QUERY_STRING", ""),
-            nonce,
-            self.content_type,
+            csp_nonce(rt, environ),
+            self.result.content_type,
         )
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:

@@ -42,6 +42,7 @@ __all__ = [
     "filter_raw_headers",
     "filter_raw_cookies",
     "changed_headers",
+    "without_length",
     "is_document",
     "is_html",
     "SKIP_HEADER",
@@ -506,10 +507,7 @@ def changed_headers(
     if tail < 0:
         return None
     v = result._vocabulary
-    out = result.headers[:tail]
-    if drop_length:
-        length = v.raw("content-length")
-        out = [pair for pair in out if pair[0].lower() != length]
+    out = without_length(result.headers[:tail]) if drop_length else result.headers[:tail]
     plan = plan_for(decision, settings)
     pair = plan.vary_pair(v, vary_extra)
     if pair is not None:
@@ -518,3 +516,12 @@ def changed_headers(
     if plan.debug:
         out.extend(_debug_pairs(v, decision))
     return out
+
+
+def without_length(headers: list[tuple[AnyStr, AnyStr]]) -> list[tuple[AnyStr, AnyStr]]:
+    """``headers`` without ``Content-Length`` (any case): a body privguard changed has
+    another length, given anew or left to the server's chunked framing."""
+    if not headers:
+        return headers
+    length: object = b"content-length" if isinstance(headers[0][0], bytes) else "content-length"
+    return [pair for pair in headers if pair[0].lower() != length]
