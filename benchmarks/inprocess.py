@@ -247,7 +247,7 @@ def build_cases(settings: Any, n: int, n_html: int) -> list[Case]:
             for variant, visitor in visits:
                 add(f"{side} html {label}", variant, visitor, kind, n_html)
     # the same page with a per-request token in it (a CSRF token, as a template writes
-    # it): its bytes differ on every request, so nothing about them was seen before
+    # it): its bytes differ on every request, in the token's places only
     pages = (("html-token", "50KB"), ("html-token-stream", "50KB/8 chunks"))
     visits = (("bare", "first"), ("no-autoblock", "first"), *visits[1:])
     for add, side in ((add_asgi, "ASGI"), (add_wsgi, "WSGI")):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from privguard.banner import HtmlInjector
 from privguard.banner import inject as inject_module
-from privguard.banner.inject import _Seen
+from privguard.banner.seen import Seen as _Seen
 from privguard.core.categories import Category
 from tests.banner.test_autoblock import _MIXED, EVERYTHING, NOTHING, RT, US_DEFAULT
 from tests.banner.test_banner_inject import BODY, HEAD

@@ -32,7 +32,9 @@ is kept as a list of chunks and only each new chunk (with the last 6 held bytes)
 searched, so the cost stays linear in the body size whatever the chunking. A chunk
 whose bytes equal one seen a moment ago (the same page served again) is not searched
 again: what was found in it, and what the tag stage made of it under the same
-rewriter, is kept by its exact bytes in a small bounded memo.
+rewriter, is kept in a small bounded memo (:mod:`privguard.banner.seen`). So is a chunk
+that differs from one seen before only in values the scan cannot see differently (a
+per-request CSRF token in a form): it comes out as the old one did, with its own bytes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from privguard.banner.autoblock import HOLD, SKIP
+from privguard.banner.seen import Seen, fits
 
 if TYPE_CHECKING:
     from privguard.banner.autoblock import TagRewriter
@@ -93,58 +96,22 @@ def _openers(low: bytes) -> list[int]:
     return found
 
 
-class _Seen:
-    """What the scan learnt about recently seen chunks, by their exact bytes.
-
-    The same page is served again and again, and finding the candidates of a chunk
-    (a lower-cased copy and a search of every byte) is most of the cost of streaming it. A
-    chunk whose bytes equal one seen before (one ``memcmp``) reuses what was found in
-    it. Looked up by the length and both ends of the chunk, so a page that differs
-    from the last one costs a failed comparison; bounded in entries and bytes kept
-    (then it starts afresh, like the tag memo of :mod:`privguard.banner.autoblock`).
-    """
-
-    __slots__ = ("_items", "_size")
-
-    #: chunks shorter than this are scanned in about a microsecond: not worth an entry
-    MIN = 512
-    #: longest chunk kept, most entries, most bytes kept (chunks and what they became)
-    MAX = 128 * 1024
-    ENTRIES = 64
-    BYTES = 4 * 1024 * 1024
-
-    def __init__(self) -> None:
-        self._items: dict[tuple[object, int, bytes, bytes], tuple[bytes, object]] = {}
-        self._size = 0
-
-    def get(self, kind: object, buf: bytes) -> tuple[object, Any]:
-        """``(key, what was kept)`` for ``kind`` about a chunk equal to ``buf``: the key
-        is None for a chunk not worth keeping, the value None when nothing was kept."""
-        n = len(buf)
-        if n < self.MIN or n > self.MAX:
-            return None, None
-        key = (kind, n, buf[:32], buf[-32:])
-        entry = self._items.get(key)
-        if entry is not None and entry[0] == buf:
-            return key, entry[1]
-        return key, None
-
-    def put(self, key: object, buf: bytes, value: object, size: int) -> None:
-        """Keep ``value`` under ``key`` (from :meth:`get`) about ``buf`` (``size``: bytes
-        it holds besides ``buf``)."""
-        items = self._items
-        n = len(buf)
-        if len(items) >= self.ENTRIES or self._size + n + size > self.BYTES:
-            items.clear()  # cheap and bounded; a miss only costs the scan it saves
-            self._size = 0
-        items[key] = (buf, value)  # type: ignore[index]
-        self._size += n + size
-
-
-_SEEN = _Seen()
-#: kind of the :class:`_Seen` entries of the body stage alone: where a chunk's last
-#: ``</body>`` starts, or -1
+_SEEN = Seen()
+#: kind of the :class:`~privguard.banner.seen.Seen` entries of the body stage alone:
+#: where a chunk's last ``</body>`` starts, or -1
 _CLOSE = 1
+
+
+def _rewritten(data: bytes, rewrites: tuple[tuple[int, int, bytes], ...], upto: int) -> bytes:
+    """``data[:upto]`` with the tags ``rewrites`` names replaced (start, end, new tag)."""
+    parts = []
+    at = 0
+    for i, end, new in rewrites:
+        parts.append(data[at:i])
+        parts.append(new)
+        at = end
+    parts.append(data[at:upto])
+    return b"".join(parts)
 
 
 def _opener_at_end(low: bytes, pos: int) -> int:
@@ -180,7 +147,7 @@ def _last_in_output(low: bytes, rewrites: list[tuple[int, int, bytes]], upto: in
     return -1
 
 
-def _last_close(data: bytes) -> int:
+def _last_close(data: bytes, index: int) -> int:
     """The last ``</body>`` (any case) in ``data``, or -1.
 
     A page's own ``</body>`` is near its end and usually lower case: looked for
@@ -190,12 +157,12 @@ def _last_close(data: bytes) -> int:
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
     if at < 0:
-        key, seen = _SEEN.get(_CLOSE, data)
-        if seen is not None:
+        key, seen, _ = _SEEN.get((_CLOSE, index), data)
+        if seen is not None:  # ``</body>`` begins with ``<``: where it is holds for alike bytes
             return seen  # type: ignore[no-any-return]
         at = data.lower().rfind(_BODY_CLOSE)
         if key is not None:
-            _SEEN.put(key, data, at, 0)
+            _SEEN.put(key, data, at, 0, ())
         return at
     later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
     return at if later < 0 else at + 7 + later
@@ -274,6 +241,9 @@ class HtmlInjector:
         "_script_len",
         "_script_tail",
         "_close",
+        "_spans",
+        "_rewrites",
+        "_index",
         "injected",
         "head_injected",
         "rewritten",
@@ -308,6 +278,13 @@ class HtmlInjector:
         self._script_tail = b""
         #: (bytes the tag stage returned, where its last ``</body>`` starts or -1)
         self._close: tuple[bytes, int] | None = None
+        #: while a kept chunk is scanned: the spans it judges byte by byte, then the
+        #: tags it rewrote (start, end, new tag)
+        self._spans: list[tuple[int, int]] | None = None
+        self._rewrites: list[tuple[int, int, bytes]] = []
+        #: which chunk of the body this is (0 for the first): part of what the memo keys
+        #: on, so the like chunks of a long page keep their own entries
+        self._index = -1
         #: True once the body snippet is in the output.
         self.injected = False
         #: True once the head snippet is in the output.
@@ -324,10 +301,13 @@ class HtmlInjector:
         if self._tag_buf:
             data = self._tag_buf + data
             self._tag_buf = b""
-        # the same chunk scanned in the same mode by the same rewriter comes out the same
-        key, seen = _SEEN.get((self._rewriter, mode), data)
+        # the same chunk scanned in the same mode by the same rewriter comes out the same;
+        # one alike but for inert bytes (see privguard.banner.seen) too, with its own bytes
+        key, seen, exact = _SEEN.get((self._rewriter, mode, self._index), data)
         if seen is not None:
-            upto, new, self._mode, count, close = seen
+            upto, new, self._mode, count, close, rewrites = seen
+            if new is not None and not exact:
+                new = _rewritten(data, rewrites, upto)
             if upto < len(data):
                 self._tag_buf = data[upto:]
                 text = new if new is not None else data[:upto]
@@ -340,15 +320,21 @@ class HtmlInjector:
         if key is None:
             return self._scan(data, 0)
         before = self.rewritten
-        text = self._scan(data, 0)
+        spans: list[tuple[int, int]] = []
+        self._spans = spans
+        try:
+            text = self._scan(data, 0)
+        finally:
+            self._spans = None
         if self._mode != HOLD:  # a held script is not kept
             count = self.rewritten - before
             upto = len(data) - len(self._tag_buf)
             close = self._close[1] if self._close is not None else -1
             if count:
-                _SEEN.put(key, data, (upto, text, self._mode, count, close), len(text))
+                value = (upto, text, self._mode, count, close, tuple(self._rewrites))
+                _SEEN.put(key, data, value, len(text), tuple(spans))
             else:
-                _SEEN.put(key, data, (upto, None, self._mode, 0, close), 0)
+                _SEEN.put(key, data, (upto, None, self._mode, 0, close, ()), 0, tuple(spans))
         return text
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
@@ -359,6 +345,7 @@ class HtmlInjector:
         # (each also in ``rewrites``), and a chunk without any change is returned as it is.
         rewriter = self._rewriter
         assert rewriter is not None
+        spans = self._spans  # where the scan judges bytes one by one (when kept)
         out: list[bytes] = []
         rewrites: list[tuple[int, int, bytes]] = []
         flushed = 0
@@ -403,6 +390,8 @@ class HtmlInjector:
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
+            if spans is not None:
+                spans.append((i, n if m is None else m.end()))
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
                     upto = i
@@ -428,6 +417,8 @@ class HtmlInjector:
                         return text
                     # the whole inline script is here: decide now
                     new = rewriter.inline(tag, buf[pos:end])
+                    if spans is not None:
+                        spans.append((pos, end))
                     pos = end
                 self._mode = SKIP
             if new is not tag:
@@ -455,6 +446,7 @@ class HtmlInjector:
         """
         n = len(buf)
         self._tag_buf = buf[upto:] if upto < n else b""
+        self._rewrites = rewrites
         if out:
             out.append(buf[flushed:upto])
             text = b"".join(out)
@@ -543,7 +535,7 @@ class HtmlInjector:
         hint, self._close = self._close, None
         if hint is not None and hint[0] is data:
             return hint[1]
-        return _last_close(data)
+        return _last_close(data, self._index)
 
     def _body_stage(self, data: bytes) -> bytes:
         if self._done or not data:
@@ -551,7 +543,7 @@ class HtmlInjector:
         if self._held:
             return self._body_held(data)
         hint, self._close = self._close, None
-        pos = hint[1] if hint is not None and hint[0] is data else _last_close(data)
+        pos = hint[1] if hint is not None and hint[0] is data else _last_close(data, self._index)
         pending = self._pending
         if pending:
             buf = pending + data
@@ -617,6 +609,7 @@ class HtmlInjector:
         """Take the next body chunk; return the bytes that are safe to send now."""
         if not chunk:
             return b""
+        index = self._index = self._index + 1
         rewriter = self._rewriter
         if (
             rewriter is not None
@@ -629,11 +622,18 @@ class HtmlInjector:
             # end is held
             # (_SEEN.get inlined: a chunk it would not keep is never found)
             n = len(chunk)
-            entry = _SEEN._items.get(((rewriter, _TEXT), n, chunk[:32], chunk[-32:]))
-            if entry is not None and entry[0] == chunk:
-                seen: Any = entry[1]  # (upto, new text or None, mode, rewritten, close)
+            entry = _SEEN._items.get(((rewriter, _TEXT, index), n, chunk[:32], chunk[-32:]))
+            exact = entry is not None and entry[0] == chunk
+            # or alike but for inert bytes, by the template learnt (privguard.banner.seen)
+            if exact or (entry is not None and entry[3] and not entry[4] and fits(entry[3], chunk)):
+                # (upto, new text or None, mode, rewritten, close, rewrites)
+                seen: Any = entry[1]  # type: ignore[index]
                 if seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
-                    text = chunk if seen[1] is None else seen[1]
+                    new = seen[1]
+                    if new is None:
+                        text = chunk
+                    else:
+                        text = new if exact else _rewritten(chunk, seen[5], n)
                     at = text.rfind(b"<", 1 - _BODY_CLOSE_LEN)
                     if at < 0 or not _BODY_CLOSE.startswith(text[at:].lower()):
                         if seen[3]:
@@ -656,6 +656,7 @@ class HtmlInjector:
         """
         if not body:
             return self.finish()
+        self._index += 1
         text = self._tag_stage(body) if self._rewriter is not None else body
         head = self._head
         hpos = -1
@@ -667,7 +668,7 @@ class HtmlInjector:
                 text = self._head_stage(text)
             return self._body_stage(text) + self.finish()
         hint, self._close = self._close, None
-        close = hint[1] if hint is not None and hint[0] is text else _last_close(text)
+        close = hint[1] if hint is not None and hint[0] is text else _last_close(text, self._index)
         self._done = True
         view = memoryview(text)
         if head is not None and not self._head_done:

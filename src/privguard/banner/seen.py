@@ -1,0 +1,259 @@
+"""What the scan of a page chunk can reuse from a chunk seen before.
+
+The same page is served again and again, and finding the tags of a chunk (a lower-cased
+copy and a search of every byte) is most of the cost of streaming it. :class:`Seen`
+keeps what the scan found, by the chunk's bytes; it is looked up by the length and both
+ends of a chunk, and answers in two ways:
+
+* **the same bytes** (one ``memcmp``): what was found is reused as it is;
+* **the same page with other values in it.** A template rendered per request (a CSRF
+  token in a form, a nonce in a data attribute, a cart count of the same width) differs
+  from the last rendering only in a few short runs of bytes. When every such run is
+  *inert*, a scan of the new chunk finds exactly what the old scan found — the same
+  tags, decided the same, in the same places — so the old result is reused with the new
+  chunk's own bytes. A run is inert when
+
+  - neither chunk has a ``<`` in it, and no ``<`` in the :data:`REACH` bytes before it
+    begins what may still become a word: every word the scan looks for (:data:`WORDS`:
+    ``<script``, ``<iframe``, ``</script``, ``</body>``, and the byte after a tag name)
+    begins with ``<`` and ends at most :data:`REACH` bytes later, so none can begin, end
+    or change there (``<span>`` and ``value='`` before a token are fine, ``<scr`` is not);
+  - it lies outside every *span* the scan judged byte by byte: a start tag it read up
+    to its ``>`` (or a tag it could not finish), an inline script's content. The
+    caller hands these over with the result.
+
+  Where the runs are is learnt by comparing the two chunks (a bisection of ``memcmp``
+  over the halves that differ, then byte by byte), once; a later rendering then costs
+  one comparison per run between them and a ``<`` check of each run. A run grows over
+  the letters, digits, ``-`` and ``_`` around it (a token of the same alphabet differs
+  elsewhere next time), and runs a few bytes apart merge. A chunk that does not fit
+  the runs learns again, its runs added to the old ones; a key where that fails
+  :data:`FAILS` times (the page changes in markup, not in values) is compared by its
+  exact bytes only until the memo starts afresh. Nothing is reused that a scan might
+  see differently: a run that is not inert is never skipped.
+
+Bounded in entries and in bytes kept (then the memo starts afresh: a miss only costs
+the scan it would have saved); safe to share between threads (entries are replaced
+whole, never changed in place).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Seen", "REACH", "WORDS", "fits"]
+
+#: the words the scan looks for, all ASCII case-insensitive (a start tag's name with
+#: the byte after it: ``<script`` and one more)
+WORDS = (b"<script", b"<iframe", b"</script", b"</body>")
+#: how far after its ``<`` a word can reach (8 bytes: ``</script``, ``<script`` and one)
+REACH = 8
+#: a key whose changed chunks did not fit this many times in a row is compared exactly
+FAILS = 3
+#: a run grows over these bytes (a token's alphabet)
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+#: bytes kept for each learnt run (its tuple and view), for the byte bound
+_RUN_SIZE = 160
+
+Span = tuple[int, int]
+#: (the template's bytes between the runs and after the last, where each begins, the runs)
+Form = tuple[tuple[memoryview, ...], tuple[int, ...], tuple[slice, ...]]
+
+
+def _differ(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
+    """The runs ``[start, end)`` where ``new`` differs from ``old`` (same length), in
+    order; None when there are more than ``limit``."""
+    view = memoryview(old)
+    startswith = new.startswith
+    runs: list[list[int]] = []
+    stack = [(0, len(old))]
+    while stack:
+        lo, hi = stack.pop()
+        if startswith(view[lo:hi], lo):
+            continue
+        if hi - lo > 32:
+            mid = (lo + hi) // 2
+            stack.append((mid, hi))
+            stack.append((lo, mid))  # taken first: the runs come out in order
+            continue
+        for i in range(lo, hi):
+            if new[i] != old[i]:
+                # a byte that happens to be the same inside a token does not cut its run
+                if runs and i - runs[-1][1] <= REACH and old.find(b"<", runs[-1][1], i) < 0:
+                    runs[-1][1] = i + 1
+                elif len(runs) >= limit:
+                    return None
+                else:
+                    runs.append([i, i + 1])
+    return runs
+
+
+def _grow(old: bytes, runs: list[list[int]]) -> list[list[int]]:
+    """Each run over the word bytes around it; runs at most :data:`REACH` bytes apart with
+    no ``<`` between them merged (both only ever widen what is compared as a run)."""
+    n = len(old)
+    out: list[list[int]] = []
+    for a, b in runs:
+        while a > 0 and old[a - 1] in _WORD:
+            a -= 1
+        while b < n and old[b] in _WORD:
+            b += 1
+        if out and a - out[-1][1] <= REACH and old.find(b"<", out[-1][1], a) < 0:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _inert(old: bytes, new: bytes, runs: list[list[int]], spans: tuple[Span, ...]) -> bool:
+    """Whether no run can change what the scan finds (see the module docstring)."""
+    k = 0
+    for a, b in runs:
+        if old.find(b"<", a, b) >= 0 or new.find(b"<", a, b) >= 0:
+            return False
+        # a ``<`` just before the run: the bytes from it up to the run may begin a word.
+        # (An earlier run between them was checked against the same ``<``: if those bytes
+        # cannot begin a word, no word from it reaches this run.)
+        s = old.find(b"<", max(0, a - REACH), a)
+        while s >= 0:
+            if _may_begin(old[s:a]):
+                return False
+            s = old.find(b"<", s + 1, a)
+        while k < len(spans) and spans[k][1] <= a:
+            k += 1
+        if k < len(spans) and spans[k][0] < b:
+            return False
+    return True
+
+
+def _may_begin(text: bytes) -> bool:
+    """Whether ``text`` (a ``<`` and at most :data:`REACH` - 1 bytes) may go on into a
+    word the scan looks for (a tag name reaches one byte further: the byte after it)."""
+    low = text.lower()
+    return any(word.startswith(low) for word in WORDS)
+
+
+def _form(old: bytes, runs: list[list[int]]) -> Form:
+    view = memoryview(old)
+    starts = [0] + [b for _, b in runs]
+    ends = [a for a, _ in runs] + [len(old)]
+    same = tuple(view[a:b] for a, b in zip(starts, ends, strict=True))
+    return same, tuple(starts), tuple(slice(a, b) for a, b in runs)
+
+
+def fits(form: Form, new: bytes) -> bool:
+    """Whether ``new`` equals the template outside its runs, with no ``<`` in them (the
+    loops run in C: one ``memcmp`` per stretch between runs, one ``memchr`` in all)."""
+    return all(map(new.startswith, form[0], form[1])) and b"<" not in b"".join(
+        map(new.__getitem__, form[2])
+    )
+
+
+def _runs(form: Form | None) -> list[list[int]]:
+    return [] if form is None else [[run.start, run.stop] for run in form[2]]
+
+
+def _union(first: list[list[int]], second: list[list[int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(first + second):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+class Seen:
+    """What the scan learnt about recently seen chunks; see the module docstring.
+
+    An entry is ``(bytes, value, spans or None, form or None, fails)``; ``value`` is the
+    caller's, ``spans`` the places it judged byte by byte (None: the value holds for
+    these exact bytes only).
+    """
+
+    __slots__ = ("_items", "_size")
+
+    #: chunks shorter than this are scanned in about a microsecond: not worth an entry
+    MIN = 512
+    #: longest chunk kept, most entries, most bytes kept (chunks and what they became)
+    MAX = 128 * 1024
+    ENTRIES = 64
+    BYTES = 4 * 1024 * 1024
+    #: most runs a chunk may differ in: one per this many bytes (past that a scan costs
+    #: about as much as the comparisons)
+    RUN_BYTES = 1024
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[object, int, bytes, bytes], tuple[Any, ...]] = {}
+        self._size = 0
+
+    def get(self, kind: object, buf: bytes) -> tuple[object, Any, bool]:
+        """``(key, what was kept, exact)`` for ``kind`` about a chunk like ``buf``.
+
+        The key is None for a chunk not worth keeping, the value None when nothing
+        applies; ``exact`` is False when the value was kept for other bytes that differ
+        from ``buf`` only where the scan would not see it (the caller takes the bytes
+        from ``buf``).
+        """
+        n = len(buf)
+        if n < self.MIN or n > self.MAX:
+            return None, None, False
+        key = (kind, n, buf[:32], buf[-32:])
+        entry = self._items.get(key)
+        if entry is None:
+            return key, None, False
+        old, value, spans, form, fails = entry
+        if old == buf:
+            return key, value, True
+        if spans is None or fails >= FAILS:
+            return key, None, False
+        if form is not None and fits(form, buf):
+            if fails:
+                self._items[key] = (old, value, spans, form, 0)
+            return key, value, False
+        learnt = self._learn(old, buf, spans, form)
+        if learnt is None:
+            self._items[key] = (old, value, spans, form, fails + 1)
+            return key, None, False
+        self._items[key] = (old, value, spans, learnt, 0)
+        return key, value, False
+
+    def _learn(
+        self, old: bytes, new: bytes, spans: tuple[Span, ...], form: Form | None
+    ) -> Form | None:
+        """``form`` with the runs where ``new`` differs from ``old`` added, or None when
+        they are too many or one is not inert."""
+        limit = max(1, len(old) // self.RUN_BYTES)
+        runs = _differ(old, new, limit)
+        if runs is None:
+            return None
+        before = _runs(form)
+        runs = _union(before, _grow(old, runs))
+        if len(runs) > limit or not _inert(old, new, runs, spans):
+            return None
+        self._size += _RUN_SIZE * (len(runs) - len(before))
+        return _form(old, runs)
+
+    def put(
+        self, key: object, buf: bytes, value: object, size: int, spans: tuple[Span, ...] | None
+    ) -> None:
+        """Keep ``value`` under ``key`` (from :meth:`get`) about ``buf`` (``size``: bytes
+        it holds besides ``buf``; ``spans``: see the class docstring).
+
+        A template that still fits most chunks (fewer than :data:`FAILS` misses in a row)
+        is kept: one chunk that differs in markup is scanned alone.
+        """
+        items = self._items
+        entry = items.get(key)  # type: ignore[call-overload]
+        fails = 0
+        if entry is not None:
+            if entry[3] is not None and entry[4] < FAILS:
+                return
+            fails = entry[4]
+        n = len(buf)
+        if len(items) >= self.ENTRIES or self._size + n + size > self.BYTES:
+            items.clear()  # cheap and bounded; a miss only costs the scan it saves
+            self._size = 0
+            fails = 0
+        items[key] = (buf, value, spans, None, fails)  # type: ignore[index]
+        self._size += n + size

@@ -1,0 +1,354 @@
+"""A page rendered per request: chunks alike but for a few values reuse the last scan.
+
+A template that writes a CSRF token, a nonce or a count into a page makes its bytes
+differ on every request. The injector reuses what the scan found in an earlier rendering
+when the bytes that differ cannot change it (``privguard.banner.seen``). Whatever the
+values — letters, quotes, ``<``, a tracker's URL, half a ``</body>`` — and wherever they
+sit (text, an attribute of a script tag, an inline loader), the output must be byte for
+byte what a fresh scan makes; and a token page must really be scanned only once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from privguard.banner import HtmlInjector
+from privguard.banner import inject as inject_module
+from privguard.banner import seen as seen_module
+from privguard.banner.seen import FAILS, Seen
+from privguard.core.categories import Category
+from tests.banner.test_autoblock import _MIXED, EVERYTHING, NOTHING, RT, US_DEFAULT
+from tests.banner.test_banner_inject import BODY, HEAD
+
+PAD = "<div class='row'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
+SLOT = "\x00"
+#: where a template may write a value: in text, in attributes of tags the scan judges or
+#: ignores, inside an inline loader, next to the words the scan looks for
+_PARTS = [
+    *_MIXED,
+    PAD,
+    SLOT,
+    SLOT,
+    SLOT,
+    '<meta name="csrf-token" content="',
+    '">',
+    "<input type='hidden' name='csrf' value='",
+    "'>",
+    '<script nonce="',
+    '<script src="https://',
+    '" async>',
+    "var u='//",
+    "';var s=document.createElement('script');s.src=u;",
+    "</script>",
+    "<scr",
+    "</bo",
+    "<",
+]
+_SPECIAL = [
+    "connect.facebook.net/x.js",
+    "static.hotjar.com/c/h.js",
+    "cdn.example.com/app.js",
+    "</body>",
+    "<script src=//bat.bing.com/x>",
+    "ipt>",
+    "dy>",
+    "'",
+    '"',
+    ">",
+    "<",
+]
+_ALPHABET = "abzAZ09-_ ./:=;'\"<>"
+
+
+def _value(length: int) -> st.SearchStrategy[str]:
+    """A value of exactly ``length`` characters: random, or a special one cut or padded."""
+    special = st.sampled_from(_SPECIAL).map(lambda s: (s + "x" * length)[:length])
+    return st.one_of(st.text(_ALPHABET, min_size=length, max_size=length), special)
+
+
+@st.composite
+def _renders(draw: st.DrawFn) -> tuple[str, list[list[str]]]:
+    parts = draw(st.lists(st.sampled_from(_PARTS), max_size=30))
+    if SLOT not in parts:
+        parts.insert(len(parts) // 2, SLOT)
+    template = PAD * 2 + "".join(parts) + PAD * 2
+    slots = template.count(SLOT)
+    length = draw(st.integers(min_value=1, max_value=24))
+    token = st.text("0123456789abcdef", min_size=length, max_size=length)
+    renders = []
+    for _ in range(draw(st.integers(min_value=2, max_value=5))):
+        # most renders as a template makes them (a token), some with anything in it
+        value = draw(st.one_of(token, token, _value(length)))
+        renders.append([value if draw(st.booleans()) else draw(token) for _ in range(slots)])
+    return template, renders
+
+
+def _render(template: str, values: list[str]) -> bytes:
+    pieces = template.split(SLOT)
+    out = [pieces[0]]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        out += [value, piece]
+    return "".join(out).encode()
+
+
+def _split(doc: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(doc)) for c in cuts})
+    return [doc[a:b] for a, b in zip([0, *points], [*points, len(doc)], strict=True)]
+
+
+def _feed(
+    chunks: list[bytes], allowed: frozenset[Category], head: bytes | None
+) -> tuple[bytes, int, bool]:
+    rewriter = RT.blocker.for_response(allowed, "en")
+    inj = HtmlInjector(body=BODY, head=head, rewriter=rewriter)
+    if len(chunks) == 1:
+        out = inj.whole(chunks[0])
+    else:
+        out = b"".join(inj.feed(c) for c in chunks) + inj.finish()
+    return out, inj.rewritten, inj.injected
+
+
+def _fresh(
+    chunks: list[bytes], allowed: frozenset[Category], head: bytes | None
+) -> tuple[bytes, int, bool]:
+    """The same run with nothing remembered (the memo of the test left as it is)."""
+    kept = inject_module._SEEN
+    inject_module._SEEN = Seen()
+    try:
+        return _feed(chunks, allowed, head)
+    finally:
+        inject_module._SEEN = kept
+
+
+@pytest.fixture
+def memo(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
+    """A fresh memo for chunks of any length, with room for a run every 16 bytes."""
+    monkeypatch.setattr(Seen, "MIN", 1)
+    monkeypatch.setattr(Seen, "RUN_BYTES", 16)
+    kept = Seen()
+    monkeypatch.setattr(inject_module, "_SEEN", kept)
+    yield kept
+
+
+@settings(max_examples=400, deadline=None)
+@example(  # a value that completes ``<scr`` into a tracker tag
+    ("<p>" + PAD + "<scr" + SLOT + PAD, [["oll>" + " " * 21], ["ipt src=//bat.bing.com/x>"]]),
+    [],
+    NOTHING,
+    False,
+)
+@example(  # a value right after a tag name: the byte that ends the name
+    (PAD + "<script" + SLOT + PAD, [["x" * 22], [" src=//bat.bing.com/x>"]]),
+    [],
+    NOTHING,
+    False,
+)
+@example(  # learnt from two tokens, then a value with a tag in it
+    (
+        PAD + "<p>" + SLOT + "</p>" + PAD,
+        [["x" * 29], ["y" * 29], ["<script src=//bat.bing.com/x>"]],
+    ),
+    [100],
+    NOTHING,
+    False,
+)
+@example(  # learnt where the first two differ; the third differs elsewhere too
+    (
+        PAD + "<p>" + SLOT + "</p><p>" + SLOT + "</p>" + PAD,
+        [["a" * 29, "x" * 29], ["b" * 29, "x" * 29], ["c" * 29, "<script src=//bat.bing.com/x>"]],
+    ),
+    [],
+    NOTHING,
+    False,
+)
+@example(  # a value inside an inline loader's URL
+    (
+        PAD
+        + "<script>var u='//"
+        + SLOT
+        + "';var s=document.createElement('script');s.src=u;</script>"
+        + PAD,
+        [["cdn.example.com/a.js"], ["connect.facebook.net"]],
+    ),
+    [40, 200],
+    NOTHING,
+    True,
+)
+@example(  # a value in a script's URL
+    (
+        PAD + '<script src="https://' + SLOT + '/x.js"></script>' + PAD,
+        [["cdn.example.com/abcd"], ["cdn.example.com/efgh"], ["connect.facebook.net"]],
+    ),
+    [],
+    US_DEFAULT,
+    False,
+)
+@given(
+    page=_renders(),
+    cuts=st.lists(st.integers(min_value=0, max_value=1500), max_size=6),
+    allowed=st.sampled_from([NOTHING, US_DEFAULT, EVERYTHING]),
+    with_head=st.booleans(),
+)
+def test_alike_renderings_come_out_as_a_fresh_scan(
+    page: tuple[str, list[list[str]]],
+    cuts: list[int],
+    allowed: frozenset[Category],
+    with_head: bool,
+) -> None:
+    template, renders = page
+    kept = Seen()
+    old = inject_module._SEEN
+    inject_module._SEEN = kept
+    mins = (Seen.MIN, Seen.RUN_BYTES)
+    Seen.MIN, Seen.RUN_BYTES = 1, 16
+    try:
+        head = HEAD if with_head else None
+        for values in renders:
+            if len(values) != template.count(SLOT):
+                values = values + ["x"] * (template.count(SLOT) - len(values))
+            chunks = _split(_render(template, values), cuts)
+            assert _feed(chunks, allowed, head) == _fresh(chunks, allowed, head)
+    finally:
+        Seen.MIN, Seen.RUN_BYTES = mins
+        inject_module._SEEN = old
+
+
+# --- a token page as a shop serves it --------------------------------------------------
+
+_TRACKERS = (
+    '<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    "<script>var s=document.createElement('script');"
+    "s.src='https://connect.facebook.net/en_US/fbevents.js';</script>"
+)
+
+
+def _token_page(token: str, scripts: str = _TRACKERS, where: str = "form") -> bytes:
+    """A 48 KB product list with a CSRF token in the head and in a form every 20 rows."""
+    head = f"<!doctype html><html><head><meta charset='utf-8'>{scripts}"
+    if where == "nonce":  # the token in a script tag the scan judges
+        head += f'<script nonce="{token}" src="/static/shop.js"></script>'
+    head += f'<meta name="csrf-token" content="{token}"></head><body><main>'
+    form = f"<form><input type='hidden' name='csrf' value='{token}'><button>Add</button></form>"
+    rows = (form + PAD * 20) * 28
+    return (head + rows + "</main></body></html>").encode()
+
+
+_RANDOM = random.Random(5)
+
+
+def _token() -> str:
+    return f"{_RANDOM.getrandbits(128):032x}"
+
+
+def _chunks(doc: bytes, count: int) -> list[bytes]:
+    size = -(-len(doc) // count)
+    return [doc[i : i + size] for i in range(0, len(doc), size)]
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """A fresh memo (default sizes), and the length of every chunk the tag stage scans."""
+    monkeypatch.setattr(inject_module, "_SEEN", Seen())
+    calls: list[int] = []
+    scan = HtmlInjector._scan
+
+    def counted(self: HtmlInjector, buf: bytes, pos: int) -> bytes:
+        calls.append(len(buf))
+        return scan(self, buf, pos)
+
+    monkeypatch.setattr(HtmlInjector, "_scan", counted)
+    yield calls
+
+
+@pytest.mark.parametrize("pieces", [1, 8])
+def test_a_token_page_is_scanned_once(scans: list[int], pieces: int) -> None:
+    for render in range(6):
+        chunks = _chunks(_token_page(_token()), pieces)
+        if render == 1:
+            first = len(scans)
+        got = _feed(chunks, NOTHING, HEAD)
+        assert got[1] == 2 and got[2]  # both trackers held, the banner in
+        assert got == _fresh(chunks, NOTHING, HEAD)
+    # scanned when first seen (the fresh runs above scan too: one per chunk per render)
+    assert len(scans) == first + 5 * len(chunks)
+
+
+def test_a_token_in_a_script_tag_is_scanned_each_time(
+    scans: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value inside a start tag the scan judges is never skipped; after FAILS tries
+    the memo stops comparing that chunk with the last one."""
+    learnt: list[int] = []
+    differ = seen_module._differ
+
+    def counted(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
+        learnt.append(len(old))
+        return differ(old, new, limit)
+
+    monkeypatch.setattr(seen_module, "_differ", counted)
+    for _ in range(8):
+        doc = _token_page(_token(), where="nonce")
+        before = len(scans)
+        assert _feed([doc], NOTHING, None)[1] == 2
+        assert len(scans) == before + 1  # scanned
+    assert len(learnt) == FAILS
+
+
+def test_a_value_that_brings_a_tracker_is_blocked(scans: list[int]) -> None:
+    """The same page, the same length, a tracker tag where the token was: it is seen."""
+    tag = '<script src="https://bat.bing.com/bat.js"></script>'
+    token = _token()
+    for value, gated in ((_token(), 2), (_token(), 2), (tag[:32], 2), (tag.ljust(64), 3)):
+        page = _token_page(token, where="form").replace(token.encode(), b"T" * 64, 1)
+        doc = page.replace(b"T" * 64, value.ljust(64).encode())
+        got = _feed([doc], NOTHING, None)
+        assert got == _fresh([doc], NOTHING, None)
+        assert got[1] == gated
+
+
+def test_runs_are_bounded(memo: Seen) -> None:
+    """A chunk differing in more runs than RUN_BYTES allows is compared exactly."""
+    base = (PAD * 8).encode()
+    changed = bytearray(base)
+    for at in range(40, len(base) - 40, 8):  # a changed letter every 8 bytes
+        if changed[at : at + 1].isalpha():
+            changed[at] ^= 0x20
+    for doc in (base, bytes(changed), base):
+        assert _feed([doc], NOTHING, None) == _fresh([doc], NOTHING, None)
+    entry = next(iter(memo._items.values()))
+    assert entry[3] is None and entry[4] >= 1  # no template learnt
+
+
+def test_a_learnt_template_is_counted_in_the_bytes_kept(memo: Seen) -> None:
+    template = PAD * 4 + SLOT + PAD * 4 + SLOT + PAD * 4
+    _feed([_render(template, ["aaaa", "bbbb"])], NOTHING, None)
+    size = memo._size
+    _feed([_render(template, ["cccc", "dddd"])], NOTHING, None)
+    entry = next(iter(memo._items.values()))
+    assert entry[3] is not None and len(entry[3][2]) == 2
+    assert memo._size > size
+
+
+@pytest.mark.parametrize(
+    ("before", "old", "new", "inert"),
+    [
+        (b"<script", b"xxxx", b" src", False),  # the byte after a tag name
+        (b"</scrip", b"xxxx", b"t>  ", False),
+        (b"</bo", b"xxxx", b"dy> ", False),
+        (b"<span>", b"1234", b"5678", True),  # no word begins with ``<span>``
+        (b"value='", b"1234", b"5678", True),
+        (b"<p>", b"1234", b"<scr", False),  # a ``<`` in the new bytes
+    ],
+)
+def test_inert_runs(before: bytes, old: bytes, new: bytes, inert: bool) -> None:
+    """What a run may hold, and what may stand just before it (up to REACH bytes)."""
+    at = len(before)
+    run = [[at, at + len(old)]]
+    assert seen_module._inert(before + old, before + new, run, ()) is inert
+    # the same with the run inside a span the scan judged: never inert
+    assert not seen_module._inert(before + old, before + new, run, ((0, at + 1),))

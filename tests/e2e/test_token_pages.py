@@ -1,0 +1,96 @@
+"""Pages a template renders per request (a CSRF token in every form), through Starlette
+(streamed) and Flask (one body): each answer carries its own request's token, its
+trackers held and the banner in, however much of the scan is reused from the last
+request; a tracker tag written where a token was is held too."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from webtest import TestApp
+
+import privguard
+from privguard.asgi import PrivacyMiddleware
+
+KEY = "token-pages-test-key-" + "x" * 32
+ROW = "<div class='p'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
+TRACKERS = (
+    '<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    "<script>var s=document.createElement('script');"
+    "s.src='https://connect.facebook.net/en_US/fbevents.js';</script>"
+)
+#: a value as long as a token that brings a tracker of its own
+TAG = '<script src="https://bat.bing.com/bat.js"></script>'.ljust(64)
+
+
+def page(token: str) -> str:
+    form = f"<form><input type='hidden' name='csrf' value='{token}'><button>Add</button></form>"
+    head = f"<!doctype html><html><head><meta charset='utf-8'>{TRACKERS}"
+    head += f'<meta name="csrf-token" content="{token}"></head><body><main>'
+    return head + (form + ROW * 20) * 24 + "</main></body></html>"
+
+
+def tokens() -> itertools.chain[str]:
+    """Random tokens; the fifth request writes a tracker tag where the token goes."""
+    rng = random.Random(7)
+    first = [f"{rng.getrandbits(256):064x}" for _ in range(4)]
+    return itertools.chain(first, [TAG], (f"{rng.getrandbits(256):064x}" for _ in range(99)))
+
+
+def check(body: str, token: str) -> None:
+    assert body.count('id="privguard-banner"') == 1
+    assert body.index('id="privguard-banner"') < body.rindex("</body>")
+    held = body.count('type="text/plain" data-privguard-category=')
+    if token == TAG:  # every tag written is held: 2 in the head, one per token place
+        assert body.count('src="https://bat.bing.com/bat.js"') == 25
+        assert '<script src="https://bat.bing.com' not in body and held == 2 + 25
+    else:  # this request's own token, everywhere it was written
+        assert body.count(token) == 25 and held == 2
+
+
+def test_a_streamed_token_page_through_starlette() -> None:
+    written: list[str] = []
+    source = tokens()
+
+    async def shop(request: object) -> StreamingResponse:
+        token = next(source)
+        written.append(token)
+        doc = page(token).encode()
+        size = -(-len(doc) // 8)
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for i in range(0, len(doc), size):
+                yield doc[i : i + size]
+
+        return StreamingResponse(chunks(), media_type="text/html")
+
+    app = Starlette(routes=[Route("/", shop)])
+    app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+    with TestClient(app) as client:
+        for _ in range(8):
+            check(
+                client.get("/", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"}).text,
+                written[-1],
+            )
+
+
+def test_a_token_page_in_one_body_through_flask() -> None:
+    written: list[str] = []
+    source = tokens()
+    app = Flask(__name__)
+
+    @app.get("/")
+    def shop() -> str:
+        written.append(next(source))
+        return page(written[-1])
+
+    privguard.protect(app, secret_key=KEY, ledger=None)
+    client = TestApp(app, extra_environ={"HTTP_USER_AGENT": "Mozilla/5.0 Chrome/131.0"})
+    for _ in range(8):
+        check(client.get("/").text, written[-1])
