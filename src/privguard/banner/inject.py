@@ -305,7 +305,7 @@ class HtmlInjector:
         # one alike but for inert bytes (see privguard.banner.seen) too, with its own bytes
         key, seen, exact = _SEEN.get((self._rewriter, mode, self._index), data)
         if seen is not None:
-            upto, new, self._mode, count, close, rewrites = seen
+            upto, new, self._mode, count, close, rewrites, _ = seen
             if new is not None and not exact:
                 new = _rewritten(data, rewrites, upto)
             if upto < len(data):
@@ -330,11 +330,17 @@ class HtmlInjector:
             count = self.rewritten - before
             upto = len(data) - len(self._tag_buf)
             close = self._close[1] if self._close is not None else -1
-            if count:
-                value = (upto, text, self._mode, count, close, tuple(self._rewrites))
-                _SEEN.put(key, data, value, len(text), tuple(spans))
-            else:
-                _SEEN.put(key, data, (upto, None, self._mode, 0, close, ()), 0, tuple(spans))
+            # all of it out, in the text mode, no ``</body>`` in it or begun at its end
+            # (the same for an alike chunk: its last 32 bytes are the same)
+            plain = (
+                upto == len(data)
+                and self._mode == _TEXT
+                and close < 0
+                and not _partial_body_close(text)
+            )
+            rewrites = tuple(self._rewrites) if count else ()
+            value = (upto, text if count else None, self._mode, count, close, rewrites, plain)
+            _SEEN.put(key, data, value, len(text) if count else 0, tuple(spans))
         return text
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
@@ -618,27 +624,25 @@ class HtmlInjector:
             and not (self._tag_buf or self._held or self._pending or self._done)
         ):
             # the common chunk of a page streamed again: seen before (its tags as they
-            # came out then) and no ``</body>`` in it; only a ``</body>`` begun at its very
-            # end is held
-            # (_SEEN.get inlined: a chunk it would not keep is never found)
-            n = len(chunk)
-            entry = _SEEN._items.get(((rewriter, _TEXT, index), n, chunk[:32], chunk[-32:]))
-            exact = entry is not None and entry[0] == chunk
-            # or alike but for inert bytes, by the template learnt (privguard.banner.seen)
-            if exact or (entry is not None and entry[3] and not entry[4] and fits(entry[3], chunk)):
-                # (upto, new text or None, mode, rewritten, close, rewrites)
-                seen: Any = entry[1]  # type: ignore[index]
-                if seen[4] < 0 and seen[0] == n and seen[2] == _TEXT:
-                    new = seen[1]
-                    if new is None:
-                        text = chunk
-                    else:
-                        text = new if exact else _rewritten(chunk, seen[5], n)
-                    at = text.rfind(b"<", 1 - _BODY_CLOSE_LEN)
-                    if at < 0 or not _BODY_CLOSE.startswith(text[at:].lower()):
-                        if seen[3]:
-                            self.rewritten += seen[3]
-                        return text
+            # came out then), "plain": it all goes out in the text mode, no ``</body>`` in
+            # it or begun at its very end (_SEEN.get inlined: a chunk it would not keep is
+            # never found)
+            entry = _SEEN._items.get(
+                ((rewriter, _TEXT, index), len(chunk), chunk[:32], chunk[-32:])
+            )
+            # (upto, new text or None, mode, rewritten, close, rewrites, plain)
+            if entry is not None and entry[1][6]:
+                seen: Any = entry[1]
+                if entry[0] == chunk:
+                    if seen[3]:
+                        self.rewritten += seen[3]
+                    return seen[1] or chunk
+                # or alike but for inert bytes, by the template learnt (banner.seen)
+                if entry[3] and not entry[4] and fits(entry[3], chunk):
+                    if seen[3]:
+                        self.rewritten += seen[3]
+                        return _rewritten(chunk, seen[5], len(chunk))
+                    return chunk
         if rewriter is not None:
             chunk = self._tag_stage(chunk)
         if not self._head_done:
