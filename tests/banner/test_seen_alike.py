@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from privguard.banner import HtmlInjector
 from privguard.banner import inject as inject_module
 from privguard.banner import seen as seen_module
-from privguard.banner.seen import FAILS, Seen
+from privguard.banner.seen import FAILS, RETRY, Seen
 from privguard.core.categories import Category
 from tests.banner.test_autoblock import _MIXED, EVERYTHING, NOTHING, RT, US_DEFAULT
 from tests.banner.test_banner_inject import BODY, HEAD
@@ -297,6 +297,39 @@ def test_a_token_in_a_script_tag_is_scanned_each_time(
         assert _feed([doc], NOTHING, None)[1] == 2
         assert len(scans) == before + 1  # scanned
     assert len(learnt) == FAILS
+
+
+def test_a_page_that_changes_for_good_is_learnt_again(scans: list[int]) -> None:
+    """A template outlives FAILS chunks that differ in markup; then the new page is
+    learnt from, and its renderings are no longer scanned."""
+    for _ in range(3):
+        _feed([_token_page(_token())], NOTHING, None)
+    before = len(scans)
+    for _ in range(FAILS + 3):  # the shop deploys: other text in every row
+        token = _token()
+        doc = _token_page(token).replace(b"Product", b"Produkt")
+        out, rewritten, injected = _feed([doc], NOTHING, None)
+        assert rewritten == 2 and injected and out.count(token.encode()) == 29
+    assert len(scans) - before == FAILS
+
+
+def test_a_page_that_keeps_changing_learns_only_now_and_then(
+    memo: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lessons: list[int] = []
+    differ = seen_module._differ
+
+    def counted(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
+        lessons.append(1)
+        return differ(old, new, limit)
+
+    monkeypatch.setattr(seen_module, "_differ", counted)
+    row = PAD.encode()
+    for i in range(FAILS + RETRY + 1):  # new markup every time, same length and ends
+        name = 97 + i % 26  # another element each time: a tag name is never inert
+        doc = row * 3 + b"<%c>0</%c>" % (name, name) + row * 3
+        assert _feed([doc], NOTHING, None) == _fresh([doc], NOTHING, None)
+    assert len(lessons) == FAILS + 1  # FAILS in a row, then one at the RETRY-th miss
 
 
 def test_a_value_that_brings_a_tracker_is_blocked(scans: list[int]) -> None:

@@ -27,10 +27,13 @@ ends of a chunk, and answers in two ways:
   one comparison per run between them and a ``<`` check of each run. A run grows over
   the letters, digits, ``-`` and ``_`` around it (a token of the same alphabet differs
   elsewhere next time), and runs a few bytes apart merge. A chunk that does not fit
-  the runs learns again, its runs added to the old ones; a key where that fails
-  :data:`FAILS` times (the page changes in markup, not in values) is compared by its
-  exact bytes only until the memo starts afresh. Nothing is reused that a scan might
-  see differently: a run that is not inert is never skipped.
+  the runs learns again, its runs added to the old ones. A template outlives a few
+  chunks that differ in markup (each is scanned alone); after :data:`FAILS` misses in
+  a row the newest chunk takes its place and is learnt from. A key whose chunks keep
+  differing in markup (more than :data:`FAILS` failed lessons in a row) tries again only
+  every :data:`RETRY` misses, so such a page pays little more than its scans. Nothing
+  is reused that a scan might see differently: a run that is not inert is never
+  skipped.
 
 Bounded in entries and in bytes kept (then the memo starts afresh: a miss only costs
 the scan it would have saved); safe to share between threads (entries are replaced
@@ -48,8 +51,10 @@ __all__ = ["Seen", "REACH", "WORDS", "fits"]
 WORDS = (b"<script", b"<iframe", b"</script", b"</body>")
 #: how far after its ``<`` a word can reach (8 bytes: ``</script``, ``<script`` and one)
 REACH = 8
-#: a key whose changed chunks did not fit this many times in a row is compared exactly
+#: misses in a row a template outlives, and failed lessons in a row before a key learns
+#: only every :data:`RETRY` misses
 FAILS = 3
+RETRY = 64
 #: a run grows over these bytes (a token's alphabet)
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 #: bytes kept for each learnt run (its tuple and view), for the byte bound
@@ -205,13 +210,16 @@ class Seen:
         old, value, spans, form, fails = entry
         if old == buf:
             return key, value, True
-        if spans is None or fails >= FAILS:
+        if spans is None:
             return key, None, False
         if form is not None and fits(form, buf):
             if fails:
                 self._items[key] = (old, value, spans, form, 0)
             return key, value, False
-        learnt = self._learn(old, buf, spans, form)
+        if fails >= FAILS and fails % RETRY:
+            learnt = None  # this key keeps differing in markup: no lesson this time
+        else:
+            learnt = self._learn(old, buf, spans, form)
         if learnt is None:
             self._items[key] = (old, value, spans, form, fails + 1)
             return key, None, False
@@ -240,16 +248,19 @@ class Seen:
         """Keep ``value`` under ``key`` (from :meth:`get`) about ``buf`` (``size``: bytes
         it holds besides ``buf``; ``spans``: see the class docstring).
 
-        A template that still fits most chunks (fewer than :data:`FAILS` misses in a row)
-        is kept: one chunk that differs in markup is scanned alone.
+        A template with fewer than :data:`FAILS` misses in a row is kept: one chunk that
+        differs in markup is scanned alone. Otherwise ``buf`` takes the entry's place,
+        with the count of failed lessons when there was no template to lose.
         """
         items = self._items
         entry = items.get(key)  # type: ignore[call-overload]
         fails = 0
         if entry is not None:
-            if entry[3] is not None and entry[4] < FAILS:
-                return
-            fails = entry[4]
+            if entry[3] is not None:
+                if entry[4] < FAILS:
+                    return
+            else:
+                fails = entry[4]
         n = len(buf)
         if len(items) >= self.ENTRIES or self._size + n + size > self.BYTES:
             items.clear()  # cheap and bounded; a miss only costs the scan it saves
