@@ -244,6 +244,7 @@ class HtmlInjector:
         "_spans",
         "_rewrites",
         "_index",
+        "_quiet",
         "injected",
         "head_injected",
         "rewritten",
@@ -285,6 +286,9 @@ class HtmlInjector:
         #: which chunk of the body this is (0 for the first): part of what the memo keys
         #: on, so the like chunks of a long page keep their own entries
         self._index = -1
+        #: nothing held or begun: a chunk seen before may take the short way in feed
+        #: (set after each chunk that took the long way)
+        self._quiet = False
         #: True once the body snippet is in the output.
         self.injected = False
         #: True once the head snippet is in the output.
@@ -617,12 +621,7 @@ class HtmlInjector:
             return b""
         index = self._index = self._index + 1
         rewriter = self._rewriter
-        if (
-            rewriter is not None
-            and self._mode == _TEXT
-            and self._head_done
-            and not (self._tag_buf or self._held or self._pending or self._done)
-        ):
+        if self._quiet:
             # the common chunk of a page streamed again: seen before (its tags as they
             # came out then), "plain": it all goes out in the text mode, no ``</body>`` in
             # it or begun at its very end (_SEEN.get inlined: a chunk it would not keep is
@@ -647,7 +646,14 @@ class HtmlInjector:
             chunk = self._tag_stage(chunk)
         if not self._head_done:
             chunk = self._head_stage(chunk)
-        return self._body_stage(chunk)
+        out = self._body_stage(chunk)
+        self._quiet = (
+            rewriter is not None
+            and self._mode == _TEXT
+            and self._head_done
+            and not (self._tag_buf or self._held or self._pending or self._done)
+        )
+        return out
 
     def whole(self, body: bytes) -> bytes:
         """``feed(body) + finish()`` for a body that comes in one piece (the common case).
@@ -658,6 +664,7 @@ class HtmlInjector:
         possible ``<head`` open, or that has no place for the head snippet, takes the
         streaming path.
         """
+        self._quiet = False
         if not body:
             return self.finish()
         self._index += 1
@@ -699,6 +706,7 @@ class HtmlInjector:
 
     def finish(self) -> bytes:
         """End of body: return the rest, with the body snippet when a ``</body>`` was seen."""
+        self._quiet = False
         out = self._body_stage(self._head_stage(self._tag_flush()) + self._head_flush())
         if self._done:
             return out
