@@ -1,13 +1,20 @@
 """Pages a template renders per request (a CSRF token in every form), through Starlette
-(streamed) and Flask (one body): each answer carries its own request's token, its
-trackers held and the banner in, however much of the scan is reused from the last
-request; a tracker tag written where a token was is held too."""
+(streamed) and Flask (one body), and under real servers answering many requests at once
+(gunicorn's threads share the memo, uvicorn's event loop interleaves streams): each
+answer carries its own request's token, its trackers held and the banner in, however
+much of the scan is reused from another request; a tracker tag written where a token
+was is held too."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
+import pytest
 from flask import Flask
 from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
@@ -17,6 +24,7 @@ from webtest import TestApp
 
 import privguard
 from privguard.asgi import PrivacyMiddleware
+from tests.appserver import AppServer
 
 KEY = "token-pages-test-key-" + "x" * 32
 ROW = "<div class='p'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
@@ -94,3 +102,72 @@ def test_a_token_page_in_one_body_through_flask() -> None:
     client = TestApp(app, extra_environ={"HTTP_USER_AGENT": "Mozilla/5.0 Chrome/131.0"})
     for _ in range(8):
         check(client.get("/").text, written[-1])
+
+
+#: the shop for the real servers: the page streamed in 8 chunks, its token also in a header
+SHOP = """
+import random
+from flask import Flask, Response, stream_with_context
+from starlette.applications import Starlette
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+import privguard
+from privguard.asgi import PrivacyMiddleware
+from tests.e2e.test_token_pages import KEY, TAG, page
+
+def render():
+    token = TAG if random.random() < 0.1 else "%064x" % random.getrandbits(256)
+    doc = page(token).encode()
+    size = -(-len(doc) // 8)
+    return token, [doc[i : i + size] for i in range(0, len(doc), size)]
+
+flask_app = Flask(__name__)
+
+@flask_app.get("/")
+def shop():
+    token, chunks = render()
+    return Response(iter(chunks), mimetype="text/html", headers={"x-token": token.strip()})
+
+privguard.protect(flask_app, secret_key=KEY, ledger=None)
+
+async def asgi_shop(request):
+    token, chunks = render()
+
+    async def body():
+        for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(body(), media_type="text/html", headers={"x-token": token.strip()})
+
+asgi_app = Starlette(routes=[Route("/", asgi_shop)])
+asgi_app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+"""
+
+
+@pytest.mark.parametrize(
+    ("server", "target", "extra"),
+    [
+        ("gunicorn", "shop:flask_app", ("--worker-class", "gthread", "--threads", "8")),
+        ("uvicorn", "shop:asgi_app", ()),
+    ],
+)
+def test_many_requests_at_once_under_a_real_server(
+    tmp_path: Path, server: str, target: str, extra: tuple[str, ...]
+) -> None:
+    (tmp_path / "shop.py").write_text(textwrap.dedent(SHOP))
+    app = AppServer(tmp_path, target, server=server, extra=extra).wait_ready()
+    try:
+        with httpx.Client(base_url=app.base, timeout=30) as client:
+
+            def fetch(_: int) -> tuple[str, str]:
+                answer = client.get("/", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"})
+                assert answer.status_code == 200
+                return answer.headers["x-token"], answer.text
+
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                answers = list(pool.map(fetch, range(240)))
+    finally:
+        app.stop()
+    assert any(token == TAG.strip() for token, _ in answers)  # some brought a tracker
+    for token, body in answers:
+        check(body, TAG if token == TAG.strip() else token)
