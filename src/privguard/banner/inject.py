@@ -70,6 +70,8 @@ _BODY_CLOSE = b"</body>"
 
 _SCRIPT = b"<script"
 _IFRAME = b"<iframe"
+#: what a span the scan judged was (see :meth:`HtmlInjector._judge_again`)
+_AN_IFRAME, _A_SCRIPT, _AN_INLINE = 0, 1, 2
 
 
 def _openers(low: bytes) -> list[int]:
@@ -157,7 +159,7 @@ def _last_close(data: bytes, index: int) -> int:
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
     if at < 0:
-        key, seen, _ = _SEEN.get((_CLOSE, index), data)
+        key, seen, _, _ = _SEEN.get((_CLOSE, index), data)
         if seen is not None:  # ``</body>`` begins with ``<``: where it is holds for alike bytes
             return seen  # type: ignore[no-any-return]
         at = data.lower().rfind(_BODY_CLOSE)
@@ -281,7 +283,7 @@ class HtmlInjector:
         self._close: tuple[bytes, int] | None = None
         #: while a kept chunk is scanned: the spans it judges byte by byte, then the
         #: tags it rewrote (start, end, new tag)
-        self._spans: list[tuple[int, int]] | None = None
+        self._spans: list[tuple[int, int, Any]] | None = None
         self._rewrites: list[tuple[int, int, bytes]] = []
         #: which chunk of the body this is (0 for the first): part of what the memo keys
         #: on, so the like chunks of a long page keep their own entries
@@ -307,11 +309,18 @@ class HtmlInjector:
             self._tag_buf = b""
         # the same chunk scanned in the same mode by the same rewriter comes out the same;
         # one alike but for inert bytes (see privguard.banner.seen) too, with its own bytes
-        key, seen, exact = _SEEN.get((self._rewriter, mode, self._index), data)
+        key, seen, exact, again = _SEEN.get((self._rewriter, mode, self._index), data)
+        if seen is not None and again:  # values inside tags the scan judged: judge them
+            judged = self._judge_again(data, again, seen[5], seen[3])
+            if judged is None:
+                _SEEN.missed(key)
+                seen = None  # they come out otherwise now: scanned below
+            else:
+                seen = (seen[0], None, seen[2], judged[1], seen[4], judged[0], seen[6])
         if seen is not None:
             upto, new, self._mode, count, close, rewrites, _ = seen
-            if new is not None and not exact:
-                new = _rewritten(data, rewrites, upto)
+            if not exact:  # this chunk's own bytes, with the tags as they were rewritten
+                new = _rewritten(data, rewrites, upto) if rewrites else None
             if upto < len(data):
                 self._tag_buf = data[upto:]
                 text = new if new is not None else data[:upto]
@@ -324,7 +333,7 @@ class HtmlInjector:
         if key is None:
             return self._scan(data, 0)
         before = self.rewritten
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int, Any]] = []
         self._spans = spans
         try:
             text = self._scan(data, 0)
@@ -346,6 +355,40 @@ class HtmlInjector:
             value = (upto, text if count else None, self._mode, count, close, rewrites, plain)
             _SEEN.put(key, data, value, len(text) if count else 0, tuple(spans))
         return text
+
+    def _judge_again(
+        self,
+        data: bytes,
+        spans: tuple[tuple[int, int, Any], ...],
+        rewrites: tuple[tuple[int, int, bytes], ...],
+        count: int,
+    ) -> tuple[tuple[tuple[int, int, bytes], ...], int] | None:
+        """The rewrites and their count for a chunk alike but in ``spans`` (start tags the
+        scan judged, with an inline script's content): each judged again from ``data``.
+        None when one comes out otherwise than before in how the scan goes on or in its
+        length (then the chunk is scanned)."""
+        rewriter = self._rewriter
+        assert rewriter is not None
+        table = {i: (end, new) for i, end, new in rewrites}
+        for start, end, (kind, tag_end, size, was) in spans:
+            tag = data[start:tag_end]
+            if kind == _AN_IFRAME:
+                new = rewriter.iframe(tag)
+            else:
+                mode, new = rewriter.script(tag)
+                if mode != (SKIP if kind == _A_SCRIPT else HOLD):
+                    return None
+                if kind == _AN_INLINE:
+                    new = rewriter.inline(tag, data[tag_end:end])
+            if len(new) != size:
+                return None
+            now = new is not tag
+            if was:
+                del table[start]
+            if now:
+                table[start] = (tag_end, new)
+            count += now - was
+        return tuple((i, end, new) for i, (end, new) in sorted(table.items())), count
 
     def _scan(self, buf: bytes, pos: int) -> bytes:
         # One lower-cased copy of the chunk and one backward walk of it per word for
@@ -400,8 +443,9 @@ class HtmlInjector:
                 pos = i + 1
                 continue
             m = _START_TAG.match(buf, i)
-            if spans is not None:
-                spans.append((i, n if m is None else m.end()))
+            if m is None:
+                if spans is not None:
+                    spans.append((i, n, None))  # read to the end: judged only as a whole
             if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
                     upto = i
@@ -412,6 +456,8 @@ class HtmlInjector:
             pos = m.end()
             if low[i + 1] == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
+                if spans is not None:
+                    spans.append((i, pos, (_AN_IFRAME, pos, len(new), new is not tag)))
             else:
                 mode, new = rewriter.script(tag)
                 if mode == HOLD:
@@ -427,9 +473,11 @@ class HtmlInjector:
                         return text
                     # the whole inline script is here: decide now
                     new = rewriter.inline(tag, buf[pos:end])
-                    if spans is not None:
-                        spans.append((pos, end))
+                    if spans is not None:  # the tag and its content
+                        spans.append((i, end, (_AN_INLINE, pos, len(new), new is not tag)))
                     pos = end
+                elif spans is not None:
+                    spans.append((i, pos, (_A_SCRIPT, pos, len(new), new is not tag)))
                 self._mode = SKIP
             if new is not tag:
                 self.rewritten += 1
@@ -637,7 +685,7 @@ class HtmlInjector:
                         self.rewritten += seen[3]
                     return seen[1] or chunk
                 # or alike but for inert bytes, by the template learnt (banner.seen)
-                if entry[3] and not entry[4] and fits(entry[3], chunk):
+                if entry[3] and not entry[4] and not entry[3][3] and fits(entry[3], chunk):
                     if seen[3]:
                         self.rewritten += seen[3]
                         return _rewritten(chunk, seen[5], len(chunk))

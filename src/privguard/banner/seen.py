@@ -18,9 +18,14 @@ ends of a chunk, and answers in two ways:
     ``<script``, ``<iframe``, ``</script``, ``</body>``, and the byte after a tag name)
     begins with ``<`` and ends at most :data:`REACH` bytes later, so none can begin, end
     or change there (``<span>`` and ``value='`` before a token are fine, ``<scr`` is not);
-  - it lies outside every *span* the scan judged byte by byte: a start tag it read up
-    to its ``>`` (or a tag it could not finish), an inline script's content. The
-    caller hands these over with the result.
+  - it lies outside every *span* the scan judged byte by byte (the caller hands these
+    over with the result), or inside one the caller can judge again and holds none of
+    ``<>"'`` (old or new) -- nothing that could move where the span ends: a start tag
+    read up to its ``>`` (a CSP nonce, a URL in ``src``), an inline script with its
+    content (a token in a config script). :meth:`Seen.get` names those spans; the
+    caller judges each again from the new bytes and scans the chunk when one comes out
+    otherwise in how the scan goes on or in its length. A tag the scan could not
+    finish or judge is never skipped.
 
   Where the runs are is learnt by comparing the two chunks (a bisection of ``memcmp``
   over the halves that differ, then byte by byte), once; a later rendering then costs
@@ -42,6 +47,7 @@ whole, never changed in place).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["Seen", "REACH", "WORDS", "fits"]
@@ -60,9 +66,15 @@ _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 #: bytes kept for each learnt run (its tuple and view), for the byte bound
 _RUN_SIZE = 160
 
-Span = tuple[int, int]
-#: (the template's bytes between the runs and after the last, where each begins, the runs)
-Form = tuple[tuple[memoryview, ...], tuple[int, ...], tuple[slice, ...]]
+#: (start, end, what the caller needs to judge it again, or None: never skipped)
+Span = tuple[int, int, Any]
+#: (the template's bytes between the runs and after the last, where each begins, the runs,
+#: the spans a run lies in (judged again for every rendering), the runs inside them)
+Form = tuple[
+    tuple[memoryview, ...], tuple[int, ...], tuple[slice, ...], tuple[Span, ...], tuple[slice, ...]
+]
+#: bytes a run inside a span may not hold: none can move where a tag or script ends
+_SOFT_OUT = re.compile(rb"""[<>"']""")
 
 
 def _differ(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
@@ -110,25 +122,44 @@ def _grow(old: bytes, runs: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def _inert(old: bytes, new: bytes, runs: list[list[int]], spans: tuple[Span, ...]) -> bool:
-    """Whether no run can change what the scan finds (see the module docstring)."""
+def _inert(
+    old: bytes, new: bytes, runs: list[list[int]], spans: tuple[Span, ...]
+) -> tuple[list[Span], list[slice]] | None:
+    """The spans some run lies in and those runs, when no run can change what the scan
+    finds but what judging those spans again tells (see the module docstring); None
+    when one can."""
+    hits: list[Span] = []
+    inside: list[slice] = []
     k = 0
     for a, b in runs:
         if old.find(b"<", a, b) >= 0 or new.find(b"<", a, b) >= 0:
-            return False
+            return None
         # a ``<`` just before the run: the bytes from it up to the run may begin a word.
         # (An earlier run between them was checked against the same ``<``: if those bytes
         # cannot begin a word, no word from it reaches this run.)
         s = old.find(b"<", max(0, a - REACH), a)
         while s >= 0:
             if _may_begin(old[s:a]):
-                return False
+                return None
             s = old.find(b"<", s + 1, a)
         while k < len(spans) and spans[k][1] <= a:
             k += 1
-        if k < len(spans) and spans[k][0] < b:
-            return False
-    return True
+        j = k
+        soft = False
+        while j < len(spans) and spans[j][0] < b:
+            span = spans[j]
+            if span[1] > a:  # the run lies in it
+                if span[2] is None:
+                    return None  # judged only as a whole here: never skipped
+                if not soft and (_SOFT_OUT.search(old, a, b) or _SOFT_OUT.search(new, a, b)):
+                    return None
+                soft = True
+                if not hits or hits[-1] is not span:
+                    hits.append(span)
+            j += 1
+        if soft:
+            inside.append(slice(a, b))
+    return hits, inside
 
 
 def _may_begin(text: bytes) -> bool:
@@ -138,20 +169,24 @@ def _may_begin(text: bytes) -> bool:
     return any(word.startswith(low) for word in WORDS)
 
 
-def _form(old: bytes, runs: list[list[int]]) -> Form:
+def _form(old: bytes, runs: list[list[int]], hits: list[Span], inside: list[slice]) -> Form:
     view = memoryview(old)
     starts = [0] + [b for _, b in runs]
     ends = [a for a, _ in runs] + [len(old)]
     same = tuple(view[a:b] for a, b in zip(starts, ends, strict=True))
-    return same, tuple(starts), tuple(slice(a, b) for a, b in runs)
+    runs_at = tuple(slice(a, b) for a, b in runs)
+    return same, tuple(starts), runs_at, tuple(hits), tuple(inside)
 
 
 def fits(form: Form, new: bytes) -> bool:
-    """Whether ``new`` equals the template outside its runs, with no ``<`` in them (the
-    loops run in C: one ``memcmp`` per stretch between runs, one ``memchr`` in all)."""
-    return all(map(new.startswith, form[0], form[1])) and b"<" not in b"".join(
-        map(new.__getitem__, form[2])
-    )
+    """Whether ``new`` equals the template outside its runs, with no ``<`` in them (and
+    none of ``>"'`` in those inside a span). The loops run in C: one ``memcmp`` per
+    stretch between runs, one ``memchr`` for all runs."""
+    if not all(map(new.startswith, form[0], form[1])):
+        return False
+    if b"<" in b"".join(map(new.__getitem__, form[2])):
+        return False
+    return not form[4] or _SOFT_OUT.search(b"".join(map(new.__getitem__, form[4]))) is None
 
 
 def _runs(form: Form | None) -> list[list[int]]:
@@ -192,39 +227,40 @@ class Seen:
         self._items: dict[tuple[object, int, bytes, bytes], tuple[Any, ...]] = {}
         self._size = 0
 
-    def get(self, kind: object, buf: bytes) -> tuple[object, Any, bool]:
-        """``(key, what was kept, exact)`` for ``kind`` about a chunk like ``buf``.
+    def get(self, kind: object, buf: bytes) -> tuple[object, Any, bool, tuple[Span, ...]]:
+        """``(key, what was kept, exact, spans to judge again)`` for ``kind`` about a
+        chunk like ``buf``.
 
         The key is None for a chunk not worth keeping, the value None when nothing
         applies; ``exact`` is False when the value was kept for other bytes that differ
-        from ``buf`` only where the scan would not see it (the caller takes the bytes
-        from ``buf``).
+        from ``buf`` only where the scan would not see it, or in the spans named last
+        (the caller takes the bytes from ``buf`` and judges those spans again).
         """
         n = len(buf)
         if n < self.MIN or n > self.MAX:
-            return None, None, False
+            return None, None, False, ()
         key = (kind, n, buf[:32], buf[-32:])
         entry = self._items.get(key)
         if entry is None:
-            return key, None, False
+            return key, None, False, ()
         old, value, spans, form, fails = entry
         if old == buf:
-            return key, value, True
+            return key, value, True, ()
         if spans is None:
-            return key, None, False
+            return key, None, False, ()
         if form is not None and fits(form, buf):
             if fails:
                 self._items[key] = (old, value, spans, form, 0)
-            return key, value, False
+            return key, value, False, form[3]
         if fails >= FAILS and fails % RETRY:
             learnt = None  # this key keeps differing in markup: no lesson this time
         else:
             learnt = self._learn(old, buf, spans, form)
         if learnt is None:
             self._items[key] = (old, value, spans, form, fails + 1)
-            return key, None, False
+            return key, None, False, ()
         self._items[key] = (old, value, spans, learnt, 0)
-        return key, value, False
+        return key, value, False, learnt[3]
 
     def _learn(
         self, old: bytes, new: bytes, spans: tuple[Span, ...], form: Form | None
@@ -237,10 +273,19 @@ class Seen:
             return None
         before = _runs(form)
         runs = _union(before, _grow(old, runs))
-        if len(runs) > limit or not _inert(old, new, runs, spans):
+        if len(runs) > limit:
+            return None
+        found = _inert(old, new, runs, spans)
+        if found is None:
             return None
         self._size += _RUN_SIZE * (len(runs) - len(before))
-        return _form(old, runs)
+        return _form(old, runs, *found)
+
+    def missed(self, key: object) -> None:
+        """A chunk that fit under ``key`` came out otherwise when judged again: a miss."""
+        entry = self._items.get(key)  # type: ignore[call-overload]
+        if entry is not None:
+            self._items[key] = (*entry[:4], entry[4] + 1)  # type: ignore[index]
 
     def put(
         self, key: object, buf: bytes, value: object, size: int, spans: tuple[Span, ...] | None
