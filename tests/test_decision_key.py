@@ -10,22 +10,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from privguard.asgi import PrivacyMiddleware
-from privguard.core.categories import Category
-from privguard.core.consent import ConsentCodec, ConsentState
 from privguard.settings import Settings
+from tests.consent import consent_cookie
 
 SECRET = "decision-key-test-secret-0123456789abcdef"
 
 
 def _consent(settings: Settings) -> bytes:
-    codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
-    state = ConsentState(
-        version=settings.policy_version,
-        granted=frozenset({Category.NECESSARY, Category.PERFORMANCE}),
-        receipt_id=None,
-        regime="gdpr",
-    )
-    return f"{settings.consent_cookie_name(True)}={codec.dump(state)}".encode()
+    return consent_cookie(settings, https=True).encode()
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

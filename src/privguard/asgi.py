@@ -111,15 +111,15 @@ class PrivacyMiddleware:
     def _view(scope: Scope, headers: dict[str, str]) -> RequestView:
         host = headers.pop("host", "") or _server_host(scope)
         client = scope.get("client")
-        query = scope.get("query_string")
+        path, query = _path_query(scope)
         return RequestView(
             scope.get("method", "GET"),
-            scope.get("path") or "/",
+            path,
             scope.get("scheme", "http"),
             host,
             client[0] if client else None,
             headers,
-            query.decode("latin-1") if query else "",
+            query,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -420,13 +420,9 @@ class _Responder:
         self.result = result
         self.status = status
         scope = self.scope
-        query = scope.get("query_string")
+        path, query = _path_query(scope)
         self.injector = rt.injector(
-            self.ctx,
-            scope.get("path") or "/",
-            query.decode("latin-1") if query else "",
-            csp_nonce(rt, scope),
-            result.content_type,
+            self.ctx, path, query, csp_nonce(rt, scope), result.content_type
         )
         length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
         self.sized = length is not None  # the app's Content-Length is replaced or dropped
@@ -476,6 +472,12 @@ class _Responder:
 
 async def _held_back() -> None:
     """What ``send`` returns for a start privguard holds until the body shows what it did."""
+
+
+def _path_query(scope: Scope) -> tuple[str, str]:
+    """The request's path and query string, as the request view has them."""
+    query = scope.get("query_string")
+    return scope.get("path") or "/", query.decode("latin-1") if query else ""
 
 
 def _server_host(scope: Scope) -> str:

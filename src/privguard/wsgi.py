@@ -264,13 +264,8 @@ class _Responder:
     def _injector(self) -> Any:
         rt = self.mw.runtime
         environ = self.environ
-        return rt.injector(
-            self.ctx,
-            environ.get("PATH_INFO", "") or "/",
-            environ.get("QUERY_STRING", ""),
-            csp_nonce(rt, environ),
-            self.result.content_type,
-        )
+        path, query = _path_query(environ)
+        return rt.injector(self.ctx, path, query, csp_nonce(rt, environ), self.result.content_type)
 
     def body(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
         """The response body: handed on, or through the injector."""
@@ -346,15 +341,21 @@ def view_from_environ(environ: Any, keys: tuple[tuple[str, str], ...]) -> Reques
     ctype = environ.get("CONTENT_TYPE")
     if ctype:
         headers["content-type"] = ctype
+    path, query = _path_query(environ)
     return RequestView(
         method=environ.get("REQUEST_METHOD", "GET"),
-        path=environ.get("PATH_INFO", "") or "/",
+        path=path,
         scheme=environ.get("wsgi.url_scheme", "http"),
         host=environ_host(environ),
         peer=environ.get("REMOTE_ADDR"),
         headers=headers,
-        query=environ.get("QUERY_STRING", ""),
+        query=query,
     )
+
+
+def _path_query(environ: Any) -> tuple[str, str]:
+    """The request's path and query string, as the request view has them."""
+    return environ.get("PATH_INFO", "") or "/", environ.get("QUERY_STRING", "")
 
 
 def _no_write(data: bytes) -> None:  # pragma: no cover - legacy write() unsupported when injecting

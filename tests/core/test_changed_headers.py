@@ -8,12 +8,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from privguard._adapter import HTML_VARY
-from privguard.core.categories import Category
-from privguard.core.consent import ConsentCodec, ConsentState
 from privguard.core.request import RequestView
 from privguard.core.response import changed_headers, filter_headers, filter_raw_headers
 from privguard.runtime import Runtime
 from privguard.settings import Settings
+from tests.consent import consent_cookie
 
 SECRET = "changed-headers-test-secret-0123456789abcdef"
 
@@ -46,15 +45,7 @@ def _runtime(debug: bool) -> Runtime:
 def _decision(rt: Runtime, visitor: str):  # type: ignore[no-untyped-def]
     headers = {"accept-language": "de"}
     if visitor == "returning":
-        settings = rt.settings
-        codec = ConsentCodec(settings.secret_keys, settings.consent_max_age)
-        state = ConsentState(
-            version=settings.policy_version,
-            granted=frozenset({Category.NECESSARY, Category.PERFORMANCE}),
-            receipt_id=None,
-            regime="gdpr",
-        )
-        headers["cookie"] = f"{settings.consent_cookie_name(False)}={codec.dump(state)}"
+        headers["cookie"] = consent_cookie(rt.settings, https=False)
     elif visitor == "first-with-ga":
         headers["cookie"] = "_ga=GA1.1.old"
     elif visitor == "gpc":

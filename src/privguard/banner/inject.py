@@ -446,18 +446,16 @@ class HtmlInjector:
             if m is None:
                 if spans is not None:
                     spans.append((i, n, None))  # read to the end: judged only as a whole
-            if m is None:
                 if n - i < _MAX_TAG:  # unfinished: wait for its ``>``
                     upto = i
                     break
                 pos = i + 1  # too long to be a tag we can judge
                 continue
             tag = m.group(0)
-            pos = m.end()
+            pos = tag_end = m.end()
             if low[i + 1] == 0x69:  # "i": iframe
                 new = rewriter.iframe(tag)
-                if spans is not None:
-                    spans.append((i, pos, (_AN_IFRAME, pos, len(new), new is not tag)))
+                kind = _AN_IFRAME
             else:
                 mode, new = rewriter.script(tag)
                 if mode == HOLD:
@@ -473,17 +471,18 @@ class HtmlInjector:
                         return text
                     # the whole inline script is here: decide now
                     new = rewriter.inline(tag, buf[pos:end])
-                    if spans is not None:  # the tag and its content
-                        spans.append((i, end, (_AN_INLINE, pos, len(new), new is not tag)))
-                    pos = end
-                elif spans is not None:
-                    spans.append((i, pos, (_A_SCRIPT, pos, len(new), new is not tag)))
+                    kind = _AN_INLINE
+                    pos = end  # the span: the tag and its content
+                else:
+                    kind = _A_SCRIPT
                 self._mode = SKIP
+            if spans is not None:
+                spans.append((i, pos, (kind, tag_end, len(new), new is not tag)))
             if new is not tag:
                 self.rewritten += 1
                 out.append(buf[flushed:i])
                 out.append(new)
-                flushed = m.end()
+                flushed = tag_end
                 rewrites.append((i, flushed, new))
         return self._emit(buf, low, rewrites, out, flushed, upto)
 

@@ -96,7 +96,7 @@ def _differ(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
         for i in range(lo, hi):
             if new[i] != old[i]:
                 # a byte that happens to be the same inside a token does not cut its run
-                if runs and i - runs[-1][1] <= REACH and old.find(b"<", runs[-1][1], i) < 0:
+                if runs and _joins(old, runs[-1][1], i):
                     runs[-1][1] = i + 1
                 elif len(runs) >= limit:
                     return None
@@ -105,9 +105,15 @@ def _differ(old: bytes, new: bytes, limit: int) -> list[list[int]] | None:
     return runs
 
 
+def _joins(old: bytes, end: int, start: int) -> bool:
+    """Whether a run ending at ``end`` and one starting at ``start`` are one: at most
+    :data:`REACH` bytes apart (or overlapping), no ``<`` between them. Joining only ever
+    widens what is compared as a run."""
+    return start - end <= REACH and (start <= end or old.find(b"<", end, start) < 0)
+
+
 def _grow(old: bytes, runs: list[list[int]]) -> list[list[int]]:
-    """Each run over the word bytes around it; runs at most :data:`REACH` bytes apart with
-    no ``<`` between them merged (both only ever widen what is compared as a run)."""
+    """Each run over the word bytes around it."""
     n = len(old)
     out: list[list[int]] = []
     for a, b in runs:
@@ -115,10 +121,7 @@ def _grow(old: bytes, runs: list[list[int]]) -> list[list[int]]:
             a -= 1
         while b < n and old[b] in _WORD:
             b += 1
-        if out and a - out[-1][1] <= REACH and old.find(b"<", out[-1][1], a) < 0:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
+        out.append([a, b])
     return out
 
 
@@ -193,10 +196,11 @@ def _runs(form: Form | None) -> list[list[int]]:
     return [] if form is None else [[run.start, run.stop] for run in form[2]]
 
 
-def _union(first: list[list[int]], second: list[list[int]]) -> list[list[int]]:
+def _merge(old: bytes, runs: list[list[int]]) -> list[list[int]]:
+    """``runs`` in order, those that join (:func:`_joins`) made one."""
     out: list[list[int]] = []
-    for a, b in sorted(first + second):
-        if out and a <= out[-1][1]:
+    for a, b in sorted(runs):
+        if out and _joins(old, out[-1][1], a):
             out[-1][1] = max(out[-1][1], b)
         else:
             out.append([a, b])
@@ -272,7 +276,7 @@ class Seen:
         if runs is None:
             return None
         before = _runs(form)
-        runs = _union(before, _grow(old, runs))
+        runs = _merge(old, before + _grow(old, runs))
         if len(runs) > limit:
             return None
         found = _inert(old, new, runs, spans)
