@@ -166,7 +166,7 @@ class PrivacyMiddleware:
                 rt,
                 None,
                 host.decode("latin-1") if host else _server_host(scope),
-                accept_language=None if language is None else language.decode("latin-1"),
+                None if language is None else language.decode("latin-1"),
             )
         else:
             known = None  # repeated fields: the view joins them
@@ -177,7 +177,7 @@ class PrivacyMiddleware:
                 rt,
                 None,
                 view.host,
-                accept_language=view.headers.get("accept-language"),
+                view.headers.get("accept-language"),
             )
         if rt.is_endpoint(scope.get("path") or "/"):
             view = view or self.view(scope, known)
@@ -268,6 +268,7 @@ class _Responder:
         "own_cookies",
         "fields",
         "sized",
+        "streaming",
     )
 
     def __init__(
@@ -321,7 +322,7 @@ class _Responder:
                 return self._start(message)
             return self._send(message)
         if message["type"] == "http.response.body":
-            if self.start is None and self.buffer is None and message.get("more_body", False):
+            if self.streaming and message.get("more_body", False):
                 # a stream whose start went out: the chunk through the injector, and the
                 # server's own awaitable back (no coroutine of privguard's per chunk)
                 message["body"] = self.injector.feed(message.get("body", b""))
@@ -415,6 +416,7 @@ class _Responder:
             message["headers"] = result.headers
             return self._send(message)
         self.passthrough = False
+        self.streaming = False  # True once the start went out ahead of the body (_send_start)
         self.start = self.buffer = None
         self.raw_headers = headers
         self.result = result
@@ -424,7 +426,10 @@ class _Responder:
         self.injector = rt.injector(
             self.ctx, path, query, csp_nonce(rt, scope), result.content_type
         )
-        length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
+        if result.cased:  # a name not in lower case (the ASGI spec asks for lower case)
+            length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
+        else:
+            length = dict(result.headers).get(b"content-length")
         self.sized = length is not None  # the app's Content-Length is replaced or dropped
         self.start = message
         if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
@@ -463,6 +468,7 @@ class _Responder:
         start = self.start
         assert start is not None
         self.start = None
+        self.streaming = True  # (what follows is the rest of a stream, or nothing)
         headers = self._headers(changed, self.sized)
         if length is not None:
             headers.append((b"content-length", b"%d" % length))

@@ -50,7 +50,6 @@ class PrivacyContext:
         runtime: _Runtime,
         lang: str | None = None,
         host: str = "",
-        *,
         accept_language: str | None = None,
     ) -> None:
         self.decision = decision

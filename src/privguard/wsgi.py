@@ -105,7 +105,7 @@ class PrivacyMiddleware:
             rt,
             None,
             environ_host(environ),
-            accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"),
         )
         environ[CONTEXT_KEY] = ctx
         if decision.age_gated:

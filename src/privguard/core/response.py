@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AnyStr, Generic
+from typing import TYPE_CHECKING, Any, AnyStr, Generic
 
 from privguard.core.categories import Category
 from privguard.core.cookies import set_cookie_name
@@ -63,6 +63,7 @@ class FilterResult(Generic[AnyStr]):
         "content_encoding",
         "document",
         "tail",
+        "cased",
         "_vocabulary",
     )
 
@@ -79,6 +80,9 @@ class FilterResult(Generic[AnyStr]):
         #: a document whose app sent no ``Vary``/``Cache-Control``: how many leading
         #: pairs stay the same once privguard changes its body (see :func:`changed_headers`)
         self.tail = -1
+        #: a header name came in another case than the vocabulary's (``Content-Length``
+        #: under ASGI, where names are lower case): look names up case-blind
+        self.cased = False
         self._vocabulary: _Vocabulary[AnyStr]
 
 
@@ -162,6 +166,10 @@ _BYTES: _Vocabulary[bytes] = _Vocabulary(
 )  # fmt: skip
 
 
+#: ``(verdict, category, cookie name, (cookie name, category))`` of a Set-Cookie value
+Verdict = tuple[str, "Category | None", str, tuple[str, "Category | None"]]
+
+
 class ResponsePlan:
     """What follows from one decision for every response it filters, worked out once.
 
@@ -175,18 +183,22 @@ class ResponsePlan:
     MAX_NAMES = 256
     MAX_NAME = 128
 
-    __slots__ = ("settings", "decision", "verdicts", "vary", "debug")
+    __slots__ = ("settings", "decision", "verdicts", "vary", "debug", "tails")
 
     def __init__(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
         self.decision = decision
         #: name part of a Set-Cookie value (text before its first "=") -> verdict
-        self.verdicts: dict[object, tuple[str, Category | None, str]] = {}
+        self.verdicts: dict[object, Verdict] = {}
         self.vary: dict[tuple[object, tuple[str, ...]], object] = {}
+        #: (vocabulary, Referrer-Policy sent, changed, document, vary_extra) -> the pairs
+        #: privguard appends to a response that sent no Vary/Cache-Control/policy of its own
+        self.tails: dict[tuple[object, ...], tuple[tuple[Any, ...], int]] = {}
         self.debug = settings.debug_headers
 
-    def verdict(self, v: _Vocabulary[AnyStr], value: AnyStr) -> tuple[str, Category | None, str]:
-        """``(verdict, category, cookie name)`` of one ``Set-Cookie`` value."""
+    def verdict(self, v: _Vocabulary[AnyStr], value: AnyStr) -> Verdict:
+        """``(verdict, category, cookie name, (cookie name, category))`` of one
+        ``Set-Cookie`` value (the last: what a dropped cookie adds to ``dropped``)."""
         head, sep, _ = value.partition(v.equals)
         memo = self.verdicts
         found = memo.get(head) if sep else None
@@ -202,7 +214,7 @@ class ResponsePlan:
             settings.unknown_cookies == "block",
             decision.consent_cookie_name,
         )
-        found = (verdict, category, cname)
+        found = (verdict, category, cname, (cname, category))
         if sep and len(head) <= self.MAX_NAME:
             if len(memo) >= self.MAX_NAMES:
                 memo.clear()
@@ -220,6 +232,45 @@ class ResponsePlan:
             found = None if merged is None else (v.out_vary, v.raw(merged))
             self.vary[key] = found
         return found  # type: ignore[return-value]
+
+    def tail(
+        self,
+        v: _Vocabulary[AnyStr],
+        referrer: bool,
+        changed: bool,
+        document: bool,
+        vary_extra: tuple[str, ...],
+    ) -> tuple[tuple[tuple[AnyStr, AnyStr], ...], int]:
+        """What :func:`_filter` appends to a response whose app sent no ``Vary``,
+        ``Cache-Control`` or (for a document) ``Permissions-Policy``, and no cookie of
+        privguard's own goes with it: the pairs, and where in them the ``Vary`` goes
+        (what :func:`changed_headers` keeps of a document; ``-1`` for the rest).
+
+        The same pairs as the general path builds, worked out once per shape:
+        a decision filters few shapes (JSON, pages, redirects).
+        """
+        key = (v.out_vary, referrer, changed, document, vary_extra)
+        found = self.tails.get(key)
+        if found is not None:
+            return found
+        decision = self.decision
+        pairs: list[tuple[AnyStr, AnyStr]] = [] if referrer else [v.referrer]
+        pairs.extend((v.out_set_cookie, v.raw(value)) for value in decision.expire)
+        if document and Category.MARKETING not in decision.allowed:
+            pairs.append(v.topics)
+        at = len(pairs) if document else -1
+        pair = self.vary_pair(v, vary_extra)
+        if pair is not None:
+            pairs.append(pair)
+        if changed:
+            pairs.append(v.private)
+        if self.debug:
+            pairs.extend(_debug_pairs(v, decision))
+        found = (tuple(pairs), at)
+        if len(self.tails) >= 64:  # a handful of shapes in practice; bounded all the same
+            self.tails.clear()
+        self.tails[key] = found
+        return found
 
 
 _MISSING = object()
@@ -317,9 +368,9 @@ def filter_raw_cookies(
     plan = plan_for(decision, settings)
     for pair in headers:
         if pair[0].lower() == b"set-cookie":
-            verdict, category, cname = plan.verdict(_BYTES, pair[1])
-            if verdict is _DROP_ALWAYS or verdict is _DROP:
-                dropped.append((cname, category))
+            found = plan.verdict(_BYTES, pair[1])
+            if found[0] is _DROP_ALWAYS or found[0] is _DROP:
+                dropped.append(found[3])
                 continue
         kept.append(pair)
     return kept, dropped
@@ -329,8 +380,14 @@ def filter_raw_cookies(
 _MEDIA: dict[object, tuple[str, bool]] = {}
 
 
-def _media(content_type: str) -> tuple[str, bool]:
-    return content_type, is_html(content_type)
+def _media(content_type: AnyStr, text: Callable[[AnyStr], str]) -> tuple[str, bool]:
+    """``content_type`` as text, and whether it is HTML/XHTML (remembered in ``_MEDIA``)."""
+    value = text(content_type)
+    known = (value, is_html(value))
+    if len(_MEDIA) >= 256:
+        _MEDIA.clear()
+    _MEDIA[content_type] = known
+    return known
 
 
 def is_html(content_type: str) -> bool:
@@ -365,7 +422,6 @@ def _filter(
     out: list[tuple[AnyStr, AnyStr]] = []
     result: FilterResult[AnyStr] = FilterResult(out)
     kinds = v.kinds
-    text = v.text
     equals = v.equals
     memo = plan.verdicts
     # ``depends``: privguard's answer differs between visitors (consent, region,
@@ -382,66 +438,75 @@ def _filter(
         if not kind:
             if kind is None and not pair[0].islower():
                 kind = kinds.get(pair[0].lower())
+                result.cased = True
             if not kind:
                 out.append(pair)
                 continue
         if kind == _COOKIE:
-            cookie = pair[1]
-            head, sep, _ = cookie.partition(equals)
+            head, sep, _ = pair[1].partition(equals)
             found = memo.get(head) if sep else None
-            verdict, category, cname = found or plan.verdict(v, cookie)
+            if found is None:
+                found = plan.verdict(v, pair[1])
+            verdict = found[0]
             if verdict is not _KEEP_ALWAYS:
-                if verdict is _DROP_ALWAYS:
+                if verdict is _KEEP:
+                    depends = True  # its fate depends on consent
+                else:
                     if dropped is None:
                         dropped = result.dropped = []
-                    dropped.append((cname, category))
-                    if category is None:
+                    dropped.append(found[3])
+                    if verdict is _DROP:
+                        depends = changed = True
+                    elif found[1] is None:
                         result.undeclared = True
-                    continue
-                depends = True  # its fate depends on consent
-                if verdict is _DROP:
-                    if dropped is None:
-                        dropped = result.dropped = []
-                    dropped.append((cname, category))
-                    changed = True
                     continue
         elif kind == _CTYPE:
             ctype = pair[1]
         elif kind == _VARY:
             if vary is None:
                 vary = []
-            vary.append(text(pair[1]))
+            vary.append(v.text(pair[1]))
         elif kind == _CACHE:
-            value = text(pair[1])
+            value = v.text(pair[1])
             cache_control = value if cache_control is None else f"{cache_control}, {value}"
         elif kind == _REFERRER:
             referrer = True
         elif kind == _PERMISSIONS:
-            value = text(pair[1])
+            value = v.text(pair[1])
             permissions = value if permissions is None else f"{permissions}, {value}"
         elif kind == _CENCODING:
-            result.content_encoding = text(pair[1])
+            result.content_encoding = v.text(pair[1])
         elif kind == _SKIP:  # privguard's own instruction: never sent on
-            result.skip = text(pair[1]).strip() not in ("", "0")
+            result.skip = v.text(pair[1]).strip() not in ("", "0")
             continue
         out.append(pair)
-    if not referrer:
-        out.append(v.referrer)
+    document = False
     if ctype is not None:
-        known = _MEDIA.get(ctype)
-        if known is None:
-            known = _media(text(ctype))
-            if len(_MEDIA) >= 256:
-                _MEDIA.clear()
-            _MEDIA[ctype] = known
-        result.content_type, html = known
-        document = result.document = html and not 300 <= status < 400
-    else:
-        document = False
+        known = _MEDIA.get(ctype) or _media(ctype, v.text)
+        result.content_type = known[0]
+        if known[1] and not 300 <= status < 400:
+            document = result.document = True
     if decision.expire or extra_cookies:
         changed = True
     if not (depends or changed or document):
+        if not referrer:
+            out.append(v.referrer)
         return result  # alike for everyone: the app's headers as they came (+ Referrer-Policy)
+    if (
+        vary is None
+        and cache_control is None
+        and not extra_cookies
+        and (permissions is None or not document)
+    ):  # the usual response: what privguard appends is the same every time (ResponsePlan.tail)
+        found = plan.tails.get((v.out_vary, referrer, changed, document, vary_extra))
+        adds, at = found or plan.tail(v, referrer, changed, document, vary_extra)
+        if at >= 0:
+            result.tail = len(out) + at
+            result._vocabulary = v
+        out += adds
+        return result
+    if not referrer:
+        out.append(v.referrer)
     raw = v.raw
     if vary is not None or cache_control is not None or (document and permissions is not None):
         # merged anew below (rare: the app sent its own Vary / Cache-Control / policy)

@@ -206,9 +206,7 @@ class PrivacyMiddleware:
             if answer is not None:
                 return endpoint_response(rt, view, decision, answer)
         # the banner language is negotiated only where text is shown (banner, age page, tag)
-        ctx = PrivacyContext(
-            decision, rt, None, view.host, accept_language=view.header("accept-language")
-        )
+        ctx = PrivacyContext(decision, rt, None, view.host, view.header("accept-language"))
         request.privguard = ctx
         request.META[CONTEXT_KEY] = ctx
         setattr(request, RUNTIME_ATTR, (rt, view, decision))
