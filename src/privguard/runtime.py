@@ -99,6 +99,11 @@ def build_settings(settings: Settings | None, options: dict[str, Any]) -> Settin
 DecisionKey = tuple[Any, ...]
 
 
+def _no_generation() -> int:
+    """The GeoIP generation without a database: answers never change."""
+    return 0
+
+
 class DecisionCache:
     """Bounded memo of decisions, keyed on exactly the inputs :func:`decide` reads.
 
@@ -221,7 +226,9 @@ class Runtime:
         #: set once compressed HTML has been reported (see ``_adapter.note_compressed_html``)
         self.compressed_html_noted = False
         # GeoIP answers change when the database is replaced: cached decisions follow
-        self._geo_generation = getattr(self.lookups.geo, "generation", None)
+        self._geo_generation: Callable[[], int] = (
+            getattr(self.lookups.geo, "generation", None) or _no_generation
+        )
         self.banner = BannerRenderer(settings)
         self._html_injector = HtmlInjector
         self.blocker = AutoBlocker(settings, self.banner.placeholder)
@@ -260,10 +267,7 @@ class Runtime:
     def cached(self, key: DecisionKey) -> Decision | None:
         """The memoised decision for ``key`` (see :meth:`DecisionCache.key`), or ``None``."""
         entry = self.decisions._cache.get(key)  # DecisionCache.get, inlined: once per request
-        if entry is None or entry[1] <= self.clock():
-            return None
-        geo_generation = self._geo_generation
-        if entry[2] != (geo_generation() if geo_generation is not None else 0):
+        if entry is None or entry[1] <= self.clock() or entry[2] != self._geo_generation():
             return None
         return entry[0]
 
@@ -279,8 +283,7 @@ class Runtime:
             if found is not None:
                 return found
         now = self.clock()
-        geo_generation = self._geo_generation
-        generation = geo_generation() if geo_generation is not None else 0
+        generation = self._geo_generation()
         decision = decide(view, self.settings, self.lookups, now)
         cache.put(key, decision, now, generation)
         return decision
