@@ -268,7 +268,6 @@ class _Responder:
         "own_cookies",
         "fields",
         "sized",
-        "streaming",
     )
 
     def __init__(
@@ -322,7 +321,7 @@ class _Responder:
                 return self._start(message)
             return self._send(message)
         if message["type"] == "http.response.body":
-            if self.streaming and message.get("more_body", False):
+            if self.start is None and self.buffer is None and message.get("more_body", False):
                 # a stream whose start went out: the chunk through the injector, and the
                 # server's own awaitable back (no coroutine of privguard's per chunk)
                 message["body"] = self.injector.feed(message.get("body", b""))
@@ -416,7 +415,6 @@ class _Responder:
             message["headers"] = result.headers
             return self._send(message)
         self.passthrough = False
-        self.streaming = False  # True once the start went out ahead of the body (_send_start)
         self.start = self.buffer = None
         self.raw_headers = headers
         self.result = result
@@ -468,7 +466,6 @@ class _Responder:
         start = self.start
         assert start is not None
         self.start = None
-        self.streaming = True  # (what follows is the rest of a stream, or nothing)
         headers = self._headers(changed, self.sized)
         if length is not None:
             headers.append((b"content-length", b"%d" % length))
