@@ -11,6 +11,7 @@ byte what a fresh scan makes; and a token page must really be scanned only once.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -446,3 +447,41 @@ def test_inert_runs(before: bytes, old: bytes, new: bytes, inert: bool) -> None:
         assert found == ([soft[0]], [slice(at, at + len(old))])
     else:
         assert found is None
+
+
+@pytest.mark.parametrize("cut", [b"<", b"<s", b"<i"])
+@pytest.mark.parametrize("tokens", [False, True])
+def test_chunks_cut_inside_a_tag_take_the_short_way(
+    monkeypatch: pytest.MonkeyPatch, scans: list[int], cut: bytes, tokens: bool
+) -> None:
+    """A chunk that ends in what may begin a ``<script``/``<iframe`` (a stream cut at
+    ``<s`` of ``<span>``, ``<i`` of ``<input``) holds those bytes for the next chunk.
+    Served again, every chunk between the head and the ``</body>`` is still answered
+    by what was kept, with the held bytes in front of it: no pass through the tag
+    stage, and the same bytes as a fresh scan, a token in the page or not."""
+    stages: list[int] = []
+    stage = HtmlInjector._tag_stage
+
+    def counted(self: HtmlInjector, data: bytes) -> bytes:
+        stages.append(self._index)
+        return stage(self, data)
+
+    monkeypatch.setattr(HtmlInjector, "_tag_stage", counted)
+
+    def render() -> list[bytes]:
+        doc = _token_page(_token() if tokens else "0" * 32)
+        marks = [m.start() for m in re.finditer(rb"<(?=span|input)", doc)]
+        marks = [m for m in marks if doc.startswith(cut, m)]
+        ends = [marks[len(marks) * i // 8] + len(cut) for i in range(1, 8)]
+        return [doc[a:b] for a, b in zip([0, *ends], [*ends, len(doc)], strict=True)]
+
+    for _ in range(3):  # first seen, the template learnt, then kept
+        chunks = render()
+        assert _feed(chunks, NOTHING, HEAD) == _fresh(chunks, NOTHING, HEAD)
+    del stages[:]
+    chunks = render()
+    got = _feed(chunks, NOTHING, HEAD)
+    assert got[1] == 2 and got[2]  # both trackers held, the banner in
+    # the first chunk (the head snippet goes in) and the last (its ``</body>``) only
+    assert stages == [0, 7]
+    assert got == _fresh(chunks, NOTHING, HEAD)

@@ -316,9 +316,9 @@ class HtmlInjector:
                 _SEEN.missed(key)
                 seen = None  # they come out otherwise now: scanned below
             else:
-                seen = (seen[0], None, seen[2], judged[1], seen[4], judged[0], seen[6])
+                seen = (seen[0], None, seen[2], judged[1], seen[4], judged[0], *seen[6:])
         if seen is not None:
-            upto, new, self._mode, count, close, rewrites, _ = seen
+            upto, new, self._mode, count, close, rewrites = seen[:6]
             if not exact:  # this chunk's own bytes, with the tags as they were rewritten
                 new = _rewritten(data, rewrites, upto) if rewrites else None
             if upto < len(data):
@@ -343,17 +343,15 @@ class HtmlInjector:
             count = self.rewritten - before
             upto = len(data) - len(self._tag_buf)
             close = self._close[1] if self._close is not None else -1
-            # all of it out, in the text mode, no ``</body>`` in it or begun at its end
-            # (the same for an alike chunk: its last 32 bytes are the same)
-            plain = (
-                upto == len(data)
-                and self._mode == _TEXT
-                and close < 0
-                and not _partial_body_close(text)
-            )
+            # "plain": in the text mode, all of it out but a tag begun at its end (held for
+            # the next chunk), no ``</body>`` in it or begun at its end (the same for an
+            # alike chunk: its last 32 bytes are the same)
+            plain = self._mode == _TEXT and close < 0 and not _partial_body_close(text)
             rewrites = tuple(self._rewrites) if count else ()
-            value = (upto, text if count else None, self._mode, count, close, rewrites, plain)
-            _SEEN.put(key, data, value, len(text) if count else 0, tuple(spans))
+            held = self._tag_buf
+            value = (upto, text, self._mode, count, close, rewrites, plain, held)
+            size = (0 if text is data else len(text)) + len(held)
+            _SEEN.put(key, data, value, size, tuple(spans))
         return text
 
     def _judge_again(
@@ -670,25 +668,28 @@ class HtmlInjector:
         rewriter = self._rewriter
         if self._quiet:
             # the common chunk of a page streamed again: seen before (its tags as they
-            # came out then), "plain": it all goes out in the text mode, no ``</body>`` in
-            # it or begun at its very end (_SEEN.get inlined: a chunk it would not keep is
-            # never found)
-            entry = _SEEN._items.get(
-                ((rewriter, _TEXT, index), len(chunk), chunk[:32], chunk[-32:])
-            )
-            # (upto, new text or None, mode, rewritten, close, rewrites, plain)
+            # came out then), "plain": it all goes out in the text mode but for a tag
+            # begun at its end (held for the next chunk, as the scan holds it), no
+            # ``</body>`` in it or begun at its very end (_SEEN.get inlined: a chunk it
+            # would not keep is never found). What the last chunk held comes first.
+            data = self._tag_buf + chunk  # (b"" + chunk is chunk itself)
+            entry = _SEEN._items.get(((rewriter, _TEXT, index), len(data), data[:32], data[-32:]))
+            # (upto, text out, mode, rewritten, close, rewrites, plain, bytes held)
             if entry is not None and entry[1][6]:
                 seen: Any = entry[1]
-                if entry[0] == chunk:
+                if entry[0] == data:  # the same bytes: the same text out, the same held
+                    self._tag_buf = seen[7]
                     if seen[3]:
                         self.rewritten += seen[3]
-                    return seen[1] or chunk
+                    return seen[1]  # type: ignore[no-any-return]
                 # or alike but for inert bytes, by the template learnt (banner.seen)
-                if entry[3] and not entry[4] and not entry[3][3] and fits(entry[3], chunk):
+                if entry[3] and not entry[4] and not entry[3][3] and fits(entry[3], data):
+                    upto = seen[0]
+                    self._tag_buf = data[upto:]
                     if seen[3]:
                         self.rewritten += seen[3]
-                        return _rewritten(chunk, seen[5], len(chunk))
-                    return chunk
+                        return _rewritten(data, seen[5], upto)
+                    return data[:upto]
         if rewriter is not None:
             chunk = self._tag_stage(chunk)
         if not self._head_done:
@@ -698,7 +699,7 @@ class HtmlInjector:
             rewriter is not None
             and self._mode == _TEXT
             and self._head_done
-            and not (self._tag_buf or self._held or self._pending or self._done)
+            and not (self._held or self._pending or self._done)
         )
         return out
 
