@@ -66,6 +66,9 @@ _SCRIPT_END = b"</script"
 _START_TAG = re.compile(rb"""<(?:script|iframe)(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""", re.IGNORECASE)
 _NAME_END = frozenset(b" \t\n\r\f/>")
 _BODY_CLOSE = b"</body>"
+#: byte values: ``_LT in data`` is a ``memchr`` (``b"<" in data`` tries the needle as an
+#: integer first, raising and clearing a TypeError inside)
+_LT, _GT = ord("<"), ord(">")
 
 
 _SCRIPT = b"<script"
@@ -166,7 +169,8 @@ def _last_close(data: bytes, index: int) -> int:
         if key is not None:
             _SEEN.put(key, data, at, 0, ())
         return at
-    later = data[at + 7 :].lower().rfind(_BODY_CLOSE) if b"<" in data[at + 7 :] else -1
+    after = data[at + 7 :]
+    later = after.lower().rfind(_BODY_CLOSE) if _LT in after else -1
     return at if later < 0 else at + 7 + later
 
 
@@ -184,7 +188,7 @@ def _partial_head_tag(buf: bytes) -> int:
     if start < 0:
         return 0
     tail = buf[start:].lower()
-    if b">" in tail:
+    if _GT in tail:
         return 0
     for word in _HEAD_WORDS:
         if word.startswith(tail):

@@ -73,6 +73,9 @@ Span = tuple[int, int, Any]
 Form = tuple[
     tuple[memoryview, ...], tuple[int, ...], tuple[slice, ...], tuple[Span, ...], tuple[slice, ...]
 ]
+#: ``<`` as a byte value: ``_LT in data`` is a ``memchr`` (``b"<" in data`` first tries
+#: the needle as an integer and raises and clears a TypeError inside)
+_LT = ord("<")
 #: bytes a run inside a span may not hold: none can move where a tag or script ends
 _SOFT_OUT = re.compile(rb"""[<>"']""")
 
@@ -187,7 +190,7 @@ def fits(form: Form, new: bytes) -> bool:
     stretch between runs, one ``memchr`` for all runs."""
     if not all(map(new.startswith, form[0], form[1])):
         return False
-    if b"<" in b"".join(map(new.__getitem__, form[2])):
+    if _LT in b"".join(map(new.__getitem__, form[2])):
         return False
     return not form[4] or _SOFT_OUT.search(b"".join(map(new.__getitem__, form[4]))) is None
 
