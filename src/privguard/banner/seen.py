@@ -47,7 +47,9 @@ whole, never changed in place).
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Seen", "REACH", "WORDS", "fits"]
@@ -63,15 +65,22 @@ FAILS = 3
 RETRY = 64
 #: a run grows over these bytes (a token's alphabet)
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-#: bytes kept for each learnt run (its tuple and view), for the byte bound
+#: bytes kept for each learnt run (its slice, place and share of the tuples), for the
+#: byte bound (the template's bytes between the runs are counted as they are)
 _RUN_SIZE = 160
 
 #: (start, end, what the caller needs to judge it again, or None: never skipped)
 Span = tuple[int, int, Any]
 #: (the template's bytes between the runs and after the last, where each begins, the runs,
-#: the spans a run lies in (judged again for every rendering), the runs inside them)
+#: the spans a run lies in (judged again for every rendering), the runs inside them, a
+#: getter of the runs' bytes out of a chunk: a tuple of them)
 Form = tuple[
-    tuple[memoryview, ...], tuple[int, ...], tuple[slice, ...], tuple[Span, ...], tuple[slice, ...]
+    tuple[bytes, ...],
+    tuple[int, ...],
+    tuple[slice, ...],
+    tuple[Span, ...],
+    tuple[slice, ...],
+    Callable[[bytes], tuple[bytes, ...]],
 ]
 #: ``<`` as a byte value: ``_LT in data`` is a ``memchr`` (``b"<" in data`` first tries
 #: the needle as an integer and raises and clears a TypeError inside)
@@ -176,21 +185,24 @@ def _may_begin(text: bytes) -> bool:
 
 
 def _form(old: bytes, runs: list[list[int]], hits: list[Span], inside: list[slice]) -> Form:
-    view = memoryview(old)
+    # The stretches are kept as bytes, not views of ``old``: ``startswith`` takes a
+    # memoryview's buffer anew on every call, which costs as much as the comparison.
     starts = [0] + [b for _, b in runs]
     ends = [a for a, _ in runs] + [len(old)]
-    same = tuple(view[a:b] for a, b in zip(starts, ends, strict=True))
+    same = tuple(old[a:b] for a, b in zip(starts, ends, strict=True))
     runs_at = tuple(slice(a, b) for a, b in runs)
-    return same, tuple(starts), runs_at, tuple(hits), tuple(inside)
+    # one C call takes every run out of a chunk (a tuple even for one run)
+    getter = operator.itemgetter(*runs_at, slice(0, 0))
+    return same, tuple(starts), runs_at, tuple(hits), tuple(inside), getter
 
 
 def fits(form: Form, new: bytes) -> bool:
     """Whether ``new`` equals the template outside its runs, with no ``<`` in them (and
     none of ``>"'`` in those inside a span). The loops run in C: one ``memcmp`` per
-    stretch between runs, one ``memchr`` for all runs."""
+    stretch between runs; the runs taken out in one call, one ``memchr`` for all."""
     if not all(map(new.startswith, form[0], form[1])):
         return False
-    if _LT in b"".join(map(new.__getitem__, form[2])):
+    if _LT in b"".join(form[5](new)):
         return False
     return not form[4] or _SOFT_OUT.search(b"".join(map(new.__getitem__, form[4]))) is None
 
@@ -285,7 +297,8 @@ class Seen:
         found = _inert(old, new, runs, spans)
         if found is None:
             return None
-        self._size += _RUN_SIZE * (len(runs) - len(before))
+        # the runs, and the template's bytes between them (once: a lesson replaces them)
+        self._size += _RUN_SIZE * (len(runs) - len(before)) + (len(old) if form is None else 0)
         return _form(old, runs, *found)
 
     def missed(self, key: object) -> None:
