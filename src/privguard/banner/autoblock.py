@@ -120,7 +120,7 @@ def _invisible(attrs: list[tuple[bytes, bytes | None, int, int]]) -> bool:
             return True
         if name == b"style" and value:
             style = value.lower().replace(b" ", b"")
-            if b"display:none" in style or b"visibility:hidden" in style:
+            if style.find(b"display:none") >= 0 or style.find(b"visibility:hidden") >= 0:
                 return True
     return False
 
@@ -193,19 +193,21 @@ class TagRewriter:
         return mode, new
 
     def _script(self, tag: bytes) -> tuple[int, bytes]:
+        # (``find``, not ``in``: a bytes needle ``in`` bytes raises and clears a TypeError
+        # inside CPython 3.11 first, trying it as an integer)
         low = tag.lower()
-        if b"data-privguard-category" in low:
+        if low.find(b"data-privguard-category") >= 0:
             return SKIP, tag
         attrs = None
         t = -1
-        if b"type" in low:  # the full parse only where a type may be given
+        if low.find(b"type") >= 0:  # the full parse only where a type may be given
             attrs = _attrs(tag)
             t = _first(attrs, b"type")
             if t >= 0:
                 kind = (attrs[t][1] or b"").split(b";", 1)[0].strip().lower()
                 if kind not in _JS_TYPES:
                     return SKIP, tag
-        src = _SRC.search(tag) if b"src" in low else None
+        src = _SRC.search(tag) if low.find(b"src") >= 0 else None
         if src is None:
             return HOLD, tag
         tracker = self.blocked(_url(src.group(1) or src.group(2) or src.group(3)))
@@ -217,7 +219,7 @@ class TagRewriter:
 
     def inline(self, tag: bytes, content: bytes) -> bytes:
         """The start tag of an inline script, gated when ``content`` loads a tracker."""
-        if b"//" not in content and b"\\/\\/" not in content:
+        if content.find(b"//") < 0 and content.find(b"\\/\\/") < 0:
             return tag
         if len(content) > _MEMO_INLINE or len(tag) > _MEMO_TAG:
             return self._inline(tag, content)
@@ -234,7 +236,7 @@ class TagRewriter:
 
     def _inline(self, tag: bytes, content: bytes) -> bytes:
         low = content.lower()
-        if not any(loader in low for loader in _LOADERS):
+        if not any(low.find(loader) >= 0 for loader in _LOADERS):
             return tag
         text = content.replace(b"\\/", b"/")
         worst: Tracker | None = None
@@ -268,7 +270,7 @@ class TagRewriter:
     def iframe(self, tag: bytes) -> bytes:
         """An ``<iframe ...>`` start tag: held (placeholder first) when it loads a tracker."""
         low = tag.lower()
-        if b"data-privguard-category" in low or b"src" not in low:
+        if low.find(b"data-privguard-category") >= 0 or low.find(b"src") < 0:
             return tag
         src = _SRC.search(tag)
         if src is None:

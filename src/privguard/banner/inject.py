@@ -676,7 +676,7 @@ class HtmlInjector:
             # begun at its end (held for the next chunk, as the scan holds it), no
             # ``</body>`` in it or begun at its very end (_SEEN.get inlined: a chunk it
             # would not keep is never found). What the last chunk held comes first.
-            data = self._tag_buf + chunk  # (b"" + chunk is chunk itself)
+            data = self._tag_buf + chunk if self._tag_buf else chunk
             entry = _SEEN._items.get(((rewriter, _TEXT, index), len(data), data[:32], data[-32:]))
             # (upto, text out, mode, rewritten, close, rewrites, plain, bytes held)
             if entry is not None and entry[1][6]:
