@@ -215,3 +215,38 @@ def test_a_seen_chunk_ending_in_part_of_body_close_is_held(seen: _Seen, cut: int
     assert want[2] and want[0].index(BODY) < want[0].index(b"</body>")
     for _ in range(3):  # first seen, then remembered
         assert feed(chunks, NOTHING, None) == want
+
+
+def test_a_page_seen_again_places_its_head_snippet_without_a_search(
+    seen: _Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the head snippet goes is kept with a chunk's bytes: served again (the
+    same bytes, whole or streamed), the head tag is not searched for, and the snippet
+    lands where a fresh scan puts it (after ``<meta charset>``)."""
+    page = b"<html><head><meta charset='utf-8'><title>t</title></head><body>"
+    page += PAD.encode() * 20 + b"</body></html>"
+    searched: list[int] = []
+    search = inject_module._head_at
+
+    def counted(buf: bytes) -> int:
+        searched.append(len(buf))
+        return search(buf)
+
+    monkeypatch.setattr(inject_module, "_head_at", counted)
+    rewriter = RT.blocker.for_response(NOTHING, "en")
+
+    def whole() -> bytes:
+        return HtmlInjector(body=BODY, head=HEAD, rewriter=rewriter).whole(page)
+
+    for chunks in ([page], [page[:300], page[300:900], page[900:]]):
+        want = fresh(chunks, NOTHING, HEAD)
+        assert want[0].index(HEAD) == page.index(b"<title>")
+        assert feed(chunks, NOTHING, HEAD) == want  # first seen: searched, and kept
+        del searched[:]
+        assert feed(chunks, NOTHING, HEAD) == want
+        assert searched == []
+    want = fresh([page], NOTHING, HEAD)
+    assert whole() == want[0]  # kept
+    del searched[:]
+    assert whole() == want[0]
+    assert searched == []

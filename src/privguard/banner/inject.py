@@ -247,6 +247,7 @@ class HtmlInjector:
         "_script_len",
         "_script_tail",
         "_close",
+        "_head_hint",
         "_spans",
         "_rewrites",
         "_index",
@@ -285,6 +286,9 @@ class HtmlInjector:
         self._script_tail = b""
         #: (bytes the tag stage returned, where its last ``</body>`` starts or -1)
         self._close: tuple[bytes, int] | None = None
+        #: (bytes the tag stage returned, where the head snippet goes in them or -1): kept
+        #: with a chunk seen before, so the head stage need not search it again
+        self._head_hint: tuple[bytes, int] | None = None
         #: while a kept chunk is scanned: the spans it judges byte by byte, then the
         #: tags it rewrote (start, end, new tag)
         self._spans: list[tuple[int, int, Any]] | None = None
@@ -333,6 +337,8 @@ class HtmlInjector:
             if count:
                 self.rewritten += count
             self._close = (text, close)
+            if exact and not self._head_done:  # where the head goes: a fact of these bytes
+                self._head_hint = (text, seen[8])
             return text
         if key is None:
             return self._scan(data, 0)
@@ -353,7 +359,7 @@ class HtmlInjector:
             plain = self._mode == _TEXT and close < 0 and not _partial_body_close(text)
             rewrites = tuple(self._rewrites) if count else ()
             held = self._tag_buf
-            value = (upto, text, self._mode, count, close, rewrites, plain, held)
+            value = (upto, text, self._mode, count, close, rewrites, plain, held, _head_at(text))
             size = (0 if text is data else len(text)) + len(held)
             _SEEN.put(key, data, value, size, tuple(spans))
         return text
@@ -562,7 +568,8 @@ class HtmlInjector:
         if self._head_done or not chunk:
             return chunk
         buf = self._head_buf + chunk
-        pos = _head_at(buf)
+        hint, self._head_hint = self._head_hint, None
+        pos = hint[1] if hint is not None and hint[0] is buf else _head_at(buf)
         if pos >= 0:
             self._head_done = True
             self.head_injected = True
@@ -678,7 +685,7 @@ class HtmlInjector:
             # would not keep is never found). What the last chunk held comes first.
             data = self._tag_buf + chunk if self._tag_buf else chunk
             entry = _SEEN._items.get(((rewriter, _TEXT, index), len(data), data[:32], data[-32:]))
-            # (upto, text out, mode, rewritten, close, rewrites, plain, bytes held)
+            # (upto, text out, mode, rewritten, close, rewrites, plain, bytes held, head at)
             if entry is not None and entry[1][6]:
                 seen: Any = entry[1]
                 if entry[0] == data:  # the same bytes: the same text out, the same held
@@ -725,7 +732,11 @@ class HtmlInjector:
         hpos = -1
         fresh = not (self._tag_buf or self._mode == HOLD or self._head_buf or self._pending)
         if fresh and not (self._held or self._seen_close or self._done):
-            hpos = _head_at(text) if not self._head_done else 0
+            if self._head_done:
+                hpos = 0
+            else:
+                hint, self._head_hint = self._head_hint, None
+                hpos = hint[1] if hint is not None and hint[0] is text else _head_at(text)
         if hpos < 0:  # the general path
             if not self._head_done:
                 text = self._head_stage(text)
