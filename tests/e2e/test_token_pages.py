@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from webtest import TestApp
 
 import privguard
 from privguard.asgi import PrivacyMiddleware
+from privguard.banner import HtmlInjector
 from tests.appserver import AppServer
 
 KEY = "token-pages-test-key-" + "x" * 32
@@ -86,6 +88,51 @@ def test_a_streamed_token_page_through_starlette() -> None:
                 client.get("/", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"}).text,
                 written[-1],
             )
+
+
+def test_a_stream_cut_inside_tags_through_starlette(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream cut right after the ``<s`` of a ``<span>`` (bytes that may begin a
+    ``<script``, held by the scan for the next chunk): every answer is right (its own
+    token, the trackers held, one banner), the rendering that writes a tracker tag where
+    the token goes included; once the page is learnt, only its head chunk and its
+    ``</body>`` chunk pass through the tag stage."""
+    stages: list[int] = []
+    stage = HtmlInjector._tag_stage
+
+    def counted(self: HtmlInjector, data: bytes) -> bytes:
+        stages.append(1)
+        return stage(self, data)
+
+    monkeypatch.setattr(HtmlInjector, "_tag_stage", counted)
+    written: list[str] = []
+    source = tokens()
+
+    async def shop(request: object) -> StreamingResponse:
+        token = next(source)
+        written.append(token)
+        doc = page(token).encode()
+        marks = [m.start() + 2 for m in re.finditer(rb"<span>", doc)]
+        ends = [marks[len(marks) * i // 8] for i in range(1, 8)]
+        parts = [doc[a:b] for a, b in zip([0, *ends], [*ends, len(doc)], strict=True)]
+        assert all(part.endswith(b"<s") for part in parts[:-1])
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for part in parts:
+                yield part
+
+        return StreamingResponse(chunks(), media_type="text/html")
+
+    app = Starlette(routes=[Route("/", shop)])
+    app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+    passes = []
+    with TestClient(app) as client:
+        for _ in range(9):
+            del stages[:]
+            answer = client.get("/", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"})
+            check(answer.text, written[-1])
+            passes.append(len(stages))
+    assert written[4] == TAG  # scanned: a ``<`` where the token goes is never skipped
+    assert passes[-2:] == [2, 2]
 
 
 def test_a_token_page_in_one_body_through_flask() -> None:
