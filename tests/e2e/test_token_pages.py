@@ -11,6 +11,7 @@ import itertools
 import random
 import re
 import textwrap
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,24 +65,44 @@ def check(body: str, token: str) -> None:
         assert body.count(token) == 25 and held == 2
 
 
-def test_a_streamed_token_page_through_starlette() -> None:
+def starlette_shop(cut: Callable[[bytes], list[bytes]]) -> tuple[Starlette, list[str]]:
+    """The page streamed by Starlette in the chunks ``cut`` makes of it, behind privguard;
+    and the tokens written so far, in order."""
     written: list[str] = []
     source = tokens()
 
     async def shop(request: object) -> StreamingResponse:
         token = next(source)
         written.append(token)
-        doc = page(token).encode()
-        size = -(-len(doc) // 8)
+        parts = cut(page(token).encode())
 
         async def chunks():  # type: ignore[no-untyped-def]
-            for i in range(0, len(doc), size):
-                yield doc[i : i + size]
+            for part in parts:
+                yield part
 
         return StreamingResponse(chunks(), media_type="text/html")
 
     app = Starlette(routes=[Route("/", shop)])
     app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+    return app, written
+
+
+def eighths(doc: bytes) -> list[bytes]:
+    size = -(-len(doc) // 8)
+    return [doc[i : i + size] for i in range(0, len(doc), size)]
+
+
+def after_span_starts(doc: bytes) -> list[bytes]:
+    """8 chunks, each but the last ending in the ``<s`` of a ``<span>``."""
+    marks = [m.start() + 2 for m in re.finditer(rb"<span>", doc)]
+    ends = [marks[len(marks) * i // 8] for i in range(1, 8)]
+    parts = [doc[a:b] for a, b in zip([0, *ends], [*ends, len(doc)], strict=True)]
+    assert all(part.endswith(b"<s") for part in parts[:-1])
+    return parts
+
+
+def test_a_streamed_token_page_through_starlette() -> None:
+    app, written = starlette_shop(eighths)
     with TestClient(app) as client:
         for _ in range(8):
             check(
@@ -104,26 +125,7 @@ def test_a_stream_cut_inside_tags_through_starlette(monkeypatch: pytest.MonkeyPa
         return stage(self, data)
 
     monkeypatch.setattr(HtmlInjector, "_tag_stage", counted)
-    written: list[str] = []
-    source = tokens()
-
-    async def shop(request: object) -> StreamingResponse:
-        token = next(source)
-        written.append(token)
-        doc = page(token).encode()
-        marks = [m.start() + 2 for m in re.finditer(rb"<span>", doc)]
-        ends = [marks[len(marks) * i // 8] for i in range(1, 8)]
-        parts = [doc[a:b] for a, b in zip([0, *ends], [*ends, len(doc)], strict=True)]
-        assert all(part.endswith(b"<s") for part in parts[:-1])
-
-        async def chunks():  # type: ignore[no-untyped-def]
-            for part in parts:
-                yield part
-
-        return StreamingResponse(chunks(), media_type="text/html")
-
-    app = Starlette(routes=[Route("/", shop)])
-    app.add_middleware(PrivacyMiddleware, secret_key=KEY, ledger=None)
+    app, written = starlette_shop(after_span_starts)
     passes = []
     with TestClient(app) as client:
         for _ in range(9):
