@@ -241,7 +241,10 @@ def test_a_page_seen_again_places_its_head_snippet_without_a_search(
     for chunks in ([page], [page[:300], page[300:900], page[900:]]):
         want = fresh(chunks, NOTHING, HEAD)
         assert want[0].index(HEAD) == page.index(b"<title>")
+        del searched[:]
         assert feed(chunks, NOTHING, HEAD) == want  # first seen: searched, and kept
+        # once, in the first chunk; the chunks after the head are not searched at all
+        assert len(searched) == 1 and searched[0] <= len(chunks[0])
         del searched[:]
         assert feed(chunks, NOTHING, HEAD) == want
         assert searched == []

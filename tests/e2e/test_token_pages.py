@@ -27,6 +27,7 @@ from webtest import TestApp
 import privguard
 from privguard.asgi import PrivacyMiddleware
 from privguard.banner import HtmlInjector
+from privguard.banner import inject as inject_module
 from tests.appserver import AppServer
 
 KEY = "token-pages-test-key-" + "x" * 32
@@ -125,14 +126,23 @@ def test_a_stream_cut_inside_tags_through_starlette(monkeypatch: pytest.MonkeyPa
         return stage(self, data)
 
     monkeypatch.setattr(HtmlInjector, "_tag_stage", counted)
+    searches: list[int] = []
+    search = inject_module._head_at
+
+    def head_at(buf: bytes) -> int:
+        searches.append(len(buf))
+        return search(buf)
+
+    monkeypatch.setattr(inject_module, "_head_at", head_at)
     app, written = starlette_shop(after_span_starts)
     passes = []
     with TestClient(app) as client:
         for _ in range(9):
-            del stages[:]
+            del stages[:], searches[:]
             answer = client.get("/", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"})
             check(answer.text, written[-1])
             passes.append(len(stages))
+            assert len(searches) == 1  # the head chunk only, scanned or not
     assert written[4] == TAG  # scanned: a ``<`` where the token goes is never skipped
     assert passes[-2:] == [2, 2]
 

@@ -69,6 +69,8 @@ _BODY_CLOSE = b"</body>"
 #: byte values: ``_LT in data`` is a ``memchr`` (``b"<" in data`` tries the needle as an
 #: integer first, raising and clearing a TypeError inside)
 _LT, _GT = ord("<"), ord(">")
+#: a kept chunk's head position when nobody looked for it (the head snippet was in)
+_UNSEARCHED = -2
 
 
 _SCRIPT = b"<script"
@@ -337,8 +339,8 @@ class HtmlInjector:
             if count:
                 self.rewritten += count
             self._close = (text, close)
-            if exact and not self._head_done:  # where the head goes: a fact of these bytes
-                self._head_hint = (text, seen[8])
+            if exact and not self._head_done and seen[8] != _UNSEARCHED:
+                self._head_hint = (text, seen[8])  # where the head goes: a fact of these bytes
             return text
         if key is None:
             return self._scan(data, 0)
@@ -359,7 +361,11 @@ class HtmlInjector:
             plain = self._mode == _TEXT and close < 0 and not _partial_body_close(text)
             rewrites = tuple(self._rewrites) if count else ()
             held = self._tag_buf
-            value = (upto, text, self._mode, count, close, rewrites, plain, held, _head_at(text))
+            head = _UNSEARCHED  # the head snippet is in already: not looked for
+            if not self._head_done:  # looked for once, for the head stage of this pass too
+                head = _head_at(text)
+                self._head_hint = (text, head)
+            value = (upto, text, self._mode, count, close, rewrites, plain, held, head)
             size = (0 if text is data else len(text)) + len(held)
             _SEEN.put(key, data, value, size, tuple(spans))
         return text
