@@ -573,13 +573,10 @@ def changed_headers(
         return None
     v = result._vocabulary
     out = without_length(result.headers[:tail]) if drop_length else result.headers[:tail]
-    plan = plan_for(decision, settings)
-    pair = plan.vary_pair(v, vary_extra)
-    if pair is not None:
-        out.append(pair)
-    out.append(v.private)
-    if plan.debug:
-        out.extend(_debug_pairs(v, decision))
+    # what a changed page appends after that place (Vary, private, debug) is the usual
+    # page's tail from its Vary on, whatever went before it
+    adds, at = plan_for(decision, settings).tail(v, True, True, True, vary_extra)
+    out += adds[at:]
     return out
 
 
