@@ -8,11 +8,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from privguard._adapter import HTML_VARY
-from privguard.core.request import RequestView
 from privguard.core.response import changed_headers, filter_headers, filter_raw_headers
 from privguard.runtime import Runtime
 from privguard.settings import Settings
-from tests.consent import consent_cookie
+from tests.consent import visitor_decision
 
 SECRET = "changed-headers-test-secret-0123456789abcdef"
 
@@ -42,18 +41,6 @@ def _runtime(debug: bool) -> Runtime:
     return Runtime(Settings(secret_key=SECRET, debug_headers=debug))
 
 
-def _decision(rt: Runtime, visitor: str):  # type: ignore[no-untyped-def]
-    headers = {"accept-language": "de"}
-    if visitor == "returning":
-        headers["cookie"] = consent_cookie(rt.settings, https=False)
-    elif visitor == "first-with-ga":
-        headers["cookie"] = "_ga=GA1.1.old"
-    elif visitor == "gpc":
-        headers["sec-gpc"] = "1"
-    view = RequestView("GET", "/", "http", "shop.example", "203.0.113.7", headers, "")
-    return rt.decide(view)
-
-
 RUNTIMES = {debug: _runtime(debug) for debug in (False, True)}
 
 
@@ -80,7 +67,7 @@ def test_changed_headers_equal_a_second_filter(
 ) -> None:
     rt = RUNTIMES[debug]
     settings = rt.settings
-    decision = _decision(rt, visitor)
+    decision = visitor_decision(rt, visitor)
     headers = [_HTML, *pairs] if html_first else pairs
     extra = ("privguard_consent=x; Path=/",) if own else ()
     if raw:
@@ -110,7 +97,7 @@ def test_changed_headers_equal_a_second_filter(
 
 def test_a_page_whose_app_sent_vary_is_filtered_again() -> None:
     rt = RUNTIMES[False]
-    decision = _decision(rt, "first")
+    decision = visitor_decision(rt, "first")
     first = filter_headers([_HTML, ("Vary", "Cookie")], decision, rt.settings)
     assert first.document
     assert changed_headers(first, decision, rt.settings, HTML_VARY) is None
@@ -118,7 +105,7 @@ def test_a_page_whose_app_sent_vary_is_filtered_again() -> None:
 
 def test_a_page_becomes_private_and_varies_by_language() -> None:
     rt = RUNTIMES[False]
-    decision = _decision(rt, "returning")
+    decision = visitor_decision(rt, "returning")
     app = [_HTML, ("Content-Length", "10"), ("Set-Cookie", "sessionid=1")]
     first = filter_headers(app, decision, rt.settings)
     found = changed_headers(first, decision, rt.settings, HTML_VARY, drop_length=True)

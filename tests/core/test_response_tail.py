@@ -10,8 +10,6 @@ string types, the first time (worked out) and the second (reused).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -23,11 +21,10 @@ from privguard.core.headers import (
     merge_permissions_policy,
     merge_vary,
 )
-from privguard.core.request import RequestView
 from privguard.core.response import changed_headers, filter_headers, filter_raw_headers
 from privguard.runtime import Runtime
 from privguard.settings import Settings
-from tests.consent import consent_cookie
+from tests.consent import visitor_decision
 
 SECRET = "response-tail-test-secret-0123456789abcdef"
 
@@ -52,19 +49,6 @@ RUNTIMES = {
 }
 
 
-def _decision(rt: Runtime, visitor: str):  # type: ignore[no-untyped-def]
-    headers = {"accept-language": "de"}
-    if visitor == "returning":
-        headers["cookie"] = consent_cookie(rt.settings, https=False)
-    elif visitor == "gpc":
-        headers["sec-gpc"] = "1"
-    view = RequestView("GET", "/", "http", "shop.example", "203.0.113.7", headers, "")
-    decision = rt.decide(view)
-    if visitor == "withdrawn":  # cookies to expire: what a withdrawal leaves
-        decision = replace(decision, expire=("_ga=; Max-Age=0; Path=/",))
-    return decision
-
-
 @hypothesis_settings(max_examples=400, deadline=None)
 @given(
     pairs=st.lists(_PAIRS, max_size=7),
@@ -86,7 +70,7 @@ def test_the_appended_pairs_follow_the_rule(
 ) -> None:
     rt = RUNTIMES[debug]
     settings = rt.settings
-    decision = _decision(rt, visitor)
+    decision = visitor_decision(rt, visitor)
     vary_extra = HTML_VARY if bot_vary else ()
     ctypes = [v for n, v in pairs if n == "Content-Type"]
     if len(ctypes) > 1:  # one Content-Type per response
