@@ -20,6 +20,7 @@ from privguard.banner.seen import Seen as _Seen
 from privguard.core.categories import Category
 from tests.banner.test_autoblock import _MIXED, EVERYTHING, NOTHING, RT, US_DEFAULT
 from tests.banner.test_banner_inject import BODY, HEAD
+from tests.spy import spy
 
 PAD = "<div class='row'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
 TRACKER = b'<script src="https://connect.facebook.net/en_US/fbevents.js"></script>'
@@ -225,14 +226,7 @@ def test_a_page_seen_again_places_its_head_snippet_without_a_search(
     lands where a fresh scan puts it (after ``<meta charset>``)."""
     page = b"<html><head><meta charset='utf-8'><title>t</title></head><body>"
     page += PAD.encode() * 20 + b"</body></html>"
-    searched: list[int] = []
-    search = inject_module._head_at
-
-    def counted(buf: bytes) -> int:
-        searched.append(len(buf))
-        return search(buf)
-
-    monkeypatch.setattr(inject_module, "_head_at", counted)
+    searched = spy(monkeypatch, inject_module, "_head_at", len)  # the buffers' lengths
     rewriter = RT.blocker.for_response(NOTHING, "en")
 
     def whole() -> bytes:

@@ -29,6 +29,7 @@ from privguard.asgi import PrivacyMiddleware
 from privguard.banner import HtmlInjector
 from privguard.banner import inject as inject_module
 from tests.appserver import AppServer
+from tests.spy import spy
 
 KEY = "token-pages-test-key-" + "x" * 32
 ROW = "<div class='p'><a href='/p/1'>Product</a> <span>19,99 EUR</span></div>\n"
@@ -118,22 +119,8 @@ def test_a_stream_cut_inside_tags_through_starlette(monkeypatch: pytest.MonkeyPa
     token, the trackers held, one banner), the rendering that writes a tracker tag where
     the token goes included; once the page is learnt, only its head chunk and its
     ``</body>`` chunk pass through the tag stage."""
-    stages: list[int] = []
-    stage = HtmlInjector._tag_stage
-
-    def counted(self: HtmlInjector, data: bytes) -> bytes:
-        stages.append(1)
-        return stage(self, data)
-
-    monkeypatch.setattr(HtmlInjector, "_tag_stage", counted)
-    searches: list[int] = []
-    search = inject_module._head_at
-
-    def head_at(buf: bytes) -> int:
-        searches.append(len(buf))
-        return search(buf)
-
-    monkeypatch.setattr(inject_module, "_head_at", head_at)
+    stages = spy(monkeypatch, HtmlInjector, "_tag_stage")
+    searches = spy(monkeypatch, inject_module, "_head_at")
     app, written = starlette_shop(after_span_starts)
     passes = []
     with TestClient(app) as client:
