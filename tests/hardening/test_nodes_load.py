@@ -340,6 +340,10 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
         for server in servers:
             server.stop()
     hammer_receipts: list[str] = getattr(hammer, "receipts", [])
+    # a request the client had to resend was not a server error: no node logged one
+    logged = {s.log_path.name: s.log() for s in servers}
+    errors = {n: t for n, t in logged.items() if "Traceback" in t or "Exception" in t}
+    assert not errors, errors
 
     statuses: Counter[int] = Counter()
     for v in visitors:
@@ -368,12 +372,17 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
     assert len(visitors) >= FLOOR, f"only {len(visitors)} visitors in {elapsed:.1f}s"
     assert not [s for s in statuses if s >= 500], statuses
     assert not problems, f"{len(problems)} problem(s), first: {problems[:10]}"
-    print(f"resent after a closed keep-alive connection: {len(RESENT)} of {served} requests")
+    print(f"resent after a closed keep-alive connection: {len(RESENT)} of {served}: {RESENT[:10]}")
     assert len(RESENT) <= max(5, served // 50), RESENT[:10]  # rare, or the servers drop answers
     assert hammered[200] == RATE and hammered[429] == HAMMER_POSTS - RATE, hammered
     ids = [r.id for r in receipts]
-    assert len(ids) == len(set(ids)) == len(choices)
-    assert set(ids) == set(choices)
+    assert len(ids) == len(set(ids))
+    assert set(choices) <= set(ids)
+    # A resent choice may have reached the server the first time too (the answer, not the
+    # request, was lost with the connection): the ledger then holds one receipt the client
+    # never saw, as it would for a browser's retry. Nothing else may be in the ledger.
+    resent_choices = sum(1 for r in RESENT if r == "POST /privguard/consent")
+    assert len(ids) - len(choices) <= resent_choices, (len(ids), len(choices), RESENT)
     assert verified.ok, verified
     full = {v.ip for v in visitors} | {"192.0.2.77"}
     columns = _all_columns(pg_url)
