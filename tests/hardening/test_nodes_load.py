@@ -155,7 +155,8 @@ class Nodes:
         except (httpx.ReadError, httpx.RemoteProtocolError):
             # a browser resends once when a reused connection closes before any answer
             # byte (the server dropped it as idle); counted, and bounded by the test
-            RESENT.append(f"{method} {path}")
+            who = headers.get("X-Visitor", "hammer")
+            RESENT.append(f"{who} {method} {path}")
             resp = await client.request(method, path, headers={"Host": HOST, **headers}, **kw)
         TIMES.append((method, time.monotonic() - t0))
         return resp
@@ -374,14 +375,17 @@ def test_three_nodes_share_one_ledger_and_one_rate_limit(
     assert not problems, f"{len(problems)} problem(s), first: {problems[:10]}"
     print(f"resent after a closed keep-alive connection: {len(RESENT)} of {served}: {RESENT[:10]}")
     assert len(RESENT) <= max(5, served // 50), RESENT[:10]  # rare, or the servers drop answers
-    assert hammered[200] == RATE and hammered[429] == HAMMER_POSTS - RATE, hammered
+    # a resent post whose first answer was lost was counted twice by the rate limit
+    hammer_resent = sum(1 for r in RESENT if r == "hammer POST /privguard/consent")
+    assert hammered[200] + hammered[429] == HAMMER_POSTS, hammered
+    assert RATE - hammer_resent <= hammered[200] <= RATE, (hammered, hammer_resent)
     ids = [r.id for r in receipts]
     assert len(ids) == len(set(ids))
     assert set(choices) <= set(ids)
     # A resent choice may have reached the server the first time too (the answer, not the
     # request, was lost with the connection): the ledger then holds one receipt the client
     # never saw, as it would for a browser's retry. Nothing else may be in the ledger.
-    resent_choices = sum(1 for r in RESENT if r == "POST /privguard/consent")
+    resent_choices = sum(1 for r in RESENT if r.endswith(" POST /privguard/consent"))
     assert len(ids) - len(choices) <= resent_choices, (len(ids), len(choices), RESENT)
     assert verified.ok, verified
     full = {v.ip for v in visitors} | {"192.0.2.77"}
