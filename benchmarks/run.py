@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory-visitors", type=int, help="distinct visitors (default 1,000,000, quick 10,000)"
     )
-    parser.add_argument("--served-duration", type=float, help="wrk -d seconds (default 5)")
-    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 5)")
+    parser.add_argument("--served-duration", type=float, help="wrk -d seconds (default 3)")
+    parser.add_argument("--served-rounds", type=int, help="wrk runs per server (default 8)")
     parser.add_argument("--profile-n", type=int, help="profiled requests (default 5000)")
     parser.add_argument(
         "--out",
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n or (300 if quick else 5000)
     n_html = max(n // 5, 50)
     visitors = args.memory_visitors or (10_000 if quick else reporting.MEMORY_VISITORS)
-    duration = args.served_duration or (2.0 if quick else 5.0)
-    rounds = args.served_rounds or (1 if quick else 5)
+    duration = args.served_duration or (2.0 if quick else 3.0)
+    rounds = args.served_rounds or (1 if quick else 8)
     profile_n = args.profile_n or (500 if quick else 5000)
     if args.only:
         args.skip_served = args.skip_memory = True
