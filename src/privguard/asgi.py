@@ -43,6 +43,7 @@ from privguard.core.response import (
     filter_headers,
     filter_raw_cookies,
     filter_raw_headers,
+    quick_headers,
     without_length,
 )
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
@@ -375,6 +376,13 @@ class _Responder:
         rt = mw.runtime
         headers = message.get("headers", ())
         status = int(message["status"])
+        if not self.own_cookies:
+            quick = quick_headers(
+                headers, self.decision, mw.settings, status, self.ctx.consulted, True
+            )
+            if quick is not None:  # the usual answer that is not a page (see quick_headers)
+                message["headers"] = quick
+                return self._send(message)
         result = filter_raw_headers(
             headers,
             self.decision,

@@ -33,7 +33,13 @@ from privguard._adapter import (
 from privguard.context import CONTEXT_KEY, PrivacyContext
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView, environ_key
-from privguard.core.response import FilterResult, changed_headers, filter_headers, without_length
+from privguard.core.response import (
+    FilterResult,
+    changed_headers,
+    filter_headers,
+    quick_headers,
+    without_length,
+)
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
 from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
@@ -213,6 +219,11 @@ class _Responder:
         self.started = True
         self.status, self.headers, self.exc_info = status, headers, exc_info
         self.code = code = int(status[:3]) if status[:3].isdigit() else 0
+        if not self.own_cookies:
+            settings = self.mw.settings
+            quick = quick_headers(headers, self.decision, settings, code, self.ctx.consulted)
+            if quick is not None:  # the usual answer that is not a page (see quick_headers)
+                return self._start_response(status, quick, exc_info)
         result = filter_headers(
             headers, self.decision, self.mw.settings, self.own_cookies, False, (), code,
             self.ctx.consulted,
