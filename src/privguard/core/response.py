@@ -371,14 +371,12 @@ def quick_headers(
                     depends = changed = True
                 continue
         elif kind == _CTYPE and ctype is None:
-            ctype = pair[1]
+            ctype = _MEDIA.get(pair[1])
+            if ctype is None or (ctype[1] and not 300 <= status < 400):
+                return None  # a type not seen yet, or a document (before the rest)
         else:  # a header the filter changes, or a second Content-Type
             return None
         out.append(pair)
-    if ctype is not None:
-        known = _MEDIA.get(ctype)
-        if known is None or (known[1] and not 300 <= status < 400):
-            return None  # a type not seen yet, or a document
     if decision.expire:
         changed = True
     elif not (depends or changed):
