@@ -215,15 +215,17 @@ class _Responder:
         """The ``start_response`` the app sees."""
         if self.started and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
-        rt = self.mw.runtime
         self.started = True
-        self.status, self.headers, self.exc_info = status, headers, exc_info
-        self.code = code = int(status[:3]) if status[:3].isdigit() else 0
+        code = _CODES.get(status)
+        if code is None:
+            code = _status_code(status)
         if not self.own_cookies:
             settings = self.mw.settings
             quick = quick_headers(headers, self.decision, settings, code, self.ctx.consulted)
             if quick is not None:  # the usual answer that is not a page (see quick_headers)
                 return self._start_response(status, quick, exc_info)
+        rt = self.mw.runtime
+        self.status, self.headers, self.exc_info, self.code = status, headers, exc_info, code
         result = filter_headers(
             headers, self.decision, self.mw.settings, self.own_cookies, False, (), code,
             self.ctx.consulted,
@@ -391,6 +393,18 @@ def _read_body(environ: WSGIEnvironment) -> bytes | None:
     if len(data) > MAX_BODY:
         return None
     return bytes(data)
+
+
+#: status line -> its code, for the lines apps send (bounded: see _status_code)
+_CODES: dict[str, int] = {}
+
+
+def _status_code(status: str) -> int:
+    """The code of a WSGI status line (0 when it has none), remembered for the next."""
+    code = int(status[:3]) if status[:3].isdigit() else 0
+    if len(_CODES) < 256:
+        _CODES[status] = code
+    return code
 
 
 def _status_line(code: int) -> str:
