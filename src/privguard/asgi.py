@@ -34,7 +34,7 @@ from privguard._adapter import (
     note_compressed_html,
     should_inject,
 )
-from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.context import CONTEXT_KEY, PrivacyContext, new_context
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import (
@@ -162,10 +162,9 @@ class PrivacyMiddleware:
             decision = found
             host = fields.get(b"host")
             language = fields.get(b"accept-language")
-            ctx = PrivacyContext(
+            ctx = new_context(
                 decision,
                 rt,
-                None,
                 host.decode("latin-1") if host else _server_host(scope),
                 None if language is None else language.decode("latin-1"),
             )
@@ -173,13 +172,7 @@ class PrivacyMiddleware:
             known = None  # repeated fields: the view joins them
             view = self.view(scope)
             decision = rt.decide(view)
-            ctx = PrivacyContext(
-                decision,
-                rt,
-                None,
-                view.host,
-                view.headers.get("accept-language"),
-            )
+            ctx = new_context(decision, rt, view.host, view.headers.get("accept-language"))
         if rt.is_endpoint(scope.get("path") or "/"):
             view = view or self.view(scope, known)
             body = await _read_body(receive) if rt.reads_body(view) else b""

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from privguard.core.categories import Category
 from privguard.core.decision import Decision
 
-__all__ = ["PrivacyContext", "get_context", "CONTEXT_KEY"]
+__all__ = ["PrivacyContext", "get_context", "CONTEXT_KEY", "new_context"]
 
 #: Key under which adapters store the context in the WSGI environ / ASGI scope.
 CONTEXT_KEY = "privguard"
@@ -137,6 +137,29 @@ class PrivacyContext:
             f"consent={sorted(c.value for c in d.choice) if d.choice is not None else None} "
             f"age={d.age_status!r}>"
         )
+
+
+_new = object.__new__
+
+
+def new_context(
+    decision: Decision, runtime: _Runtime, host: str, accept_language: str | None
+) -> PrivacyContext:
+    """``PrivacyContext(decision, runtime, None, host, accept_language)``, for the adapters.
+
+    The same object, made without calling the class: an adapter makes one per request,
+    and in CPython 3.11 a class call runs a Python ``__init__`` in an interpreter entry
+    of its own (a plain function's body runs in the caller's).
+    """
+    ctx = _new(PrivacyContext)
+    ctx.decision = decision
+    ctx._accept = accept_language
+    ctx._runtime = runtime
+    ctx._lang = None
+    ctx._host = host
+    ctx.consulted = False
+    ctx.placed = False
+    return ctx
 
 
 def get_context(obj: Any) -> PrivacyContext | None:

@@ -30,7 +30,7 @@ from privguard._adapter import (
     note_compressed_html,
     should_inject,
 )
-from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.context import CONTEXT_KEY, PrivacyContext, new_context
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView, environ_key
 from privguard.core.response import (
@@ -106,13 +106,7 @@ class PrivacyMiddleware:
                 )
                 start_response(_status_line(answer.status), result.headers)
                 return [] if view.method == "HEAD" else [answer.body]
-        ctx = PrivacyContext(
-            decision,
-            rt,
-            None,
-            environ_host(environ),
-            environ.get("HTTP_ACCEPT_LANGUAGE"),
-        )
+        ctx = new_context(decision, rt, environ_host(environ), environ.get("HTTP_ACCEPT_LANGUAGE"))
         environ[CONTEXT_KEY] = ctx
         if decision.age_gated:
             view = view or self.view(environ)

@@ -71,12 +71,13 @@ _RUN_SIZE = 160
 
 #: (start, end, what the caller needs to judge it again, or None: never skipped)
 Span = tuple[int, int, Any]
-#: (the template's bytes between the runs and after the last, where each begins, the runs,
-#: the spans a run lies in (judged again for every rendering), the runs inside them, a
-#: getter of the runs' bytes out of a chunk: a tuple of them)
+#: (the template's bytes between the runs and after the last (and an empty one), a getter of
+#: the same stretches out of a chunk (a tuple of them, the empty one last), the runs, the
+#: spans a run lies in (judged again for every rendering), the runs inside them, a getter
+#: of the runs' bytes out of a chunk: a tuple of them)
 Form = tuple[
     tuple[bytes, ...],
-    tuple[int, ...],
+    Callable[[bytes], tuple[bytes, ...]],
     tuple[slice, ...],
     tuple[Span, ...],
     tuple[slice, ...],
@@ -189,18 +190,22 @@ def _form(old: bytes, runs: list[list[int]], hits: list[Span], inside: list[slic
     # memoryview's buffer anew on every call, which costs as much as the comparison.
     starts = [0] + [b for _, b in runs]
     ends = [a for a, _ in runs] + [len(old)]
-    same = tuple(old[a:b] for a, b in zip(starts, ends, strict=True))
+    stretches = (*(slice(a, b) for a, b in zip(starts, ends, strict=True)), slice(0, 0))
+    # one C call takes every stretch out of a chunk, one more every run (each a tuple:
+    # the empty slice last makes it one even for a single item)
+    same = operator.itemgetter(*stretches)
     runs_at = tuple(slice(a, b) for a, b in runs)
-    # one C call takes every run out of a chunk (a tuple even for one run)
     getter = operator.itemgetter(*runs_at, slice(0, 0))
-    return same, tuple(starts), runs_at, tuple(hits), tuple(inside), getter
+    return same(old), same, runs_at, tuple(hits), tuple(inside), getter
 
 
 def fits(form: Form, new: bytes) -> bool:
-    """Whether ``new`` equals the template outside its runs, with no ``<`` in them (and
-    none of ``>"'`` in those inside a span). The loops run in C: one ``memcmp`` per
-    stretch between runs; the runs taken out in one call, one ``memchr`` for all."""
-    if not all(map(new.startswith, form[0], form[1])):
+    """Whether ``new`` (as long as the template) equals the template outside its runs,
+    with no ``<`` in them (and none of ``>"'`` in those inside a span). The loops run
+    in C: the stretches between the runs taken out in one call and compared as one
+    tuple (a ``memcmp`` each), the runs taken out in one call, one ``memchr`` for all.
+    (A ``startswith`` per stretch costs more: each parses its arguments anew.)"""
+    if form[1](new) != form[0]:
         return False
     if _LT in b"".join(form[5](new)):
         return False
