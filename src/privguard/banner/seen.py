@@ -186,13 +186,12 @@ def _may_begin(text: bytes) -> bool:
 
 
 def _form(old: bytes, runs: list[list[int]], hits: list[Span], inside: list[slice]) -> Form:
-    # The stretches are kept as bytes, not views of ``old``: ``startswith`` takes a
-    # memoryview's buffer anew on every call, which costs as much as the comparison.
     starts = [0] + [b for _, b in runs]
     ends = [a for a, _ in runs] + [len(old)]
     stretches = (*(slice(a, b) for a, b in zip(starts, ends, strict=True)), slice(0, 0))
-    # one C call takes every stretch out of a chunk, one more every run (each a tuple:
-    # the empty slice last makes it one even for a single item)
+    # one C call takes every stretch out of a chunk (as bytes: a comparison of memoryview
+    # slices runs per element), one more every run; each a tuple (the empty slice last
+    # makes it one even for a single item)
     same = operator.itemgetter(*stretches)
     runs_at = tuple(slice(a, b) for a, b in runs)
     getter = operator.itemgetter(*runs_at, slice(0, 0))

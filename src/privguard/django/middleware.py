@@ -43,7 +43,7 @@ from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from privguard._adapter import csp_nonce, html_vary, note_compressed_html, should_inject
-from privguard.context import CONTEXT_KEY, PrivacyContext
+from privguard.context import CONTEXT_KEY, PrivacyContext, new_context
 from privguard.core.cookies import set_cookie_name
 from privguard.core.decision import Decision
 from privguard.core.request import RequestView
@@ -206,7 +206,7 @@ class PrivacyMiddleware:
             if answer is not None:
                 return endpoint_response(rt, view, decision, answer)
         # the banner language is negotiated only where text is shown (banner, age page, tag)
-        ctx = PrivacyContext(decision, rt, None, view.host, view.header("accept-language"))
+        ctx = new_context(decision, rt, view.host, view.header("accept-language"))
         request.privguard = ctx
         request.META[CONTEXT_KEY] = ctx
         setattr(request, RUNTIME_ATTR, (rt, view, decision))
