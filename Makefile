@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo test lint bench screenshots transparency clean
+.PHONY: install system-deps demo test lint bench bench-instructions screenshots transparency clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ screenshots: install system-deps
 
 bench: install system-deps
 	$(PY) benchmarks/run.py
+
+# Instructions per request under cachegrind (benchmarks/instructions.py): the
+# counts a shared host's timings cannot resolve. Installs valgrind when missing.
+bench-instructions: install
+	@sh scripts/system-deps.sh valgrind
+	$(PY) benchmarks/instructions.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
