@@ -47,7 +47,11 @@ _PAIRS = st.sampled_from(
 )
 
 RUNTIMES = {
-    debug: Runtime(Settings(secret_key=SECRET, debug_headers=debug)) for debug in (False, True)
+    (debug, unknown): Runtime(
+        Settings(secret_key=SECRET, debug_headers=debug, unknown_cookies=unknown)
+    )
+    for debug in (False, True)
+    for unknown in ("block", "allow")  # an undeclared cookie dropped and reported, or passed
 }
 
 
@@ -64,6 +68,7 @@ def _whole(rt: Runtime, pairs: list, decision, raw: bool, status: int, consulted
     pairs=st.lists(_PAIRS, max_size=7),
     visitor=st.sampled_from(["first", "returning", "gpc", "withdrawn"]),
     debug=st.booleans(),
+    unknown=st.sampled_from(["block", "allow"]),
     raw=st.booleans(),
     consulted=st.booleans(),
     status=st.sampled_from([200, 404, 302]),
@@ -72,11 +77,12 @@ def test_the_quick_pass_answers_as_the_whole_filter_or_not_at_all(
     pairs: list[tuple[str, str]],
     visitor: str,
     debug: bool,
+    unknown: str,
     raw: bool,
     consulted: bool,
     status: int,
 ) -> None:
-    rt = RUNTIMES[debug]
+    rt = RUNTIMES[debug, unknown]
     decision = visitor_decision(rt, visitor)
     app: list = [(n.lower().encode(), v.encode()) for n, v in pairs] if raw else list(pairs)
     for attempt in ("first", "again"):
@@ -93,7 +99,8 @@ def test_the_quick_pass_answers_as_the_whole_filter_or_not_at_all(
                 "content-encoding",
                 "privguard-skip",
             }, attempt
-            assert not any(v.startswith("mystery=") for _, v in pairs), attempt
+            if unknown == "block":  # dropped and reported: the whole filter's
+                assert not any(v.startswith("mystery=") for _, v in pairs), attempt
             types = [v for n, v in pairs if n.lower() == "content-type"]
             assert len(types) <= 1, attempt  # two types: the whole filter decides
             page = any(v.startswith(("text/html", "application/xhtml")) for v in types)
@@ -122,7 +129,7 @@ def test_the_usual_json_answer_takes_the_quick_pass_in_both_string_types() -> No
 
 
 def test_a_page_an_undeclared_cookie_and_a_new_cookie_name_take_the_whole_filter() -> None:
-    rt = RUNTIMES[False]
+    rt = RUNTIMES[False, "block"]
     decision = visitor_decision(rt, "returning")
     settings = rt.settings
     page = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "10")]
@@ -134,3 +141,26 @@ def test_a_page_an_undeclared_cookie_and_a_new_cookie_name_take_the_whole_filter
     assert quick_headers(undeclared, decision, settings, 200, False) is None  # to be reported
     new_name = [("Content-Type", "application/json"), ("Set-Cookie", "csrftoken=1")]
     assert quick_headers(new_name, decision, settings, 200, False) is None  # not judged yet
+
+
+def test_the_plans_cookie_memos_stay_bounded_and_agree() -> None:
+    """Many cookie names: the verdicts and the quick pass's actions are kept for at most
+    ``MAX_NAMES`` names and forgotten together, and a forgotten name goes back to the
+    whole filter (which judges it again) rather than to a stale answer."""
+    from privguard.core.response import ResponsePlan, plan_for
+
+    rt = Runtime(Settings(secret_key=SECRET, cookies={"c*": "necessary"}))
+    decision = visitor_decision(rt, "returning")
+    settings = rt.settings
+    plan = plan_for(decision, settings)
+    for i in range(ResponsePlan.MAX_NAMES * 3):
+        pairs = [("Content-Type", "application/json"), ("Set-Cookie", f"c{i}=1")]
+        _whole(rt, pairs, decision, False, 200, False)
+        assert len(plan.verdicts) <= ResponsePlan.MAX_NAMES
+        assert set(plan.actions) == set(plan.verdicts)  # every name here is declared
+        assert quick_headers(pairs, decision, settings, 200, False) == _whole(
+            rt, pairs, decision, False, 200, False
+        )
+    first = [("Content-Type", "application/json"), ("Set-Cookie", "c0=1")]
+    assert "c0" not in plan.actions
+    assert quick_headers(first, decision, settings, 200, False) is None

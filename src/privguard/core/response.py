@@ -184,18 +184,23 @@ class ResponsePlan:
     MAX_NAMES = 256
     MAX_NAME = 128
 
-    __slots__ = ("settings", "decision", "verdicts", "vary", "debug", "tails")
+    __slots__ = ("settings", "decision", "verdicts", "actions", "vary", "debug", "tails", "quick")
 
     def __init__(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
         self.decision = decision
         #: name part of a Set-Cookie value (text before its first "=") -> verdict
         self.verdicts: dict[object, Verdict] = {}
+        #: the same names -> what :func:`quick_headers` does with the cookie (see _ACTIONS);
+        #: an undeclared cookie's name is not in it (the filter reports it)
+        self.actions: dict[object, int] = {}
         self.vary: dict[tuple[object, tuple[str, ...]], object] = {}
         #: (vocabulary, Referrer-Policy sent, changed, document, vary_extra) -> the pairs
         #: privguard appends to a response that sent no Vary/Cache-Control/policy of its own
         self.tails: dict[tuple[object, ...], tuple[tuple[Any, ...], int]] = {}
         self.debug = settings.debug_headers
+        #: the tails :func:`quick_headers` appends, by ``2 * raw + changed`` (made on first use)
+        self.quick: list[tuple[tuple[Any, Any], ...] | None] = [None, None, None, None]
 
     def verdict(self, v: _Vocabulary[AnyStr], value: AnyStr) -> Verdict:
         """``(verdict, category, cookie name, (cookie name, category))`` of one
@@ -217,9 +222,13 @@ class ResponsePlan:
         )
         found = (verdict, category, cname, (cname, category))
         if sep and len(head) <= self.MAX_NAME:
+            actions = self.actions
             if len(memo) >= self.MAX_NAMES:
                 memo.clear()
+                actions.clear()
             memo[head] = found
+            if category is not None or verdict is _KEEP_ALWAYS:
+                actions[head] = _ACTIONS[verdict]
         return found
 
     def vary_pair(
@@ -343,7 +352,7 @@ def quick_headers(
         return None  # the first response of a decision: the filter makes its plan
     v: _Vocabulary[Any] = _BYTES if raw else _STR
     kinds = v.kinds
-    memo = plan.verdicts
+    actions = plan.actions
     equals = v.equals
     depends = consulted or plan.debug
     changed = False
@@ -358,18 +367,16 @@ def quick_headers(
             continue
         if kind == _COOKIE:
             head, sep, _ = pair[1].partition(equals)
-            found = memo.get(head) if sep else None
-            if found is None:
-                return None  # not judged yet: the filter judges it (and remembers)
-            verdict = found[0]
-            if verdict is _KEEP:
-                depends = True
-            elif verdict is not _KEEP_ALWAYS:
-                if found[1] is None:
-                    return None  # undeclared: dropped and reported by the filter
-                if verdict is _DROP:
-                    depends = changed = True
-                continue
+            action = actions.get(head) if sep else None
+            if action is None:
+                return None  # not judged yet, or undeclared (the filter reports it)
+            if action:
+                if action == _A_KEEP:
+                    depends = True
+                else:  # dropped
+                    if action == _A_DROP:
+                        depends = changed = True
+                    continue
         elif kind == _CTYPE and ctype is None:
             ctype = _MEDIA.get(pair[1])
             if ctype is None or (ctype[1] and not 300 <= status < 400):
@@ -382,8 +389,11 @@ def quick_headers(
     elif not (depends or changed):
         out.append(v.referrer)
         return out  # alike for everyone (see filter_headers)
-    found_tail = plan.tails.get((v.out_vary, False, changed, False, ()))
-    out += (found_tail or plan.tail(v, False, changed, False, ()))[0]
+    at = raw + raw + changed
+    tail = plan.quick[at]
+    if tail is None:
+        tail = plan.quick[at] = plan.tail(v, False, changed, False, ())[0]
+    out += tail
     return out
 
 
@@ -407,6 +417,10 @@ _KEEP_ALWAYS = "keep always"  # necessary, or unknown while unknown cookies are 
 _DROP_ALWAYS = "drop always"  # the consent cookie, or unknown while they are blocked
 _KEEP = "keep"  # non-essential and allowed for this visitor
 _DROP = "drop"  # non-essential and not allowed
+# the same verdicts as quick_headers acts on them: passed on alike for everyone, passed
+# on as this visitor's consent allows, dropped as it denies, dropped for everyone
+_A_PASS, _A_KEEP, _A_DROP, _A_DROP_ALWAYS = range(4)
+_ACTIONS = {_KEEP_ALWAYS: _A_PASS, _KEEP: _A_KEEP, _DROP: _A_DROP, _DROP_ALWAYS: _A_DROP_ALWAYS}
 
 
 def _judge(
