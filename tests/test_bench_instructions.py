@@ -6,29 +6,16 @@ a few requests of each side, which proves it still drives the benchmark apps.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
+from tests.benchscripts import BENCH, ROOT, bench_module
 
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_instructions", BENCH / "instructions.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-instructions = _module()
+instructions = bench_module("instructions")
 
 OUTPUT = """desc: I1 cache:         32768 B, 64 B, 8-way associative
 cmd: python benchmarks/instructions.py --child asgi json privguard returning 0 300

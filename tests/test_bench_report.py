@@ -7,29 +7,17 @@ that proves the harness still drives the current code and leaves the READMEs alo
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
+from tests.benchscripts import BENCH, ROOT, bench_module
 
-
-def _report_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _report_module()
+report = bench_module("report")
 
 
 def test_readme_tables_equal_what_the_committed_results_render() -> None:
