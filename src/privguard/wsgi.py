@@ -117,12 +117,40 @@ class PrivacyMiddleware:
             )
             start_response(_status_line(answer.status), result.headers)
             return [answer.body]
-        responder = _Responder(self, start_response, view, decision, ctx, environ)
-        app_iter = self.app(environ, responder.start_response)
-        if responder.started and not responder.injecting:
-            return app_iter  # the common case: headers filtered, body untouched
-        # HTML to inject into, or an app that calls start_response lazily (a generator
-        # app, PEP 3333): decide when the first chunk arrives
+        responder: _Responder | None = None
+        started = False
+        if decision.signal_withdrawal:  # privguard's own cookie goes too: the whole filter
+            responder = _Responder(self, start_response, view, decision, ctx, environ)
+            start: Any = responder.start_response
+        else:
+
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                # The usual answer (see quick_headers) takes the quick pass right here;
+                # anything else, and every later call, goes to a _Responder made then.
+                nonlocal started, responder
+                if responder is None:
+                    if started and exc_info is None:
+                        raise RuntimeError("start_response called twice without exc_info")
+                    started = True
+                    code = _CODES.get(status)
+                    if code is None:
+                        code = _status_code(status)
+                    quick = quick_headers(headers, ctx.decision, self.settings, code, ctx.consulted)
+                    if quick is not None:
+                        return start_response(status, quick, exc_info)
+                    responder = _Responder(self, start_response, view, ctx.decision, ctx, environ)
+                return responder.start_response(status, headers, exc_info)
+
+        app_iter = self.app(environ, start)
+        if responder is None:
+            if started:
+                return app_iter  # the common case: headers filtered, body untouched
+            # an app that calls start_response lazily (a generator app, PEP 3333): the
+            # responder decides when the first chunk arrives (``start`` goes to it then)
+            responder = _Responder(self, start_response, view, decision, ctx, environ)
+        elif responder.started and not responder.injecting:
+            return app_iter  # headers filtered, body untouched
+        # HTML to inject into, or a lazy app
         return responder.body(app_iter)
 
 
@@ -207,8 +235,12 @@ class _Responder:
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Any:
         """The ``start_response`` the app sees."""
-        if self.started and exc_info is None:
-            raise RuntimeError("start_response called twice without exc_info")
+        if self.started:
+            if exc_info is None:
+                raise RuntimeError("start_response called twice without exc_info")
+            # a page held back for the banner was not sent yet: the app's new start (an
+            # error, PEP 3333) replaces it, and is judged afresh
+            self.injecting = False
         self.started = True
         code = _CODES.get(status)
         if code is None:
