@@ -126,7 +126,7 @@ class PrivacyMiddleware:
 
             def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
                 # The usual answer (see quick_headers) takes the quick pass right here;
-                # anything else, and every later call, goes to a _Responder made then.
+                # anything else goes to a _Responder made then, and so does every later call.
                 nonlocal started, responder
                 if responder is None:
                     if started and exc_info is None:
@@ -138,7 +138,11 @@ class PrivacyMiddleware:
                     quick = quick_headers(headers, ctx.decision, self.settings, code, ctx.consulted)
                     if quick is not None:
                         return start_response(status, quick, exc_info)
+                    # the quick pass declined: the whole filter, once (later calls go to
+                    # the responder's start_response, which knows it has started)
                     responder = _Responder(self, start_response, view, ctx.decision, ctx, environ)
+                    responder.started = True
+                    return responder.filtered_start(status, headers, exc_info, code)
                 return responder.start_response(status, headers, exc_info)
 
         app_iter = self.app(environ, start)
@@ -250,6 +254,13 @@ class _Responder:
             quick = quick_headers(headers, self.decision, settings, code, self.ctx.consulted)
             if quick is not None:  # the usual answer that is not a page (see quick_headers)
                 return self._start_response(status, quick, exc_info)
+        return self.filtered_start(status, headers, exc_info, code)
+
+    def filtered_start(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any, code: int
+    ) -> Any:
+        """The rest of :meth:`start_response` once the quick pass declined: the whole
+        filter, and for a page the banner's decision (``code``: the status line's)."""
         rt = self.mw.runtime
         self.status, self.headers, self.exc_info, self.code = status, headers, exc_info, code
         result = filter_headers(
