@@ -9,6 +9,7 @@ carry any bytes.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,3 +220,40 @@ def test_lazy_wsgi_plain_and_empty_responses(lazy_ports: dict[str, int], server:
     empty = raw_request(lazy_ports[server], "GET", "/empty", DE)
     assert (empty.status, empty.body) == (200, b"")
     assert empty.get("cache-control") is None
+
+
+# --- an app that fails after starting a page (start_response again, with exc_info) -------------
+
+
+def failing_page_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Starts an HTML page (privguard holds it back for the banner), then fails and starts
+    its error answer instead, as PEP 3333 allows while nothing has been sent."""
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    try:
+        raise ValueError("the page could not be rendered")
+    except ValueError:
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "application/json"), ("Set-Cookie", "_ga=1")],
+            sys.exc_info(),
+        )
+    return [b'{"error": "failed"}']
+
+
+@pytest.fixture(scope="module")
+def failing_ports() -> Iterator[dict[str, int]]:
+    app = privguard.wsgi.PrivacyMiddleware(failing_page_app, **OPTIONS)
+    with serve_wsgi(app, "wsgiref") as wsgiref_port, serve_wsgi(app, "werkzeug") as werkzeug_port:
+        yield {"wsgiref": wsgiref_port, "werkzeug": werkzeug_port}
+
+
+@LAZY_WSGI
+def test_an_error_started_after_a_held_page_replaces_it(
+    failing_ports: dict[str, int], server: str
+) -> None:
+    for _ in range(3):  # the decision's first answer, then its plan's
+        resp = raw_request(failing_ports[server], "GET", "/", DE)
+        assert resp.status == 500, resp
+        assert resp.body == b'{"error": "failed"}'  # the error's body, no banner
+        assert resp.get("content-type") == "application/json"
+        assert not [v for v in resp.get_all("set-cookie") if v.startswith("_ga=")]
