@@ -36,6 +36,8 @@ __all__ = ["Runtime", "build_settings", "no_receipts"]
 log = logging.getLogger("privguard")
 
 CSRF_MAX_AGE = 24 * 3600
+#: the Global Privacy Control support resource, answered beside the endpoints
+GPC_PATH = "/.well-known/gpc.json"
 #: Domain separation of the per-page-view token's MAC.
 VIEW_TOKEN_SALT = b"privguard.view.v1|"
 _NONCE_BYTES = 11  # + 4 bytes of time + 12 bytes of MAC = 27 bytes, 36 characters
@@ -223,10 +225,13 @@ class Runtime:
             codec=self.codec,
         )
         self.decisions = DecisionCache(settings)
+        #: the memo's entries, ``(decision, valid until, GeoIP generation)`` by key: read
+        #: straight by the adapters' short way (as :meth:`cached` reads them)
+        self.memo = self.decisions._cache
         #: set once compressed HTML has been reported (see ``_adapter.note_compressed_html``)
         self.compressed_html_noted = False
         # GeoIP answers change when the database is replaced: cached decisions follow
-        self._geo_generation: Callable[[], int] = (
+        self.geo_generation: Callable[[], int] = (
             getattr(self.lookups.geo, "generation", None) or _no_generation
         )
         self.banner = BannerRenderer(settings)
@@ -266,8 +271,8 @@ class Runtime:
 
     def cached(self, key: DecisionKey) -> Decision | None:
         """The memoised decision for ``key`` (see :meth:`DecisionCache.key`), or ``None``."""
-        entry = self.decisions._cache.get(key)  # DecisionCache.get, inlined: once per request
-        if entry is None or entry[1] <= self.clock() or entry[2] != self._geo_generation():
+        entry = self.memo.get(key)  # DecisionCache.get, inlined: once per request
+        if entry is None or entry[1] <= self.clock() or entry[2] != self.geo_generation():
             return None
         return entry[0]
 
@@ -283,14 +288,14 @@ class Runtime:
             if found is not None:
                 return found
         now = self.clock()
-        generation = self._geo_generation()
+        generation = self.geo_generation()
         decision = decide(view, self.settings, self.lookups, now)
         cache.put(key, decision, now, generation)
         return decision
 
     def is_endpoint(self, path: str) -> bool:
         """Does ``path`` belong to privguard's own endpoints?"""
-        return path.startswith(self.prefix_slash) or path == "/.well-known/gpc.json"
+        return path.startswith(self.prefix_slash) or path == GPC_PATH
 
     def negotiate(self, view: RequestView) -> str:
         """The banner language for ``view`` (only asked when a banner or page text is made)."""

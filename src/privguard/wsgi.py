@@ -41,7 +41,7 @@ from privguard.core.response import (
     without_length,
 )
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
-from privguard.runtime import Runtime, build_settings
+from privguard.runtime import GPC_PATH, Runtime, build_settings
 from privguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,16 +75,80 @@ class PrivacyMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         rt = self.runtime
+        get = environ.get
         # A returning visitor's decision is memoised: its key is read straight from the
         # environ, and the request's view is only built when something needs it.
         key = (
-            environ.get("REMOTE_ADDR"),
-            environ.get("wsgi.url_scheme", "http"),
-            environ.get("PATH_INFO") if self._gated else None,
-            tuple(map(environ.get, self._key_keys)),
+            get("REMOTE_ADDR"),
+            get("wsgi.url_scheme", "http"),
+            get("PATH_INFO") if self._gated else None,
+            tuple(map(get, self._key_keys)),
         )
+        # The usual request takes the short way, in this one frame: a memoised decision
+        # (Runtime.cached, inlined), not privguard's own path, no age gate, no withdrawal
+        # signal. The rest (a decision to make, an endpoint, ...) takes _call.
+        entry = rt.memo.get(key)
+        if entry is None or entry[1] <= rt.clock() or entry[2] != rt.geo_generation():
+            return self._call(environ, start_response, key, None)
+        decision = entry[0]
+        path = get("PATH_INFO", "") or "/"
+        if (
+            decision.age_gated
+            or decision.signal_withdrawal
+            or path.startswith(rt.prefix_slash)
+            or path == GPC_PATH
+        ):
+            return self._call(environ, start_response, key, decision)
+        ctx = environ[CONTEXT_KEY] = new_context(
+            decision, rt, get("HTTP_HOST") or get("SERVER_NAME", ""), get("HTTP_ACCEPT_LANGUAGE")
+        )
+        responder: _Responder | None = None
+        started = False
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # The usual answer (see quick_headers) takes the quick pass right here;
+            # anything else goes to a _Responder made then, and so does every later call.
+            nonlocal started, responder
+            if responder is None:
+                if started and exc_info is None:
+                    raise RuntimeError("start_response called twice without exc_info")
+                started = True
+                code = _CODES.get(status)
+                if code is None:
+                    code = _status_code(status)
+                quick = quick_headers(headers, ctx.decision, self.settings, code, ctx.consulted)
+                if quick is not None:
+                    return start_response(status, quick, exc_info)
+                # the quick pass declined: the whole filter, once (later calls go to
+                # the responder's start_response, which knows it has started)
+                responder = _Responder(self, start_response, None, ctx.decision, ctx, environ)
+                responder.started = True
+                return responder.filtered_start(status, headers, exc_info, code)
+            return responder.start_response(status, headers, exc_info)
+
+        app_iter = self.app(environ, start)
+        if responder is None:
+            if started:
+                return app_iter  # the common case: headers filtered, body untouched
+            # an app that calls start_response lazily (a generator app, PEP 3333): the
+            # responder decides when the first chunk arrives (``start`` goes to it then)
+            responder = _Responder(self, start_response, None, decision, ctx, environ)
+        elif responder.started and not responder.injecting:
+            return app_iter  # headers filtered, body untouched
+        # HTML to inject into, or a lazy app
+        return responder.body(app_iter)
+
+    def _call(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        key: Any,
+        decision: Decision | None,
+    ) -> Iterable[bytes]:
+        """:meth:`__call__` for the rest: a decision to make (``decision`` None),
+        privguard's own endpoints, the age gate, a withdrawal signal."""
+        rt = self.runtime
         view: RequestView | None = None
-        decision = rt.cached(key)
         if decision is None:
             view = self.view(environ)
             try:
@@ -117,45 +181,12 @@ class PrivacyMiddleware:
             )
             start_response(_status_line(answer.status), result.headers)
             return [answer.body]
-        responder: _Responder | None = None
-        started = False
-        if decision.signal_withdrawal:  # privguard's own cookie goes too: the whole filter
-            responder = _Responder(self, start_response, view, decision, ctx, environ)
-            start: Any = responder.start_response
-        else:
-
-            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                # The usual answer (see quick_headers) takes the quick pass right here;
-                # anything else goes to a _Responder made then, and so does every later call.
-                nonlocal started, responder
-                if responder is None:
-                    if started and exc_info is None:
-                        raise RuntimeError("start_response called twice without exc_info")
-                    started = True
-                    code = _CODES.get(status)
-                    if code is None:
-                        code = _status_code(status)
-                    quick = quick_headers(headers, ctx.decision, self.settings, code, ctx.consulted)
-                    if quick is not None:
-                        return start_response(status, quick, exc_info)
-                    # the quick pass declined: the whole filter, once (later calls go to
-                    # the responder's start_response, which knows it has started)
-                    responder = _Responder(self, start_response, view, ctx.decision, ctx, environ)
-                    responder.started = True
-                    return responder.filtered_start(status, headers, exc_info, code)
-                return responder.start_response(status, headers, exc_info)
-
-        app_iter = self.app(environ, start)
-        if responder is None:
-            if started:
-                return app_iter  # the common case: headers filtered, body untouched
-            # an app that calls start_response lazily (a generator app, PEP 3333): the
-            # responder decides when the first chunk arrives (``start`` goes to it then)
-            responder = _Responder(self, start_response, view, decision, ctx, environ)
-        elif responder.started and not responder.injecting:
+        # a decision's first answer (no plan yet) or a withdrawal signal: the whole filter
+        responder = _Responder(self, start_response, view, decision, ctx, environ)
+        app_iter = self.app(environ, responder.start_response)
+        if responder.started and not responder.injecting:
             return app_iter  # headers filtered, body untouched
-        # HTML to inject into, or a lazy app
-        return responder.body(app_iter)
+        return responder.body(app_iter)  # HTML to inject into, or a lazy app
 
 
 class _Responder:
