@@ -60,3 +60,37 @@ def test_a_forked_child_does_not_repeat_the_parents_next_nonces() -> None:
     assert child != parent
     ours = {parent[i : i + 11] for i in range(0, 55, 11)}
     assert not ours & {child[i : i + 11] for i in range(0, 55, 11)}
+
+
+def test_a_served_banner_carries_a_fresh_valid_token_per_page() -> None:
+    """The banner's form token as Starlette serves the page: valid for the page's host
+    only, different on every page, taken into the markup as it is (URL-safe base64)."""
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from privguard.asgi import PrivacyMiddleware
+
+    async def page(request: object) -> HTMLResponse:
+        return HTMLResponse("<html><head></head><body><p>shop</p></body></html>")
+
+    mw = PrivacyMiddleware(
+        Starlette(routes=[Route("/", page)]), secret_key="page-token-test-secret-0123456789abcdef"
+    )
+    client = TestClient(mw, base_url="http://shop.example")
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36"}
+    tokens = []
+    for _ in range(5):
+        html = client.get("/", headers=browser).text
+        found = re.findall(r'name="csrf_token" value="([^"]*)"', html)
+        assert found, html[-400:]
+        tokens.extend(found)
+    assert len(set(tokens)) == 5  # one per page (the same on one page)
+    rt = mw.runtime
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{36}", t) for t in tokens)
+    assert all(rt.check_csrf(t, "shop.example") for t in tokens)
+    assert not any(rt.check_csrf(t, "other.example") for t in tokens)
+    assert rt.csrf_token_bytes("shop.example").decode("ascii") != tokens[-1]

@@ -380,7 +380,7 @@ class Runtime:
         )
         return self._html_injector(
             body=banner.body_snippet(
-                lang, decision, self.csrf_token(ctx.host), nonce, path, query, x
+                lang, decision, self.csrf_token_bytes(ctx.host), nonce, path, query, x
             ),
             head=banner.head_snippets(decision, nonce, x),
             rewriter=self.blocker.for_response(decision.allowed, lang, x),
@@ -446,10 +446,14 @@ class Runtime:
         under (visitors behind one address each get their own). 11 random
         bytes, the second it was made, and a 96-bit keyed BLAKE2b MAC of both and the host.
         """
+        return self.csrf_token_bytes(host).decode("ascii")
+
+    def csrf_token_bytes(self, host: str) -> bytes:
+        """:meth:`csrf_token` as ASCII bytes: URL-safe base64, so safe in an HTML
+        attribute as it is (the banner's markup takes it without escaping)."""
         raw = _NONCES.take() + int(self.clock()).to_bytes(4, "big")
         mac = self._view_mac(self._view_macs[0], self._host_digest(host), raw)
-        token = binascii.b2a_base64(raw + mac, newline=False)
-        return token.translate(_URLSAFE).decode("ascii")
+        return binascii.b2a_base64(raw + mac, newline=False).translate(_URLSAFE)
 
     @staticmethod
     def _view_mac(keyed: Any, host_digest: bytes, raw: bytes) -> bytes:

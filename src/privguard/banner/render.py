@@ -510,13 +510,16 @@ class BannerRenderer:
         self,
         lang: str,
         decision: Decision,
-        csrf_token: str,
+        csrf_token: str | bytes,
         nonce: str | None,
         path: str = "/",
         query: str = "",
         xhtml: bool = False,
     ) -> bytes:
         """The banner markup, config and script tags, to insert before ``</body>``.
+
+        ``csrf_token``: text (escaped here), or bytes already safe in an attribute value
+        (privguard's own tokens, :meth:`~privguard.runtime.Runtime.csrf_token_bytes`).
 
         When ``decision.needs_banner`` is False the same markup carries ``hidden`` on
         the root, so "Privacy settings" can reopen it and gated scripts still run.
@@ -537,7 +540,8 @@ class BannerRenderer:
         filled = self._filled.get(filled_key)
         if filled is None:
             filled = self._fill_body(filled_key, decision)
-        return filled.render(_attr_value(csrf_token), _nonce_attr(nonce))
+        token = csrf_token if isinstance(csrf_token, bytes) else _attr_value(csrf_token)
+        return filled.render(token, _nonce_attr(nonce))
 
     def _fill_body(
         self,
