@@ -40,6 +40,7 @@ from privguard.core.request import RequestView
 from privguard.core.response import (
     FilterResult,
     changed_headers,
+    content_length,
     filter_headers,
     filter_raw_cookies,
     filter_raw_headers,
@@ -428,7 +429,7 @@ class _Responder:
             self.ctx, path, query, csp_nonce(rt, scope), result.content_type
         )
         if result.cased:  # a name not in lower case (the ASGI spec asks for lower case)
-            length = next((v for n, v in result.headers if n.lower() == b"content-length"), None)
+            length = content_length(result.headers)
         else:
             length = dict(result.headers).get(b"content-length")
         self.sized = length is not None  # the app's Content-Length is replaced or dropped

@@ -36,6 +36,7 @@ from privguard.core.request import RequestView, environ_key
 from privguard.core.response import (
     FilterResult,
     changed_headers,
+    content_length,
     filter_headers,
     quick_headers,
     without_length,
@@ -315,7 +316,7 @@ class _Responder:
         if inject:
             self.result = result
             self.length = None
-            length = next((v for n, v in result.headers if n.lower() == "content-length"), None)
+            length = content_length(result.headers)
             if length is not None and length.isdigit() and int(length) <= MAX_BUFFER:
                 self.length = int(length)
             return _no_write

@@ -49,6 +49,16 @@ _PARTS = [
     "<scr",
     "</bo",
     "<",
+    # where the head snippet goes: a value before, inside or after the head tag, one
+    # that completes a tag name, a ``<meta charset>`` after ``<head>``
+    "<head>",
+    "<head data-v='",
+    "<hea",
+    "</head>",
+    '<meta charset="',
+    '<meta charset="utf-8">',
+    "<body>",
+    '<body class="',
     # values inside tags the scan judges, and inside an inline loader
     '<script nonce="' + SLOT + '" src="/static/app.js">',
     '<script async src="https://' + SLOT + '/x.js">',
@@ -71,6 +81,10 @@ _SPECIAL = [
     '"',
     ">",
     "<",
+    "d>",
+    "d data-x='",
+    "<head>",
+    " charset=utf-8>",
 ]
 _ALPHABET = "abzAZ09-_ ./:=;'\"<>"
 
@@ -487,3 +501,77 @@ def test_chunks_cut_inside_a_tag_take_the_short_way(
     # the first chunk (the head snippet goes in) and the last (its ``</body>``) only
     assert stages == [0, 7]
     assert got == _fresh(chunks, NOTHING, HEAD)
+
+
+_HEAD_PAGES = [
+    # (template, values per rendering, head searches over all renderings, one body / 8)
+    # a token after the head tag and what the search read after it: its place found once
+    (
+        PAD * 4 + "<head><title>Shop</title><meta name='csrf-token' content='" + SLOT + "'>"
+        + PAD * 8 + "</head><body>" + PAD * 12 + "</body></html>",
+        [["a" * 16], ["b" * 16], ["c" * 16]],
+        1,
+    ),
+    (
+        "<head><meta charset='utf-8'><title>Shop</title><meta name='csrf-token' content='"
+        + SLOT + "'>" + PAD * 8 + "</head><body>" + PAD * 12 + "</body></html>",
+        [["a" * 16], ["b" * 16], ["c" * 16]],
+        1,
+    ),
+    # a token in the tag right after ``<head>``: read for a ``charset`` (it may be one)
+    (
+        PAD * 4 + "<head><meta name='csrf-token' content='" + SLOT + "'>" + PAD * 8
+        + "</head><body>" + PAD * 12 + "</body></html>",
+        [["a" * 16], ["charset=" * 2], ["c" * 16]],
+        3,
+    ),
+    # a value in the head tag itself, or before it: searched on every rendering
+    (
+        PAD * 4 + "<head data-v='" + SLOT + "'>" + PAD * 8 + "</head><body>" + PAD * 12
+        + "</body>",
+        [["a" * 16], ["b" * 16], ["c" * 16]],
+        3,
+    ),
+    (
+        PAD * 2 + "<hea" + SLOT + PAD * 4 + "<head>" + PAD * 8 + "<body>" + PAD * 12 + "</body>",
+        [["xx"], ["d>"], ["xx"]],
+        3,
+    ),
+    # a value in the ``<meta charset>`` read after ``<head>``
+    (
+        PAD * 2 + '<head><meta charset="' + SLOT + '">' + PAD * 8 + "<body>" + PAD * 12
+        + "</body>",
+        [["utf-8"], ["abcde"], ["ascii"]],
+        3,
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pieces", [1, 8])
+@pytest.mark.parametrize(("template", "renders", "searches"), _HEAD_PAGES)
+def test_the_head_place_of_a_rendering_is_found_again_only_when_it_may_move(
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+    renders: list[list[str]],
+    searches: int,
+    pieces: int,
+) -> None:
+    monkeypatch.setattr(inject_module, "_SEEN", Seen())
+    monkeypatch.setattr(Seen, "MIN", 1)
+    monkeypatch.setattr(Seen, "RUN_BYTES", 16)
+    found: list[int] = []
+    head_at = inject_module._head_at
+
+    def counted(buf: bytes) -> int:
+        found.append(len(buf))
+        return head_at(buf)
+
+    for values in renders:
+        chunks = _chunks(_render(template, values), pieces)
+        monkeypatch.setattr(inject_module, "_head_at", counted)
+        out = _feed(chunks, NOTHING, HEAD)
+        monkeypatch.setattr(inject_module, "_head_at", head_at)
+        assert out == _fresh(chunks, NOTHING, HEAD)
+        assert out[0].count(HEAD) == 1
+    if pieces == 1:  # (cut in 8, a head tag may fall across two chunks: searched then)
+        assert len(found) == searches

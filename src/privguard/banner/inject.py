@@ -164,7 +164,7 @@ def _last_close(data: bytes, index: int) -> int:
     n = len(data)
     at = data.rfind(_BODY_CLOSE, max(0, n - 512))
     if at < 0:
-        key, seen, _, _ = _SEEN.get((_CLOSE, index), data)
+        key, seen, _, _, _ = _SEEN.get((_CLOSE, index), data)
         if seen is not None:  # ``</body>`` begins with ``<``: where it is holds for alike bytes
             return seen  # type: ignore[no-any-return]
         at = data.lower().rfind(_BODY_CLOSE)
@@ -217,6 +217,21 @@ def _head_at(buf: bytes) -> int:
     pos = match.end()
     charset = _META_CHARSET.match(buf, pos)
     return pos if charset is None else charset.end()
+
+
+def _head_reach(text: bytes, pos: int) -> int:
+    """The last byte of ``text`` whose value :func:`_head_at` (which found ``pos``) may
+    have depended on: the first ``>`` from ``pos`` on (the end without one).
+
+    Every attempt of ``_HEAD`` before its match fails or ends within the match (each
+    alternative reads on to a ``>`` or stops short of the next ``<``), the match ends at
+    its ``>`` or one byte after ``<body``, and the ``<meta charset>`` look after
+    ``<head>`` reads at most up to the next ``>``; with no match at all the whole text
+    was read."""
+    if pos < 0:
+        return len(text)
+    at = text.find(_GT, pos)
+    return len(text) if at < 0 else at
 
 
 class HtmlInjector:
@@ -319,7 +334,7 @@ class HtmlInjector:
             self._tag_buf = b""
         # the same chunk scanned in the same mode by the same rewriter comes out the same;
         # one alike but for inert bytes (see privguard.banner.seen) too, with its own bytes
-        key, seen, exact, again = _SEEN.get((self._rewriter, mode, self._index), data)
+        key, seen, exact, again, alike = _SEEN.get((self._rewriter, mode, self._index), data)
         if seen is not None and again:  # values inside tags the scan judged: judge them
             judged = self._judge_again(data, again, seen[5], seen[3])
             if judged is None:
@@ -339,8 +354,16 @@ class HtmlInjector:
             if count:
                 self.rewritten += count
             self._close = (text, close)
-            if exact and not self._head_done and seen[8] != _UNSEARCHED:
-                self._head_hint = (text, seen[8])  # where the head goes: a fact of these bytes
+            if not self._head_done and seen[8] != _UNSEARCHED:
+                # where the head goes is a fact of the bytes the search read (up to the
+                # first ``>`` from that place on: see _head_reach), and of the tags
+                # rewritten before them: the same here when they are (no tag judged
+                # again, whose rewrite may differ from the kept one)
+                reach = seen[9]
+                if exact or (
+                    reach < alike and not again and (not rewrites or rewrites[0][0] > reach)
+                ):
+                    self._head_hint = (text, seen[8])
             return text
         if key is None:
             return self._scan(data, 0)
@@ -361,11 +384,12 @@ class HtmlInjector:
             plain = self._mode == _TEXT and close < 0 and not _partial_body_close(text)
             rewrites = tuple(self._rewrites) if count else ()
             held = self._tag_buf
-            head = _UNSEARCHED  # the head snippet is in already: not looked for
+            head = reach = _UNSEARCHED  # the head snippet is in already: not looked for
             if not self._head_done:  # looked for once, for the head stage of this pass too
                 head = _head_at(text)
+                reach = _head_reach(text, head)
                 self._head_hint = (text, head)
-            value = (upto, text, self._mode, count, close, rewrites, plain, held, head)
+            value = (upto, text, self._mode, count, close, rewrites, plain, held, head, reach)
             size = (0 if text is data else len(text)) + len(held)
             _SEEN.put(key, data, value, size, tuple(spans))
         return text

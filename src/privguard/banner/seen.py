@@ -250,40 +250,42 @@ class Seen:
         self._items: dict[tuple[object, int, bytes, bytes], tuple[Any, ...]] = {}
         self._size = 0
 
-    def get(self, kind: object, buf: bytes) -> tuple[object, Any, bool, tuple[Span, ...]]:
-        """``(key, what was kept, exact, spans to judge again)`` for ``kind`` about a
-        chunk like ``buf``.
+    def get(self, kind: object, buf: bytes) -> tuple[object, Any, bool, tuple[Span, ...], int]:
+        """``(key, what was kept, exact, spans to judge again, alike up to)`` for ``kind``
+        about a chunk like ``buf``.
 
         The key is None for a chunk not worth keeping, the value None when nothing
         applies; ``exact`` is False when the value was kept for other bytes that differ
-        from ``buf`` only where the scan would not see it, or in the spans named last
-        (the caller takes the bytes from ``buf`` and judges those spans again).
+        from ``buf`` only where the scan would not see it, or in the spans named next
+        (the caller takes the bytes from ``buf`` and judges those spans again). The
+        last item: how many leading bytes of ``buf`` are those the value was kept for
+        (all of them when exact, up to the first run otherwise, 0 without a value).
         """
         n = len(buf)
         if n < self.MIN or n > self.MAX:
-            return None, None, False, ()
+            return None, None, False, (), 0
         key = (kind, n, buf[:32], buf[-32:])
         entry = self._items.get(key)
         if entry is None:
-            return key, None, False, ()
+            return key, None, False, (), 0
         old, value, spans, form, fails = entry
         if old == buf:
-            return key, value, True, ()
+            return key, value, True, (), n
         if spans is None:
-            return key, None, False, ()
+            return key, None, False, (), 0
         if form is not None and fits(form, buf):
             if fails:
                 self._items[key] = (old, value, spans, form, 0)
-            return key, value, False, form[3]
+            return key, value, False, form[3], form[2][0].start
         if fails >= FAILS and fails % RETRY:
             learnt = None  # this key keeps differing in markup: no lesson this time
         else:
             learnt = self._learn(old, buf, spans, form)
         if learnt is None:
             self._items[key] = (old, value, spans, form, fails + 1)
-            return key, None, False, ()
+            return key, None, False, (), 0
         self._items[key] = (old, value, spans, learnt, 0)
-        return key, value, False, learnt[3]
+        return key, value, False, learnt[3], learnt[2][0].start
 
     def _learn(
         self, old: bytes, new: bytes, spans: tuple[Span, ...], form: Form | None

@@ -673,4 +673,16 @@ def without_length(headers: list[tuple[AnyStr, AnyStr]]) -> list[tuple[AnyStr, A
     if not headers:
         return headers
     length: object = b"content-length" if isinstance(headers[0][0], bytes) else "content-length"
-    return [pair for pair in headers if pair[0].lower() != length]
+    # a name of another length is not it: lower-cased only when it may be
+    return [pair for pair in headers if len(pair[0]) != 14 or pair[0].lower() != length]
+
+
+def content_length(headers: Sequence[tuple[AnyStr, AnyStr]]) -> AnyStr | None:
+    """The first ``Content-Length`` value in ``headers`` (any case), or ``None``."""
+    for name, value in headers:
+        if len(name) == 14 and name.lower() in _LENGTH_NAMES:
+            return value
+    return None
+
+
+_LENGTH_NAMES = frozenset((b"content-length", "content-length"))
