@@ -115,3 +115,21 @@ def test_a_page_becomes_private_and_varies_by_language() -> None:
     assert "Accept-Language" in got["Vary"] and "User-Agent" in got["Vary"]
     assert "Content-Length" not in got
     assert ("Set-Cookie", "sessionid=1") in found
+
+
+_NAMES = st.sampled_from(
+    ["Content-Length", "content-length", "CONTENT-LENGTH", "Content-length", "Content-Type",
+     "X-Content-Length", "Content-Lengths", "Content_Length", "Set-Cookie", "ETag"]
+)  # fmt: skip
+
+
+@given(st.lists(st.tuples(_NAMES, st.sampled_from(["1", "22", "abc"])), max_size=8))
+def test_content_length_is_found_and_dropped_in_any_case(pairs: list[tuple[str, str]]) -> None:
+    from privguard.core.response import content_length, without_length
+
+    raw = [(n.lower().encode(), v.encode()) for n, v in pairs]
+    for headers, length in ((pairs, "content-length"), (raw, b"content-length")):
+        others = [p for p in headers if p[0].lower() != length]
+        values = [p[1] for p in headers if p[0].lower() == length]
+        assert content_length(headers) == (values[0] if values else None)
+        assert without_length(headers) == others

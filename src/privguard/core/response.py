@@ -679,10 +679,10 @@ def without_length(headers: list[tuple[AnyStr, AnyStr]]) -> list[tuple[AnyStr, A
 
 def content_length(headers: Sequence[tuple[AnyStr, AnyStr]]) -> AnyStr | None:
     """The first ``Content-Length`` value in ``headers`` (any case), or ``None``."""
+    if not headers:
+        return None
+    length: object = b"content-length" if isinstance(headers[0][0], bytes) else "content-length"
     for name, value in headers:
-        if len(name) == 14 and name.lower() in _LENGTH_NAMES:
+        if len(name) == 14 and name.lower() == length:
             return value
     return None
-
-
-_LENGTH_NAMES = frozenset((b"content-length", "content-length"))
