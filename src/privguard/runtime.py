@@ -134,6 +134,7 @@ class DecisionCache:
             "cookie", "user-agent", "x-forwarded-for", "forwarded", "sec-gpc", "dnt",
         ) + ((settings.country_header,) if settings.country_header else ())  # fmt: skip
         self._chars = 0  # characters of keys and expiry lines held
+        #: cleared in place, never replaced: ``Runtime.memo`` is this very dict
         self._cache: dict[DecisionKey, tuple[Decision, float, int]] = {}
 
     def key(self, view: RequestView) -> DecisionKey:
