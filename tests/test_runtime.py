@@ -63,17 +63,15 @@ def test_cache_is_bounded_and_huge_keys_are_not_kept():
     assert len(cache) <= 50
 
 
-def test_the_adapters_memo_stays_the_cache_through_a_clear():
-    """The adapters read ``Runtime.memo`` straight: the cache clears that dict in place
-    when it is full, never replaces it, so a memoised decision is found there again."""
+def test_a_decision_memoised_after_a_clear_is_found_again():
+    """The adapters ask ``Runtime.cached`` with the key they build: once the full memo
+    was cleared, a decision kept after that is what it answers."""
     rt = Runtime(Settings(secret_key=KEY, ledger=None))
-    memo = rt.memo
     for i in range(rt.decisions._size + 10):  # past the bound: cleared once
         rt.decide(view(f"sessionid={i}"))
-    assert rt.memo is memo is rt.decisions._cache
     last = view(f"sessionid={rt.decisions._size + 9}")
     key = rt.decisions.key(last)
-    assert memo[key][0] is rt.decide(last) is rt.cached(key)
+    assert rt.decisions._cache[key][0] is rt.decide(last) is rt.cached(key)
 
 
 def test_age_gated_paths_are_part_of_the_key():

@@ -49,7 +49,7 @@ from privguard.core.response import (
 )
 from privguard.endpoints import MAX_BODY, EndpointResponse, handle_endpoint, signal_withdrawal
 from privguard.lifespan import ASGIApp, Message, Receive, Scope, Send, run_lifespan
-from privguard.runtime import GPC_PATH, Runtime, build_settings
+from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
 __all__ = ["PrivacyMiddleware"]
@@ -156,12 +156,11 @@ class PrivacyMiddleware:
                 scope.get("path") if self._gated else None,
                 tuple(map(fields.get, self._key_headers)),
             )
-            entry = rt.memo.get(key)  # Runtime.cached, inlined: once per request
-            if entry is None or entry[1] <= rt.clock() or entry[2] != rt.geo_generation():
+            found = rt.cached(key)
+            if found is None:
                 view = self.view(scope, known)
-                decision = rt.decide(view, key)
-            else:
-                decision = entry[0]
+                found = rt.decide(view, key)
+            decision = found
             host = fields.get(b"host")
             language = fields.get(b"accept-language")
             ctx = new_context(
@@ -175,8 +174,7 @@ class PrivacyMiddleware:
             view = self.view(scope)
             decision = rt.decide(view)
             ctx = new_context(decision, rt, view.host, view.headers.get("accept-language"))
-        path = scope.get("path") or "/"
-        if path.startswith(rt.prefix_slash) or path == GPC_PATH:  # Runtime.is_endpoint, inlined
+        if rt.is_endpoint(scope.get("path") or "/"):
             view = view or self.view(scope, known)
             body = await _read_body(receive) if rt.reads_body(view) else b""
             answer = handle_endpoint(rt, view, decision, body)

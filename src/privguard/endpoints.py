@@ -26,7 +26,7 @@ from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.errors import RequestDataError
 from privguard.responses import JSON_TYPE, NO_STORE, EndpointResponse, json_error, json_response
-from privguard.runtime import Runtime
+from privguard.runtime import GPC_PATH, Runtime
 
 __all__ = [
     "EndpointResponse",
@@ -71,7 +71,7 @@ def handle_endpoint(
     ``body`` is ``None`` when it was larger than :data:`MAX_BODY`.
     """
     path = view.path
-    if path == "/.well-known/gpc.json":
+    if path == GPC_PATH:
         if view.method not in ("GET", "HEAD"):
             return json_error(405, "method not allowed")
         data = {"gpc": runtime.settings.honor_gpc, "lastUpdate": GPC_LAST_UPDATE}

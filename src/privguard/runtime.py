@@ -134,7 +134,6 @@ class DecisionCache:
             "cookie", "user-agent", "x-forwarded-for", "forwarded", "sec-gpc", "dnt",
         ) + ((settings.country_header,) if settings.country_header else ())  # fmt: skip
         self._chars = 0  # characters of keys and expiry lines held
-        #: cleared in place, never replaced: ``Runtime.memo`` is this very dict
         self._cache: dict[DecisionKey, tuple[Decision, float, int]] = {}
 
     def key(self, view: RequestView) -> DecisionKey:
@@ -226,13 +225,10 @@ class Runtime:
             codec=self.codec,
         )
         self.decisions = DecisionCache(settings)
-        #: the memo's entries, ``(decision, valid until, GeoIP generation)`` by key: read
-        #: straight by the adapters' short way (as :meth:`cached` reads them)
-        self.memo = self.decisions._cache
         #: set once compressed HTML has been reported (see ``_adapter.note_compressed_html``)
         self.compressed_html_noted = False
         # GeoIP answers change when the database is replaced: cached decisions follow
-        self.geo_generation: Callable[[], int] = (
+        self._geo_generation: Callable[[], int] = (
             getattr(self.lookups.geo, "generation", None) or _no_generation
         )
         self.banner = BannerRenderer(settings)
@@ -272,8 +268,8 @@ class Runtime:
 
     def cached(self, key: DecisionKey) -> Decision | None:
         """The memoised decision for ``key`` (see :meth:`DecisionCache.key`), or ``None``."""
-        entry = self.memo.get(key)  # DecisionCache.get, inlined: once per request
-        if entry is None or entry[1] <= self.clock() or entry[2] != self.geo_generation():
+        entry = self.decisions._cache.get(key)  # DecisionCache.get, inlined: once per request
+        if entry is None or entry[1] <= self.clock() or entry[2] != self._geo_generation():
             return None
         return entry[0]
 
@@ -289,7 +285,7 @@ class Runtime:
             if found is not None:
                 return found
         now = self.clock()
-        generation = self.geo_generation()
+        generation = self._geo_generation()
         decision = decide(view, self.settings, self.lookups, now)
         cache.put(key, decision, now, generation)
         return decision

@@ -42,7 +42,7 @@ from privguard.core.response import (
     without_length,
 )
 from privguard.endpoints import MAX_BODY, handle_endpoint, signal_withdrawal
-from privguard.runtime import GPC_PATH, Runtime, build_settings
+from privguard.runtime import Runtime, build_settings
 from privguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,19 +85,16 @@ class PrivacyMiddleware:
             get("PATH_INFO") if self._gated else None,
             tuple(map(get, self._key_keys)),
         )
-        # The usual request takes the short way, in this one frame: a memoised decision
-        # (Runtime.cached, inlined), not privguard's own path, no age gate, no withdrawal
-        # signal. The rest (a decision to make, an endpoint, ...) takes _call.
-        entry = rt.memo.get(key)
-        if entry is None or entry[1] <= rt.clock() or entry[2] != rt.geo_generation():
+        # The usual request takes the short way: a memoised decision, not privguard's own
+        # path, no age gate, no withdrawal signal. The rest (a decision to make, an
+        # endpoint, ...) takes _call.
+        decision = rt.cached(key)
+        if decision is None:
             return self._call(environ, start_response, key, None)
-        decision = entry[0]
-        path = get("PATH_INFO", "") or "/"
         if (
             decision.age_gated
             or decision.signal_withdrawal
-            or path.startswith(rt.prefix_slash)
-            or path == GPC_PATH
+            or rt.is_endpoint(get("PATH_INFO", "") or "/")
         ):
             return self._call(environ, start_response, key, decision)
         ctx = environ[CONTEXT_KEY] = new_context(

@@ -192,11 +192,16 @@ def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
 LAZY_WSGI = pytest.mark.parametrize("server", WSGI_SERVERS)
 
 
-@pytest.fixture(scope="module")
-def lazy_ports() -> Iterator[dict[str, int]]:
-    app = privguard.wsgi.PrivacyMiddleware(lazy_app, **OPTIONS)
+def _both_wsgi_servers(wsgi_app: Any) -> Iterator[dict[str, int]]:
+    """``wsgi_app`` behind privguard, served by wsgiref and by werkzeug: their ports."""
+    app = privguard.wsgi.PrivacyMiddleware(wsgi_app, **OPTIONS)
     with serve_wsgi(app, "wsgiref") as wsgiref_port, serve_wsgi(app, "werkzeug") as werkzeug_port:
         yield {"wsgiref": wsgiref_port, "werkzeug": werkzeug_port}
+
+
+@pytest.fixture(scope="module")
+def lazy_ports() -> Iterator[dict[str, int]]:
+    yield from _both_wsgi_servers(lazy_app)
 
 
 @LAZY_WSGI
@@ -242,9 +247,7 @@ def failing_page_app(environ: dict[str, Any], start_response: Any) -> list[bytes
 
 @pytest.fixture(scope="module")
 def failing_ports() -> Iterator[dict[str, int]]:
-    app = privguard.wsgi.PrivacyMiddleware(failing_page_app, **OPTIONS)
-    with serve_wsgi(app, "wsgiref") as wsgiref_port, serve_wsgi(app, "werkzeug") as werkzeug_port:
-        yield {"wsgiref": wsgiref_port, "werkzeug": werkzeug_port}
+    yield from _both_wsgi_servers(failing_page_app)
 
 
 @LAZY_WSGI

@@ -49,7 +49,7 @@ from privguard.core.decision import Decision
 from privguard.core.request import RequestView
 from privguard.core.response import FilterResult, filter_headers
 from privguard.endpoints import EndpointResponse, handle_endpoint, signal_withdrawal
-from privguard.runtime import Runtime
+from privguard.runtime import GPC_PATH, Runtime
 from privguard.settings import Settings
 from privguard.wsgi import environ_keys, view_from_environ
 
@@ -201,7 +201,7 @@ class PrivacyMiddleware:
         except Exception:  # pragma: no cover - decide() is total; never 500 the shop
             log.exception("privguard could not decide; passing the request through")
             return (None, None, None)
-        if view.path == "/.well-known/gpc.json":
+        if view.path == GPC_PATH:
             answer = handle_endpoint(rt, view, decision, b"")
             if answer is not None:
                 return endpoint_response(rt, view, decision, answer)

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from privguard.django.middleware import RUNTIME_ATTR, endpoint_response
 from privguard.endpoints import MAX_BODY, handle_endpoint
+from privguard.runtime import GPC_PATH
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -77,4 +78,4 @@ def asset(request: HttpRequest, name: str) -> HttpResponse:
 @csrf_exempt
 def gpc_json(request: HttpRequest) -> HttpResponse:
     """``/.well-known/gpc.json`` (the middleware answers it first; this is for URLconfs)."""
-    return _answer(request, "/.well-known/gpc.json")
+    return _answer(request, GPC_PATH)
