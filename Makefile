@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install system-deps demo test lint bench bench-instructions screenshots transparency clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py src/privguard/core/_quickscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -22,12 +22,12 @@ system-deps:
 demo: install
 	$(VENV)/bin/privguard demo
 
-test: install system-deps lint
+test: system-deps install lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check --no-cache src tests examples benchmarks scripts
-	$(VENV)/bin/ruff format --no-cache --check src tests examples benchmarks scripts
+	$(VENV)/bin/ruff check --no-cache src tests examples benchmarks scripts hatch_build.py
+	$(VENV)/bin/ruff format --no-cache --check src tests examples benchmarks scripts hatch_build.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -41,7 +41,7 @@ transparency: install
 screenshots: install system-deps
 	$(PY) scripts/screenshots.py
 
-bench: install system-deps
+bench: system-deps install
 	$(PY) benchmarks/run.py
 
 # Instructions per request under cachegrind (benchmarks/instructions.py): the

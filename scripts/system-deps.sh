@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages the test suite drives for real, when missing.
+# Install the Debian packages the test suite drives for real (and gcc, which builds the
+# C accelerator at install), when missing.
 # With arguments, only those commands (each a Debian package of the same name),
 # e.g. `system-deps.sh valgrind` for `make bench-instructions`.
 set -e
@@ -13,6 +14,8 @@ else
   command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] || need="$need postgresql"
   command -v wrk >/dev/null 2>&1 || need="$need wrk"
   command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+  # the C accelerator of the quick pass, compiled at install (hatch_build.py)
+  command -v gcc >/dev/null 2>&1 || need="$need gcc"
 fi
 if [ -n "$need" ]; then
   SUDO=""

@@ -306,3 +306,15 @@ def test_the_installed_package_is_not_the_checkout(venv: Venv) -> None:
     )
     where = Path(json.loads(proc.stdout))
     assert venv.root in where.parents and ROOT not in where.parents
+
+
+def test_the_wheel_runs_the_c_accelerator(venv: Venv) -> None:
+    """The wheel carries the quick pass's C loop (built by hatch_build.py) and uses it."""
+    script = (
+        "from privguard.core import _quickscan, response\n"
+        "assert response._scan is _quickscan.scan, response._scan\n"
+        "print(_quickscan.__file__)\n"
+    )
+    proc = venv.run(f"python -c '{script}'", venv.work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert venv.root in Path(proc.stdout.strip()).parents

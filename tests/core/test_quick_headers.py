@@ -4,15 +4,20 @@
 answer that is not a page (JSON, an asset, a redirect) it returns the header list
 ``filter_headers`` would return, without building a ``FilterResult``. These tests
 check that, whenever it answers, its list is the whole filter's, pair for pair, in
-both string types, and that it declines what only the whole filter may handle.
+both string types, and that it declines what only the whole filter may handle -- with
+the header loop in C (``privguard.core._quickscan``) and with its Python reference.
 """
 
 from __future__ import annotations
 
-from hypothesis import given
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from privguard.core import response
 from privguard.core.response import filter_headers, filter_raw_headers, quick_headers
 from privguard.runtime import Runtime
 from privguard.settings import Settings
@@ -46,6 +51,27 @@ _PAIRS = st.sampled_from(
     ]
 )
 
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def header_loop(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test once with the C loop (skipped where it was not built; CI fails
+    then, see ``test_quickscan.py``) and once with the Python loop."""
+    if request.param == "c":
+        try:
+            from privguard.core import _quickscan  # type: ignore[attr-defined]
+        except ImportError:
+            pytest.skip("privguard.core._quickscan was not built")
+        loop = _quickscan.scan
+    else:
+        loop = response._scan_headers
+    saved = response._scan
+    response._scan = loop
+    try:
+        yield request.param
+    finally:
+        response._scan = saved
+
+
 RUNTIMES = {
     (debug, unknown): Runtime(
         Settings(secret_key=SECRET, debug_headers=debug, unknown_cookies=unknown)
@@ -63,7 +89,9 @@ def _whole(rt: Runtime, pairs: list, decision, raw: bool, status: int, consulted
     return filter_headers(pairs, decision, rt.settings, status=status, consulted=consulted).headers
 
 
-@hypothesis_settings(max_examples=600, deadline=None)
+@hypothesis_settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # the fixture only chooses the loop; every example runs with it
 @given(
     pairs=st.lists(_PAIRS, max_size=7),
     visitor=st.sampled_from(["first", "returning", "gpc", "withdrawn"]),

@@ -351,13 +351,39 @@ def quick_headers(
     if plan is None or plan.settings is not settings:
         return None  # the first response of a decision: the filter makes its plan
     v: _Vocabulary[Any] = _BYTES if raw else _STR
-    kinds = v.kinds
-    actions = plan.actions
-    equals = v.equals
-    depends = consulted or plan.debug
-    changed = False
+    scanned = _scan(headers, v.kinds, plan.actions, _MEDIA, status)
+    if scanned is None:
+        return None
+    out, kept, dropped = scanned
+    if decision.expire:
+        dropped = True
+    elif not (kept or dropped or consulted or plan.debug):
+        out.append(v.referrer)
+        return out  # alike for everyone (see filter_headers)
+    at = raw + raw + dropped
+    tail = plan.quick[at]
+    if tail is None:
+        tail = plan.quick[at] = plan.tail(v, False, dropped, False, ())[0]
+    out += tail
+    return out
+
+
+def _scan_headers(
+    headers: Sequence[tuple[Any, Any]],
+    kinds: dict[Any, int],
+    actions: dict[Any, int],
+    media: dict[object, tuple[str, bool]],
+    status: int,
+) -> tuple[list[tuple[Any, Any]], bool, bool] | None:
+    """The quick pass's loop: ``(pairs passed on, a cookie kept as the visitor's consent
+    allows, one dropped as it denies)``, or ``None`` when the list needs the whole filter.
+
+    ``privguard.core._quickscan.scan`` is the same loop in C, used when it was built
+    (``tests/core/test_quickscan.py`` holds the two to the same answers).
+    """
+    kept = dropped = False
     ctype: Any = None
-    out: list[tuple[AnyStr, AnyStr]] = []
+    out: list[tuple[Any, Any]] = []
     for pair in headers:
         kind = kinds.get(pair[0])
         if not kind:
@@ -366,35 +392,25 @@ def quick_headers(
             out.append(pair)
             continue
         if kind == _COOKIE:
-            head, sep, _ = pair[1].partition(equals)
+            head, sep, _ = pair[1].partition(b"=" if type(pair[1]) is bytes else "=")
             action = actions.get(head) if sep else None
             if action is None:
                 return None  # not judged yet, or undeclared (the filter reports it)
             if action:
                 if action == _A_KEEP:
-                    depends = True
+                    kept = True
                 else:  # dropped
                     if action == _A_DROP:
-                        depends = changed = True
+                        dropped = True
                     continue
         elif kind == _CTYPE and ctype is None:
-            ctype = _MEDIA.get(pair[1])
+            ctype = media.get(pair[1])
             if ctype is None or (ctype[1] and not 300 <= status < 400):
                 return None  # a type not seen yet, or a document (before the rest)
         else:  # a header the filter changes, or a second Content-Type
             return None
         out.append(pair)
-    if decision.expire:
-        changed = True
-    elif not (depends or changed):
-        out.append(v.referrer)
-        return out  # alike for everyone (see filter_headers)
-    at = raw + raw + changed
-    tail = plan.quick[at]
-    if tail is None:
-        tail = plan.quick[at] = plan.tail(v, False, changed, False, ())[0]
-    out += tail
-    return out
+    return out, kept, dropped
 
 
 def filter_raw_headers(
@@ -465,6 +481,23 @@ def filter_raw_cookies(
 
 #: Content-Type value (either string type) -> (its text, is it HTML/XHTML); bounded.
 _MEDIA: dict[object, tuple[str, bool]] = {}
+
+
+def _load_scan() -> Callable[..., tuple[list[Any], bool, bool] | None]:
+    """The quick pass's loop: the C one when it was built (and speaks these numbers),
+    else :func:`_scan_headers`."""
+    try:
+        from privguard.core import _quickscan  # type: ignore[attr-defined]
+    except ImportError:
+        return _scan_headers
+    names = ("KIND_COOKIE", "KIND_CTYPE", "ACTION_PASS", "ACTION_KEEP", "ACTION_DROP")
+    spoken = tuple(getattr(_quickscan, name, None) for name in (*names, "ACTION_DROP_ALWAYS"))
+    if spoken != (_COOKIE, _CTYPE, _A_PASS, _A_KEEP, _A_DROP, _A_DROP_ALWAYS):
+        return _scan_headers  # a stale build: the Python loop is the reference
+    return _quickscan.scan  # type: ignore[no-any-return]
+
+
+_scan = _load_scan()
 
 
 def _media(content_type: AnyStr, text: Callable[[AnyStr], str]) -> tuple[str, bool]:
