@@ -38,6 +38,15 @@ def build_extension(root: Path, work: Path) -> Path:
     return Path(command.get_ext_fullpath(MODULE))
 
 
+def _place(built: Path, target: Path) -> None:
+    """Put the module at ``target`` by renaming a copy over it, never by writing into it:
+    a process that has the old one loaded (a test run that installs the checkout into
+    another venv, editable) keeps its own file and does not crash on changed code."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copy2(built, partial)
+    os.replace(partial, target)
+
+
 class QuickScanHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
@@ -56,7 +65,7 @@ class QuickScanHook(BuildHookInterface):  # type: ignore[type-arg]
             )
             return
         if version == "editable":
-            shutil.copy2(built, root / SOURCE.parent / built.name)
+            _place(built, root / SOURCE.parent / built.name)
         else:
             build_data["force_include"][str(built)] = f"privguard/core/{built.name}"
         build_data["pure_python"] = False
