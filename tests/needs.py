@@ -7,7 +7,7 @@ or PostgreSQL; a developer without them still gets a clear skip reason.
 from __future__ import annotations
 
 import os
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -22,3 +22,13 @@ def unavailable(what: str, reason: str) -> NoReturn:
     if under_ci():
         pytest.fail(f"CI needs {what}: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def quickscan_loop() -> Any:
+    """The C loop of the quick pass (``privguard.core._quickscan.scan``), built at install
+    by ``hatch_build.py``; without it, fail under CI and skip elsewhere."""
+    try:
+        from privguard.core import _quickscan  # type: ignore[attr-defined]
+    except ImportError as exc:
+        unavailable("the C accelerator (a C compiler and Python's headers at install)", str(exc))
+    return _quickscan.scan

@@ -22,6 +22,7 @@ from privguard.core.response import filter_headers, filter_raw_headers, quick_he
 from privguard.runtime import Runtime
 from privguard.settings import Settings
 from tests.consent import visitor_decision
+from tests.needs import quickscan_loop
 
 SECRET = "quick-headers-test-secret-0123456789abcdef"
 
@@ -54,16 +55,9 @@ _PAIRS = st.sampled_from(
 
 @pytest.fixture(autouse=True, params=["c", "python"])
 def header_loop(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test once with the C loop (skipped where it was not built; CI fails
-    then, see ``test_quickscan.py``) and once with the Python loop."""
-    if request.param == "c":
-        try:
-            from privguard.core import _quickscan  # type: ignore[attr-defined]
-        except ImportError:
-            pytest.skip("privguard.core._quickscan was not built")
-        loop = _quickscan.scan
-    else:
-        loop = response._scan_headers
+    """Each test once with the C loop (where it was not built: a failure under CI, a
+    skip elsewhere) and once with the Python loop."""
+    loop = quickscan_loop() if request.param == "c" else response._scan_headers
     saved = response._scan
     response._scan = loop
     try:

@@ -19,16 +19,12 @@ from hypothesis import strategies as st
 
 from privguard.core import response
 from privguard.core.response import _scan_headers
-from tests.needs import unavailable
+from tests.needs import quickscan_loop
 
 
 @pytest.fixture(scope="module")
 def scan() -> Any:
-    try:
-        from privguard.core import _quickscan  # type: ignore[attr-defined]
-    except ImportError as exc:
-        unavailable("the C accelerator (a C compiler and Python's headers at install)", str(exc))
-    return _quickscan.scan
+    return quickscan_loop()
 
 
 def test_the_adapters_use_the_c_loop_when_it_is_built(scan: Any) -> None:
