@@ -32,3 +32,12 @@ def quickscan_loop() -> Any:
     except ImportError as exc:
         unavailable("the C accelerator (a C compiler and Python's headers at install)", str(exc))
     return _quickscan.scan
+
+
+def quickscan_fits() -> Any:
+    """The page memo's template check in C (``privguard.core._quickscan.fits``), built
+    with :func:`quickscan_loop`'s module; without it, fail under CI and skip elsewhere."""
+    quickscan_loop()
+    from privguard.core import _quickscan  # type: ignore[attr-defined]
+
+    return _quickscan.fits

@@ -144,3 +144,78 @@ def test_the_c_loop_keeps_no_reference_it_should_not(scan: Any) -> None:
         scan(pairs, KINDS, ACTIONS, MEDIA, 200)
         scan(declined, KINDS, ACTIONS, MEDIA, 200)
     assert [sys.getrefcount(o) for o in watched] == before
+
+
+# -- the page memo's template check ------------------------------------------------------
+
+from privguard.banner import seen as seen_module  # noqa: E402
+from privguard.banner.seen import Seen, _form, fits  # noqa: E402
+from tests.needs import quickscan_fits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def c_fits() -> Any:
+    return quickscan_fits()
+
+
+def test_the_page_memo_uses_the_c_check_when_it_is_built(c_fits: Any) -> None:
+    assert seen_module.fits_fast is c_fits
+
+
+_PAGE_BYTES = st.sampled_from(list(b"ab<>\"' =-_9"))
+
+
+@hypothesis_settings(max_examples=1500, deadline=None)
+@given(
+    old=st.binary(min_size=1, max_size=80).map(lambda b: bytes(x % 128 for x in b)),
+    cuts=st.lists(st.integers(0, 90), max_size=8),
+    inside_picks=st.lists(st.booleans(), max_size=8),
+    edits=st.lists(st.tuples(st.integers(0, 90), _PAGE_BYTES), max_size=6),
+    grow=st.integers(-8, 8),
+)
+def test_the_c_check_answers_as_the_python_check(
+    c_fits: Any,
+    old: bytes,
+    cuts: list[int],
+    inside_picks: list[bool],
+    edits: list[tuple[int, int]],
+    grow: int,
+) -> None:
+    # a form over ``old`` with runs at the cuts (some reaching past its end), then a new
+    # chunk: old with bytes changed anywhere, longer or shorter
+    points = sorted({min(c, len(old)) for c in cuts})
+    runs = [[a, b] for a, b in zip(points[::2], points[1::2], strict=False)]
+    inside = [slice(a, b) for (a, b), pick in zip(runs, inside_picks, strict=False) if pick]
+    form = _form(old, runs, [], inside)
+    new = bytearray(old)
+    for at, byte in edits:
+        if at < len(new):
+            new[at] = byte
+    new = new[: len(new) + grow] if grow < 0 else new + b"x" * grow
+    assert c_fits(form, bytes(new)) is fits(form, bytes(new))
+
+
+def test_the_c_check_takes_a_learnt_template_as_the_python_one(c_fits: Any) -> None:
+    template = [
+        b"<main>" + b"<p>shop</p>" * 10 + b"<form><input value='",
+        b"'></form>" + b"<p>shop</p>" * 300,
+        b"</main>" * 10,
+    ]
+    first = b"A" * 32
+    memo = Seen()
+    key, _, _, _, _ = memo.get("k", first.join(template))
+    memo.put(key, first.join(template), "value", 0, ())
+    assert memo.get("k", (b"B" * 32).join(template))[1] == "value"  # learnt
+    form = memo._items[key][3]
+    assert form is not None
+    for token, expected in ((b"C" * 32, True), (b"<" + b"C" * 31, False), (b"C" * 31, False)):
+        page = token.join(template)
+        assert c_fits(form, page) is fits(form, page) is expected
+
+
+def test_the_c_check_refuses_what_is_not_a_form(c_fits: Any) -> None:
+    for args in ((), ((), b""), ("form", b""), (((), (), (), (), ()), "text")):
+        with pytest.raises(TypeError):
+            c_fits(*args)
+    with pytest.raises(TypeError):
+        c_fits(((b"x",), (), (), (), ()), b"x")  # stretches without their starts

@@ -43,7 +43,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from privguard.banner.autoblock import HOLD, SKIP
-from privguard.banner.seen import Seen, fits
+from privguard.banner.seen import Seen, fits_fast
 
 if TYPE_CHECKING:
     from privguard.banner.autoblock import TagRewriter
@@ -724,7 +724,7 @@ class HtmlInjector:
                         self.rewritten += seen[3]
                     return seen[1]  # type: ignore[no-any-return]
                 # or alike but for inert bytes, by the template learnt (banner.seen)
-                if entry[3] and not entry[4] and not entry[3][3] and fits(entry[3], data):
+                if entry[3] and not entry[4] and not entry[3][3] and fits_fast(entry[3], data):
                     upto = seen[0]
                     self._tag_buf = data[upto:]
                     if seen[3]:

@@ -1,4 +1,6 @@
-/* privguard.core._quickscan: the quick pass's loop over a response's header list, in C.
+/* privguard.core._quickscan: the two loops privguard runs on most responses, in C: the
+ * quick pass's loop over a response's header list (scan), and the page memo's check
+ * that a chunk fits a template it learnt (fits, at the end of this file).
  *
  * An optional accelerator. privguard.core.response holds the same loop in Python
  * (_scan_headers), which is the reference: both answer every header list alike
@@ -217,9 +219,106 @@ error:
     return NULL;
 }
 
+/* fits(form, new) -> bool: privguard.banner.seen.fits in C (that function is the
+ * reference; tests/core/test_quickscan.py holds the two to the same answers).
+ *
+ *   form  a template learnt by privguard.banner.seen.Seen: (stretches, starts, runs,
+ *         spans, inside, getter): the template's bytes between its runs and where
+ *         each starts, the runs and those inside a span (slices); the rest unused
+ *   new   the chunk (bytes)
+ *
+ * True when new equals each stretch at its start, has no "<" in a run and none of
+ * <>"' in a run inside a span (runs cut at the end of new, as a slice is).
+ */
+static int
+run_holds(PyObject *run, const char *data, Py_ssize_t n, const char *bytes)
+{
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(run) || PySlice_Unpack(run, &start, &stop, &step) < 0) {
+        return -1;
+    }
+    if (step != 1) {
+        PyErr_SetString(PyExc_ValueError, "fits(): a run with a step");
+        return -1;
+    }
+    PySlice_AdjustIndices(n, &start, &stop, step);
+    for (const char *b = bytes; *b; b++) {
+        if (stop > start && memchr(data + start, *b, (size_t)(stop - start)) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+fits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "fits() takes exactly 2 arguments");
+        return NULL;
+    }
+    PyObject *form = args[0], *new = args[1];
+    if (!PyTuple_CheckExact(form) || PyTuple_GET_SIZE(form) < 5 || !PyBytes_CheckExact(new)) {
+        PyErr_SetString(PyExc_TypeError, "fits(): a form tuple and bytes");
+        return NULL;
+    }
+    PyObject *stretches = PyTuple_GET_ITEM(form, 0), *starts = PyTuple_GET_ITEM(form, 1);
+    PyObject *runs = PyTuple_GET_ITEM(form, 2), *inside = PyTuple_GET_ITEM(form, 4);
+    if (!PyTuple_CheckExact(stretches) || !PyTuple_CheckExact(starts) ||
+        !PyTuple_CheckExact(runs) || !PyTuple_CheckExact(inside) ||
+        PyTuple_GET_SIZE(stretches) != PyTuple_GET_SIZE(starts)) {
+        PyErr_SetString(PyExc_TypeError, "fits(): not a form");
+        return NULL;
+    }
+    const char *data = PyBytes_AS_STRING(new);
+    Py_ssize_t n = PyBytes_GET_SIZE(new);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(stretches); i++) {
+        PyObject *stretch = PyTuple_GET_ITEM(stretches, i);
+        if (!PyBytes_CheckExact(stretch)) {
+            PyErr_SetString(PyExc_TypeError, "fits(): a stretch that is not bytes");
+            return NULL;
+        }
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(starts, i));
+        if (at == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(stretch);
+        if (at < 0) { /* as bytes.startswith counts a negative start: from the end */
+            at += n;
+            if (at < 0) {
+                at = 0;
+            }
+        }
+        if (at > n || size > n - at || memcmp(data + at, PyBytes_AS_STRING(stretch), (size_t)size)) {
+            Py_RETURN_FALSE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(runs); i++) {
+        int found = run_holds(PyTuple_GET_ITEM(runs, i), data, n, "<");
+        if (found != 0) {
+            if (found < 0) {
+                return NULL;
+            }
+            Py_RETURN_FALSE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(inside); i++) {
+        int found = run_holds(PyTuple_GET_ITEM(inside, i), data, n, "<>\"'");
+        if (found != 0) {
+            if (found < 0) {
+                return NULL;
+            }
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(headers, kinds, actions, media, status) -> (out, kept, dropped) or None"},
+    {"fits", (PyCFunction)(void (*)(void))fits, METH_FASTCALL,
+     "fits(form, new) -> bool: privguard.banner.seen.fits"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -245,7 +344,8 @@ static PyModuleDef_Slot slots[] = {
 static struct PyModuleDef quickscan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "privguard.core._quickscan",
-    .m_doc = "The quick pass's header loop in C (see privguard.core.response._scan_headers).",
+    .m_doc = "The quick pass's header loop and the page memo's template check, in C "
+              "(privguard.core.response._scan_headers, privguard.banner.seen.fits).",
     .m_size = 0,
     .m_methods = methods,
     .m_slots = slots,
