@@ -1,4 +1,5 @@
-"""The quick pass's header loop in C answers as its Python reference.
+"""The C accelerator answers as its Python references: the quick pass's header loop,
+and the page memo's template check (``privguard.banner.seen.fits``, at the end).
 
 ``privguard.core._quickscan.scan`` is built by ``hatch_build.py`` at install; the
 loop it replaces, ``privguard.core.response._scan_headers``, is the reference. On any
@@ -17,9 +18,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from privguard.banner import seen as seen_module
+from privguard.banner.seen import Seen, _form, fits
 from privguard.core import response
 from privguard.core.response import _scan_headers
-from tests.needs import quickscan_loop
+from tests.needs import quickscan_fits, quickscan_loop
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +150,6 @@ def test_the_c_loop_keeps_no_reference_it_should_not(scan: Any) -> None:
 
 
 # -- the page memo's template check ------------------------------------------------------
-
-from privguard.banner import seen as seen_module  # noqa: E402
-from privguard.banner.seen import Seen, _form, fits  # noqa: E402
-from tests.needs import quickscan_fits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
