@@ -316,10 +316,16 @@ class _Responder:
                 return self._start(message)
             return self._send(message)
         if message["type"] == "http.response.body":
-            if self.start is None and self.buffer is None and message.get("more_body", False):
+            if self.start is None and self.buffer is None:
                 # a stream whose start went out: the chunk through the injector, and the
-                # server's own awaitable back (no coroutine of privguard's per chunk)
-                message["body"] = self.injector.feed(message.get("body", b""))
+                # server's own awaitable back (no coroutine of privguard's per chunk);
+                # its last message with what the injector held and the banner
+                injector = self.injector
+                chunk = message.get("body", b"")
+                if message.get("more_body", False):
+                    message["body"] = injector.feed(chunk)
+                else:
+                    message["body"] = (injector.feed(chunk) if chunk else b"") + injector.finish()
                 return self._send(message)
             return self._body(message)
         return self._held(message)
@@ -439,12 +445,13 @@ class _Responder:
     async def _body(self, message: Message) -> None:
         chunk = message.get("body", b"")
         more = message.get("more_body", False)
+        send = self._send
         if not more and self.start is not None and not self.buffer:  # the body in one message
             body = self.injector.whole(chunk)
             length = None if self.buffer is None else len(body)  # Content-Length as it came
             self.buffer = None
-            await self._send_start(body_changed(self.injector), length)
-            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            await send(self._started(body_changed(self.injector), length))
+            await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         out = self.injector.feed(chunk)
         if not more:
@@ -455,16 +462,17 @@ class _Responder:
                 return
             body = b"".join(self.buffer)
             self.buffer = None
-            await self._send_start(body_changed(self.injector), len(body))
-            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            await send(self._started(body_changed(self.injector), len(body)))
+            await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         if self.start is not None:  # streaming: send the held start with the first chunk
             # judged exactly when the body ends here; a longer stream may still change
-            await self._send_start(body_changed(self.injector) or more, None)
+            await send(self._started(body_changed(self.injector) or more, None))
         message["body"] = out  # the app's message, passed on with the new body
-        await self._send(message)
+        await send(message)
 
-    async def _send_start(self, changed: bool, length: int | None) -> None:
+    def _started(self, changed: bool, length: int | None) -> Message:
+        """The held start, its headers as the body turned out (no longer held)."""
         start = self.start
         assert start is not None
         self.start = None
@@ -472,7 +480,7 @@ class _Responder:
         if length is not None:
             headers.append((b"content-length", b"%d" % length))
         start["headers"] = headers
-        await self._send(start)
+        return start
 
 
 async def _held_back() -> None:
