@@ -1,6 +1,7 @@
 """The runtime's decision cache: bounded, per-input, never past a consent's expiry."""
 
 import time
+from dataclasses import replace
 
 from privguard.core.categories import Category
 from privguard.core.consent import ConsentState
@@ -146,3 +147,58 @@ def test_cached_decisions_equal_fresh_ones_for_any_mix_of_visitors():
             assert _fields(cached) == _fields(fresh)
 
     check()
+
+
+def test_the_short_way_takes_only_a_usual_memo_hit():
+    clock = Clock()
+    rt = Runtime(
+        Settings(secret_key=KEY, ledger=None, age_gate_paths=["/wine"], country_header="X-C"),
+        clock=clock,
+    )
+    v = view(x_c="DE")
+    key = rt.decisions.key(v)
+    assert rt.usual(key, "/") is None  # nothing memoised yet
+    decision = rt.decide(v, key)
+    assert rt.usual(key, "/") is decision is rt.cached(key)
+    for own in ("/privguard/consent", "/privguard/", "/.well-known/gpc.json"):
+        assert rt.usual(key, own) is None, own  # privguard's own paths: the general way
+    assert rt.usual(key, "/privguardian") is decision  # a shop path that merely starts alike
+    clock.now += 61  # past the memo's time to live
+    assert rt.usual(key, "/") is None and rt.cached(key) is None
+
+
+def test_the_short_way_leaves_age_gates_and_withdrawal_signals_to_the_general_way():
+    rt = Runtime(Settings(secret_key=KEY, ledger=None, age_gate_paths=["/wine"]))
+    gated = RequestView("GET", "/wine", "http", "shop.test", "127.0.0.1", {})
+    key = rt.decisions.key(gated)
+    decision = rt.decide(gated, key)
+    assert decision.age_gated and rt.cached(key) is decision
+    assert rt.usual(key, "/wine") is None
+    # a decision that has a withdrawal signal to send (GPC over a stored choice)
+    signal = view(sec_gpc="1")
+    key = rt.decisions.key(signal)
+    plain = rt.decide(signal, key)
+    assert rt.usual(key, "/") is plain
+    rt.decisions.put(key, replace(plain, signal_withdrawal=True), rt.clock(), rt._geo_seen)
+    assert rt.cached(key).signal_withdrawal and rt.usual(key, "/") is None
+
+
+def test_the_short_way_notices_a_new_geoip_generation_within_a_second():
+    clock = Clock()
+    rt = Runtime(Settings(secret_key=KEY, ledger=None), clock=clock)
+    generation = [0]
+    rt._geo_generation = lambda: generation[0]
+    v = view()
+    key = rt.decisions.key(v)
+    decision = rt.decide(v, key)
+    assert rt.usual(key, "/") is decision
+    generation[0] = 1  # the database was replaced
+    clock.now += 0.5
+    assert rt.cached(key) is None  # the general way asks every time
+    clock.now += 0.6  # past GEO_EVERY since it last asked
+    assert rt.usual(key, "/") is None
+    clock.now -= 100  # a clock set back asks again too
+    rt.decide(v, key)
+    generation[0] = 2
+    clock.now -= 5
+    assert rt.usual(key, "/") is None

@@ -86,17 +86,11 @@ class PrivacyMiddleware:
             tuple(map(get, self._key_keys)),
         )
         # The usual request takes the short way: a memoised decision, not privguard's own
-        # path, no age gate, no withdrawal signal. The rest (a decision to make, an
-        # endpoint, ...) takes _call.
-        decision = rt.cached(key)
+        # path, no age gate, no withdrawal signal (Runtime.usual). The rest (a decision
+        # to make, an endpoint, ...) takes _call.
+        decision = rt.usual(key, get("PATH_INFO", "") or "/")
         if decision is None:
-            return self._call(environ, start_response, key, None)
-        if (
-            decision.age_gated
-            or decision.signal_withdrawal
-            or rt.is_endpoint(get("PATH_INFO", "") or "/")
-        ):
-            return self._call(environ, start_response, key, decision)
+            return self._call(environ, start_response, key, rt.cached(key))
         ctx = environ[CONTEXT_KEY] = new_context(
             decision, rt, get("HTTP_HOST") or get("SERVER_NAME", ""), get("HTTP_ACCEPT_LANGUAGE")
         )

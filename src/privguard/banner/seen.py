@@ -220,7 +220,7 @@ def _load_fits() -> Callable[[Form, bytes], bool]:
         from privguard.core import _quickscan  # type: ignore[attr-defined]
     except ImportError:
         return fits
-    return getattr(_quickscan, "fits", fits)  # type: ignore[no-any-return]
+    return getattr(_quickscan, "fits", fits)
 
 
 #: :func:`fits`, in C where it was built (see :func:`_load_fits`)
