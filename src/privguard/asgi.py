@@ -497,7 +497,7 @@ class _Responder:
             return
         if self.start is not None:  # streaming: send the held start with the first chunk
             # judged exactly when the body ends here; a longer stream may still change
-            await send(self._started(body_changed(self.injector) or more, None))
+            await send(self._started(more or body_changed(self.injector), None))
         message["body"] = out  # the app's message, passed on with the new body
         await send(message)
 

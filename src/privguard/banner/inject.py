@@ -800,7 +800,10 @@ class HtmlInjector:
     def finish(self) -> bytes:
         """End of body: return the rest, with the body snippet when a ``</body>`` was seen."""
         self._quiet = False
-        out = self._body_stage(self._head_stage(self._tag_flush()) + self._head_flush())
+        if self._tag_buf or self._mode == HOLD or self._head_buf:
+            out = self._body_stage(self._head_stage(self._tag_flush()) + self._head_flush())
+        else:  # nothing left in the stages (the usual end): what they would give, b""
+            out = b""
         if self._done:
             return out
         self._done = True

@@ -528,7 +528,8 @@ class BannerRenderer:
         opt-out regime the default-on ones show as on, and a reopened view shows the
         stored choice).
         """
-        lang = self._lang(lang)
+        if lang not in self.texts:  # _lang, inlined (once per page)
+            lang = self.languages[0]
         key = (lang, decision.regime.name, decision.needs_banner, decision.reconsent, decision.gpc)
         allowed = decision.allowed
         ticked = (
@@ -541,7 +542,7 @@ class BannerRenderer:
         if filled is None:
             filled = self._fill_body(filled_key, decision)
         token = csrf_token if isinstance(csrf_token, bytes) else _attr_value(csrf_token)
-        return filled.render(token, _nonce_attr(nonce))
+        return filled.render(token, _nonce_attr(nonce) if nonce else b"")
 
     def _fill_body(
         self,
