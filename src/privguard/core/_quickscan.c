@@ -250,6 +250,19 @@ run_holds(PyObject *run, const char *data, Py_ssize_t n, const char *bytes)
     return 0;
 }
 
+/* Does any run of the tuple ``runs`` hold one of ``bytes``? 1 yes, 0 no, -1 error. */
+static int
+runs_hold(PyObject *runs, const char *data, Py_ssize_t n, const char *bytes)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(runs); i++) {
+        int found = run_holds(PyTuple_GET_ITEM(runs, i), data, n, bytes);
+        if (found != 0) {
+            return found;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 fits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -293,23 +306,15 @@ fits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_FALSE;
         }
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(runs); i++) {
-        int found = run_holds(PyTuple_GET_ITEM(runs, i), data, n, "<");
-        if (found != 0) {
-            if (found < 0) {
-                return NULL;
-            }
-            Py_RETURN_FALSE;
-        }
+    int found = runs_hold(runs, data, n, "<");
+    if (found == 0) {
+        found = runs_hold(inside, data, n, "<>\"'");
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(inside); i++) {
-        int found = run_holds(PyTuple_GET_ITEM(inside, i), data, n, "<>\"'");
-        if (found != 0) {
-            if (found < 0) {
-                return NULL;
-            }
-            Py_RETURN_FALSE;
+    if (found != 0) {
+        if (found < 0) {
+            return NULL;
         }
+        Py_RETURN_FALSE;
     }
     Py_RETURN_TRUE;
 }
